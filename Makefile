@@ -1,0 +1,44 @@
+# Two commands on a fresh machine:  make demo   |   make test
+# Both create .venv (pinned versions) when it is missing or out of date.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.dexterity_ros-installed
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export MUJOCO_GL ?= egl
+export PYTHONUNBUFFERED := 1
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test bench clean-venv sync-robot
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock setup.py package.xml
+	@bash dexterity_ros/tools/ensure_system_packages.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check --upgrade pip
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt -c requirements.lock
+	$(PIP) install -q --disable-pip-version-check --no-deps -e .
+	@$(PY) -c "import tf2_msgs.msg" 2>/dev/null || bash dexterity_ros/tools/build_tf2_msgs.sh $(VENV) --no-test
+	@$(PY) -c "import rclpy, open3d, pyrealsense2, onnxruntime, mujoco, tf2_msgs.msg" \
+	  || { echo "error: the virtualenv is incomplete (see above)"; exit 1; }
+	@touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/dexterity-ros demo
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS) test
+
+bench: venv
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The robot description is a copy of ../shared/robots/allegro_right.yaml.
+sync-robot:
+	cp ../shared/robots/allegro_right.yaml config/robots/allegro_right.yaml
+
+clean-venv:
+	rm -rf $(VENV)

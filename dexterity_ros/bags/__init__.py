@@ -1,0 +1,1 @@
+"""rosbag2 reading/writing (``io``) and the episode bag schema (``episode``)."""

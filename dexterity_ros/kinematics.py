@@ -1,0 +1,143 @@
+"""Forward kinematics and collision volumes of the hand, in the palm frame.
+
+Used by segmentation to remove the hand's own points from the depth cloud and
+by the calibration check to render the hand. Pure numpy; the tree comes from
+:mod:`dexterity_ros.hand_model`, never from hard-coded numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import quat_to_matrix
+from .hand_model import HandDescription, default_hand
+
+
+def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotations about unit ``axis`` by each angle -> (B, 3, 3)."""
+    angle = np.asarray(angle, dtype=np.float64)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    s = np.sin(angle)[..., None, None]
+    c = np.cos(angle)[..., None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+@dataclass(frozen=True)
+class ShapeSet:
+    """Collision primitives posed in the palm frame (arrays over shapes)."""
+
+    box_rotation: np.ndarray     # (nb, 3, 3) box frame -> palm
+    box_center: np.ndarray       # (nb, 3)
+    box_half: np.ndarray         # (nb, 3)
+    box_body: tuple[str, ...]
+    capsule_a: np.ndarray        # (nc, 3) segment end points in palm frame
+    capsule_b: np.ndarray        # (nc, 3)
+    capsule_radius: np.ndarray   # (nc,)
+    capsule_body: tuple[str, ...]
+
+    def bounding_box(self, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned bounds (palm frame) enclosing every shape plus ``margin``."""
+        corners = []
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+        for r, c, h in zip(self.box_rotation, self.box_center, self.box_half):
+            corners.append(c + (signs * h) @ r.T)
+        lo = [np.min(np.vstack(corners), axis=0)] if corners else []
+        hi = [np.max(np.vstack(corners), axis=0)] if corners else []
+        if len(self.capsule_radius):
+            ends = np.vstack([self.capsule_a, self.capsule_b])
+            rad = np.concatenate([self.capsule_radius, self.capsule_radius])[:, None]
+            lo.append(np.min(ends - rad, axis=0))
+            hi.append(np.max(ends + rad, axis=0))
+        return np.min(lo, axis=0) - margin, np.max(hi, axis=0) + margin
+
+    def contains(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """Boolean mask of ``points`` (N, 3) inside any shape inflated by ``margin``."""
+        points = np.asarray(points, dtype=np.float64)
+        inside = np.zeros(len(points), dtype=bool)
+        if len(points) == 0:
+            return inside
+        lo, hi = self.bounding_box(margin)
+        near = np.all((points >= lo) & (points <= hi), axis=1)
+        idx = np.flatnonzero(near)
+        if idx.size == 0:
+            return inside
+        p = points[idx]
+        hit = np.zeros(len(p), dtype=bool)
+        for r, c, h in zip(self.box_rotation, self.box_center, self.box_half):
+            local = (p - c) @ r           # palm -> box frame (r is box->palm)
+            hit |= np.all(np.abs(local) <= h + margin, axis=1)
+        for a, b, rad in zip(self.capsule_a, self.capsule_b, self.capsule_radius):
+            ab = b - a
+            t = np.clip(((p - a) @ ab) / max(ab @ ab, 1e-12), 0.0, 1.0)
+            d = p - (a + t[:, None] * ab)
+            hit |= np.einsum("ij,ij->i", d, d) <= (rad + margin) ** 2
+        inside[idx] = hit
+        return inside
+
+
+class HandKinematics:
+    """Forward kinematics of every link, relative to the palm body frame."""
+
+    def __init__(self, hand: HandDescription | None = None):
+        self.hand = hand or default_hand()
+        self.link_names = ("palm",) + tuple(l.name for l in self.hand.links)
+        index = {name: i for i, name in enumerate(self.link_names)}
+        self._parent = np.array([-1] + [index[l.parent] for l in self.hand.links])
+        self._offset_rot = [np.eye(3)] + [quat_to_matrix(l.quat) for l in self.hand.links]
+        self._offset_pos = [np.zeros(3)] + [np.array(l.pos) for l in self.hand.links]
+        self._joint_of_link = [-1] + [
+            self.hand.joint_index(l.joint) if l.joint else -1 for l in self.hand.links]
+        self._axis = [None] + [np.array(l.axis) / np.linalg.norm(l.axis) if l.axis else None
+                               for l in self.hand.links]
+        self._shapes = [self.hand.palm_collision] + [l.collision for l in self.hand.links]
+
+    def link_poses(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rotations (L, 3, 3) and positions (L, 3) of every link for joint vector ``q``."""
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape != (self.hand.num_joints,):
+            raise ValueError(f"expected {self.hand.num_joints} joint positions, got shape {q.shape}")
+        n = len(self.link_names)
+        rot = np.empty((n, 3, 3))
+        pos = np.empty((n, 3))
+        rot[0] = np.eye(3)
+        pos[0] = 0.0
+        for i in range(1, n):
+            p = self._parent[i]
+            r_local = self._offset_rot[i]
+            j = self._joint_of_link[i]
+            if j >= 0:
+                r_local = r_local @ _axis_rotation(self._axis[i], q[j])
+            rot[i] = rot[p] @ r_local
+            pos[i] = pos[p] + rot[p] @ self._offset_pos[i]
+        return rot, pos
+
+    def fingertip_positions(self, q: np.ndarray) -> np.ndarray:
+        rot, pos = self.link_poses(q)
+        tips = [i for i, name in enumerate(self.link_names) if name.endswith("_tip")]
+        return np.array([pos[i] + rot[i] @ np.array(self._shapes[i].pos) for i in tips])
+
+    def collision_shapes(self, q: np.ndarray) -> ShapeSet:
+        """Every collision primitive posed in the palm frame at joint positions ``q``."""
+        rot, pos = self.link_poses(q)
+        box_r, box_c, box_h, box_n = [], [], [], []
+        cap_a, cap_b, cap_r, cap_n = [], [], [], []
+        for i, shape in enumerate(self._shapes):
+            center = pos[i] + rot[i] @ np.array(shape.pos)
+            if shape.kind == "box":
+                box_r.append(rot[i])
+                box_c.append(center)
+                box_h.append(np.array(shape.size))
+                box_n.append(self.link_names[i])
+            else:
+                radius, half_length = shape.size
+                axis = rot[i][:, 2] * half_length
+                cap_a.append(center - axis)
+                cap_b.append(center + axis)
+                cap_r.append(radius)
+                cap_n.append(self.link_names[i])
+        return ShapeSet(np.array(box_r).reshape(-1, 3, 3), np.array(box_c).reshape(-1, 3),
+                        np.array(box_h).reshape(-1, 3), tuple(box_n),
+                        np.array(cap_a).reshape(-1, 3), np.array(cap_b).reshape(-1, 3),
+                        np.array(cap_r), tuple(cap_n))
+

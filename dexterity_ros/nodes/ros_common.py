@@ -1,0 +1,219 @@
+"""What every node shell shares: QoS mapping, typed parameters, /diagnostics, main().
+
+A node's parameters are one dataclass (fields made with ``config.param``):
+each field is declared as a ROS parameter with its description, and the
+values are validated through ``config.from_dict`` so a wrong type or an
+inverted range is a clear start-up error rather than a crash mid-run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+import traceback
+from typing import Any, Callable, TypeVar
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+from ..config import ConfigError, from_dict
+from ..diagnostics import Health, Level
+from ..topics import DIAGNOSTICS, QosClass, Topic
+
+C = TypeVar("C")
+
+
+def qos_profile(qos: QosClass | Topic, depth: int | None = None) -> QoSProfile:
+    """rclpy QoS for a topic's delivery class (sensor data is best effort, REP 2003)."""
+    if isinstance(qos, Topic):
+        qos = qos.qos
+    if qos is QosClass.SENSOR:
+        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth or qos_profile_sensor_data.depth,
+                             reliability=ReliabilityPolicy.BEST_EFFORT,
+                             durability=DurabilityPolicy.VOLATILE)
+    elif qos is QosClass.LATCHED:
+        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth or 1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    else:
+        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth or 10,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.VOLATILE)
+    return profile
+
+
+def _ros_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("ros_name") or field.name
+
+
+def _descriptor(field: dataclasses.Field) -> ParameterDescriptor:
+    meta = field.metadata
+    desc = ParameterDescriptor(description=meta.get("description", ""), read_only=meta.get("read_only", False),
+                               dynamic_typing=True)
+    limits = meta.get("constraints") or {}
+    if "min" in limits or "max" in limits:
+        lo, hi = limits.get("min"), limits.get("max")
+        desc.additional_constraints = f"range [{lo}, {hi}]"
+    return desc
+
+
+class DexterityNode(Node):
+    """Base class of every dexterity_ros node: typed config, health, /diagnostics at 1 Hz."""
+
+    def __init__(self, node_name: str, config_cls: type[C], diagnostics_period_s: float = 1.0, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.config_cls = config_cls
+        self.config: C = self.declare_config(config_cls)
+        self.health = Health(self.get_name())
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS.name, qos_profile(DIAGNOSTICS))
+        self._last_log: dict[str, float] = {}
+        self.create_timer(diagnostics_period_s, self.publish_diagnostics)
+
+    # ---------------------------------------------------------- parameters
+    def declare_config(self, config_cls: type[C]) -> C:
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(config_cls):
+            if "description" not in field.metadata:
+                continue
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            if isinstance(default, (list, tuple)) and len(default) == 0:
+                default = [""] if "str" in str(field.type) else [0.0]
+                declared = self.declare_parameter(_ros_name(field), default, _descriptor(field))
+                value = declared.value
+                if value == default:
+                    value = []
+            else:
+                value = self.declare_parameter(_ros_name(field), default, _descriptor(field)).value
+            if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
+                value = list(value)
+            values[field.name] = value
+        return self.config_from_values(config_cls, values)
+
+    def config_from_values(self, config_cls: type[C], values: dict[str, Any]) -> C:
+        try:
+            config = from_dict(config_cls, values)
+        except ConfigError as exc:
+            raise ConfigError(f"node '{self.get_name()}' parameters: {exc}") from None
+        for field in dataclasses.fields(config_cls):
+            limits = field.metadata.get("constraints") or {}
+            value = getattr(config, field.name)
+            if "min" in limits and value < limits["min"] or "max" in limits and value > limits["max"]:
+                raise ConfigError(f"node '{self.get_name()}' parameter '{_ros_name(field)}' = {value} "
+                                  f"outside [{limits.get('min')}, {limits.get('max')}]")
+        return config
+
+    # ----------------------------------------------------- guarded callbacks
+    def _guarded(self, callback: Callable, what: str) -> Callable:
+        """Wrap a callback so an unexpected exception is reported, never fatal."""
+
+        def guarded(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a node must survive garbage
+                key = f"exception in {what}"
+                if self.health.counters.get(key, 0) == 0:
+                    self.get_logger().error(f"unexpected error in {what}:\n{traceback.format_exc()}")
+                self.bad_input(key, f"unexpected error in {what}: {exc!r}", Level.ERROR)
+                return None
+
+        return guarded
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        return super().create_subscription(msg_type, topic, self._guarded(callback, f"{topic} callback"),
+                                           qos_profile, **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        name = getattr(callback, "__name__", "timer")
+        return super().create_timer(timer_period_sec, self._guarded(callback, f"timer {name}"), *args, **kwargs)
+
+    # --------------------------------------------------------- diagnostics
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def log_throttled(self, key: str, level: Level, message: str, period_s: float = 2.0) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, -1e9) < period_s:
+            return
+        self._last_log[key] = now
+        logger = self.get_logger()
+        # one call site per severity: rclpy refuses a call site whose severity changes
+        if level >= Level.ERROR:
+            logger.error(message)
+        elif level == Level.WARN:
+            logger.warning(message)
+        else:
+            logger.info(message)
+
+    def bad_input(self, key: str, message: str, level: Level = Level.WARN) -> None:
+        """Report garbage input: a log line (throttled per key) and a /diagnostics problem."""
+        self.health.problem(key, level, message)
+        self.log_throttled(key, level, message)
+
+    def diagnostic_status(self) -> DiagnosticStatus:
+        level, message = self.health.status()
+        status = DiagnosticStatus(level=bytes([int(level)]), name=f"dexterity_ros: {self.get_fully_qualified_name()}",
+                                  message=message[:1000], hardware_id=self.hardware_id())
+        status.values = [KeyValue(key=k, value=v) for k, v in self.health.key_values()]
+        return status
+
+    def hardware_id(self) -> str:
+        return ""
+
+    def publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [self.diagnostic_status()] + self.extra_diagnostics()
+        self._diag_pub.publish(msg)
+
+    def extra_diagnostics(self) -> list[DiagnosticStatus]:
+        return []
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Standard main(): init, build the node, spin until Ctrl-C/SIGTERM, exit code."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ConfigError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
+        code = 2
+    except NodeExit as exc:
+        print(f"[{'ERROR' if exc.code else 'INFO'}] {exc}", file=sys.stderr, flush=True)
+        code = exc.code
+    except Exception:  # last resort: a crash must name its cause
+        traceback.print_exc()
+        code = 1
+    finally:
+        if node is not None:
+            try:
+                node.destroy_node()
+            except Exception:
+                pass
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return code
+
+
+class NodeExit(Exception):
+    """Raised inside a node to stop it with a message and an exit code."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,0 +1,170 @@
+"""segmentation_node: depth + camera_info + joint states -> object cloud in the palm frame.
+
+A thin shell over :mod:`dexterity_ros.perception` (the same function the
+simulator uses for training observations). Each depth frame is paired with
+the joint state measured closest to its stamp; garbage input is reported on
+/diagnostics and the node keeps running.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
+
+from .. import conversions, topics
+from ..camera_model import Intrinsics, IntrinsicsError
+from ..config import ConfigError, param
+from ..diagnostics import Level
+from ..extrinsics import load_extrinsic
+from ..geometry import TransformError
+from ..hand_model import JointNameError, default_hand
+from ..joint_buffer import JointStateBuffer
+from ..paths import config_path
+from ..perception import ObjectCloudExtractor, load_perception_config
+from .ros_common import DexterityNode, qos_profile, run_node
+
+
+@dataclass(frozen=True)
+class SegmentationNodeConfig:
+    perception_config: str = param("", "perception YAML shared with the simulator (empty: config/perception.yaml)")
+    extrinsic_file: str = param("", "camera->palm extrinsic YAML (empty: config/extrinsics.yaml)")
+    joint_state_wait: float = param(0.05, "s to wait for a joint state at the frame's stamp before using the nearest one",
+                                    min=0.0, max=1.0)
+    max_joint_state_offset: float = param(0.1, "s; a frame whose nearest joint state is further away than this is dropped",
+                                          min=0.0)
+    publish_tf_static: bool = param(True, "broadcast the camera->palm extrinsic on /tf_static")
+
+
+class SegmentationNode(DexterityNode):
+    def __init__(self, **kwargs):
+        super().__init__("segmentation_node", SegmentationNodeConfig, **kwargs)
+        cfg = self.config
+        self.perception = load_perception_config(cfg.perception_config or None)
+        self.extrinsic = load_extrinsic(cfg.extrinsic_file or config_path("extrinsics.yaml"))
+        self.hand = default_hand()
+        self.extractor = ObjectCloudExtractor(self.perception)
+        self.joints = JointStateBuffer()
+        self.intrinsics: Intrinsics | None = None
+        self._pending: tuple[Image, float] | None = None
+
+        self.cloud_pub = self.create_publisher(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD))
+        self.create_subscription(Image, topics.DEPTH_IMAGE.name, self.on_depth, qos_profile(topics.DEPTH_IMAGE))
+        self.create_subscription(CameraInfo, topics.DEPTH_INFO.name, self.on_info, qos_profile(topics.DEPTH_INFO))
+        self.create_subscription(JointState, topics.JOINT_STATES.name, self.on_joints, qos_profile(topics.JOINT_STATES))
+        self.create_timer(0.01, self.flush_pending)
+        if cfg.publish_tf_static:
+            self.publish_extrinsic()
+        self.health.set_value("perception config hash", self.perception.config_hash())
+        self.health.set_value("num_points", self.perception.num_points)
+        self.get_logger().info(
+            f"segmentation ready: N={self.perception.num_points}, perception hash "
+            f"{self.perception.config_hash()}, extrinsic {self.extrinsic.parent_frame}<-{self.extrinsic.child_frame}")
+
+    # ------------------------------------------------------------ inputs
+    def publish_extrinsic(self) -> None:
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.bad_input("tf_static", "tf2_msgs is not installed: /tf_static not published "
+                           "(run `make venv` to build it)", Level.WARN)
+            return
+        self._tf_pub = self.create_publisher(TFMessage, topics.TF_STATIC.name, qos_profile(topics.TF_STATIC))
+        transform = conversions.transform_to_msg(self.extrinsic.matrix, self.now_ns(),
+                                                 self.extrinsic.parent_frame, self.extrinsic.child_frame)
+        self._tf_pub.publish(TFMessage(transforms=[transform]))
+
+    def on_info(self, msg: CameraInfo) -> None:
+        try:
+            intrinsics = conversions.camera_info_to_intrinsics(msg)
+        except conversions.MessageError as exc:
+            self.bad_input("bad camera_info", str(exc), Level.ERROR)
+            return
+        self.intrinsics = intrinsics
+
+    def on_joints(self, msg: JointState) -> None:
+        try:
+            names, positions = conversions.joint_state_to_arrays(msg)
+            q = self.hand.to_canonical(names, positions)
+        except (conversions.MessageError, JointNameError) as exc:
+            self.bad_input("bad joint_state", f"joint state rejected: {exc}")
+            return
+        self.joints.add(conversions.stamp_to_ns(msg.header.stamp), q)
+        if self._pending is not None:
+            frame, _ = self._pending
+            if self.joints.has_at_or_after(conversions.stamp_to_ns(frame.header.stamp)):
+                self._pending = None
+                self.process(frame)
+
+    def on_depth(self, msg: Image) -> None:
+        self.health.tick("depth frames")
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        if self.joints.has_at_or_after(stamp) or self.config.joint_state_wait <= 0:
+            self.process(msg)
+            return
+        if self._pending is not None:
+            self.health.count("frames superseded while waiting for joint state")
+        self._pending = (msg, time.monotonic())
+
+    def flush_pending(self) -> None:
+        if self._pending is not None and time.monotonic() - self._pending[1] >= self.config.joint_state_wait:
+            frame, _ = self._pending
+            self._pending = None
+            self.process(frame)
+
+    # ------------------------------------------------------------ work
+    def process(self, msg: Image) -> None:
+        t0 = time.perf_counter()
+        if self.intrinsics is None:
+            self.bad_input("no camera_info", "depth frame dropped: no valid camera_info received yet")
+            return
+        try:
+            frame = conversions.image_to_depth(msg)
+        except conversions.MessageError as exc:
+            self.bad_input("bad depth", f"depth frame rejected: {exc}", Level.ERROR)
+            return
+        try:
+            self.intrinsics.check_image(frame.depth.shape)
+        except IntrinsicsError as exc:
+            self.bad_input("depth size mismatch", f"depth frame rejected: {exc}", Level.ERROR)
+            return
+        if frame.invalid_values:
+            self.health.count("non-finite depth values", frame.invalid_values)
+        joints = self.joints.nearest(frame.stamp_ns)
+        if joints is None:
+            self.bad_input("no joint state", "depth frame dropped: no joint state received yet "
+                           "(hand points cannot be removed)")
+            return
+        offset_s = abs(joints.stamp_ns - frame.stamp_ns) * 1e-9
+        if offset_s > self.config.max_joint_state_offset:
+            self.bad_input("joint state too old",
+                           f"depth frame dropped: nearest joint state is {offset_s * 1e3:.0f} ms from the frame "
+                           f"(max_joint_state_offset {self.config.max_joint_state_offset * 1e3:.0f} ms)")
+            return
+        try:
+            result = self.extractor.extract(frame.depth, self.intrinsics, self.extrinsic.matrix, joints.positions)
+        except (IntrinsicsError, TransformError, ValueError) as exc:
+            self.bad_input("segmentation error", f"segmentation failed: {exc}", Level.ERROR)
+            return
+        for key, ms in result.timings_ms.items():
+            if key == "total":
+                self.health.latency("segmentation", ms)
+        if not result.ok:
+            self.bad_input("no object", f"no cloud published: {result.reason}")
+            return
+        cloud = conversions.points_to_pointcloud2(result.points, frame.stamp_ns, self.extrinsic.parent_frame)
+        self.cloud_pub.publish(cloud)
+        self.health.tick("clouds")
+        self.health.count("clouds published")
+        self.health.latency("callback", (time.perf_counter() - t0) * 1e3)
+        self.health.latency("frame age at publish", (self.now_ns() - frame.stamp_ns) * 1e-6)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SegmentationNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

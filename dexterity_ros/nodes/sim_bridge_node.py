@@ -1,0 +1,156 @@
+"""sim_bridge_node: stands in for the robot (camera + hand sensors) without Gazebo.
+
+Replay mode publishes a randomized episode bag (rosbag2 MCAP) on the robot's
+own topics at its recorded timing, so the same graph that runs on the robot
+runs on training data. Header stamps are remapped onto the node's clock
+(optionally /clock is published) so downstream staleness checks behave as
+on a live robot.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from rosgraph_msgs.msg import Clock
+
+from .. import conversions, topics
+from ..bags.episode import EPISODE_TOPICS, PRIVILEGED_TOPICS, bag_topic
+from ..bags.io import BagError, BagReader, deserialize, message_class
+from ..bags.replay import ReplayOptions, ReplaySchedule
+from ..config import ConfigError, param
+from ..diagnostics import Level
+from ..paths import data_directory
+from .ros_common import DexterityNode, qos_profile, run_node
+
+RECORDED_TARGETS = topics.Topic("sim/recorded_targets", topics.JOINT_TARGETS.type_name, topics.QosClass.RELIABLE,
+                                "the joint targets recorded in the episode (for parity checks)")
+
+
+@dataclass(frozen=True)
+class SimBridgeConfig:
+    mode: str = param("replay", "replay (publish an episode bag); live MuJoCo mode is sim.launch.xml's")
+    bag_path: str = param("", "episode bag directory (empty: the built-in demo episode)")
+    rate: float = param(1.0, "playback speed factor", min=0.01, max=100.0)
+    start_offset: float = param(0.0, "s of the bag to skip at the start", min=0.0)
+    loop: bool = param(False, "restart the episode when it ends")
+    publish_clock: bool = param(False, "publish /clock with the replay time (for use_sim_time graphs)")
+    restamp: bool = param(True, "map recorded header stamps onto this node's clock (false: keep recorded stamps)")
+    publish_privileged: bool = param(True, "also publish privileged sim state (object pose/twist, physics)")
+    publish_recorded_targets: bool = param(True, "publish the recorded actions on sim/recorded_targets")
+    exit_on_end: bool = param(False, "shut the node down when a non-looping replay ends")
+
+
+def default_episode_path() -> str:
+    return str(data_directory() / "demo" / "episode_000")
+
+
+class SimBridgeNode(DexterityNode):
+    def __init__(self, **kwargs):
+        super().__init__("sim_bridge_node", SimBridgeConfig, **kwargs)
+        cfg = self.config
+        if cfg.mode != "replay":
+            raise ConfigError(f"sim_bridge_node mode '{cfg.mode}' not supported here (use 'replay')")
+        path = cfg.bag_path or default_episode_path()
+        try:
+            self.reader = BagReader(path)
+            self.schedule = ReplaySchedule(self.reader, ReplayOptions(cfg.rate, cfg.start_offset, cfg.loop))
+        except (BagError, ValueError) as exc:
+            raise ConfigError(f"sim_bridge_node: {exc}") from None
+        present = self.reader.topics()
+        wanted = [t for t in EPISODE_TOPICS if cfg.publish_privileged or t not in PRIVILEGED_TOPICS]
+        self.routes: dict[str, tuple[topics.Topic, object]] = {}
+        for topic in wanted:
+            name = bag_topic(topic)
+            if name not in present:
+                continue
+            if present[name].type_name != topic.type_name:
+                raise ConfigError(f"bag topic {name} has type {present[name].type_name}, expected {topic.type_name}")
+            out = topic
+            if topic is topics.JOINT_TARGETS:
+                if not cfg.publish_recorded_targets:
+                    continue
+                out = RECORDED_TARGETS
+            self.routes[name] = (out, self.create_publisher(message_class(out.type_name), out.name, qos_profile(out)))
+        missing = [bag_topic(t) for t in (topics.DEPTH_IMAGE, topics.DEPTH_INFO, topics.JOINT_STATES)
+                   if bag_topic(t) not in present]
+        if missing:
+            raise ConfigError(f"episode bag {path} lacks required topics {missing}")
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK.name, qos_profile(topics.CLOCK)) \
+            if cfg.publish_clock else None
+        self.health.set_value("bag", path)
+        self.frames = 0
+        self.finished = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"replaying {path} ({self.reader.duration_ns * 1e-9:.1f} s, "
+                               f"rate {cfg.rate}, loop {cfg.loop}) on {len(self.routes)} topics")
+
+    def _run(self) -> None:
+        origin_ns = self.now_ns()
+        wall0 = time.monotonic()
+        try:
+            for due in self.schedule:
+                if self._stop.is_set():
+                    return
+                delay = due.due_s - (time.monotonic() - wall0)
+                if delay > 0:
+                    if self._stop.wait(delay):
+                        return
+                elif delay < -0.05:
+                    self.health.count("late messages (>50 ms)")
+                self._publish(due, origin_ns)
+        except BagError as exc:
+            self.bad_input("bag read error", f"replay stopped: {exc}", Level.ERROR)
+        except Exception as exc:  # keep the node alive and say why replay stopped
+            if not self._stop.is_set():
+                self.bad_input("replay error", f"replay stopped: {exc!r}", Level.ERROR)
+            return
+        self.finished.set()
+        self.health.set_state(Level.OK, "replay finished")
+        self.get_logger().info(f"replay finished: {self.frames} depth frames published")
+        if self.config.exit_on_end:
+            self.context.try_shutdown()
+
+    def _publish(self, due, origin_ns: int) -> None:
+        route = self.routes.get(due.message.topic)
+        if route is None:
+            return
+        topic, publisher = route
+        try:
+            msg = deserialize(due.message.data, due.message.type_name)
+        except Exception as exc:
+            self.bad_input("undecodable message", f"skipped a {due.message.type_name} message: {exc}")
+            return
+        restamped_ns = None
+        if hasattr(msg, "header"):
+            stamp = conversions.stamp_to_ns(msg.header.stamp)
+            if self.config.restamp:
+                restamped_ns = self.schedule.remap_stamp(stamp, due.loop_index, origin_ns)
+                msg.header.stamp = conversions.ns_to_stamp(restamped_ns)
+            else:
+                restamped_ns = stamp
+        publisher.publish(msg)
+        if topic is topics.DEPTH_IMAGE:
+            self.frames += 1
+            self.health.tick("frames")
+            self.health.count("frames replayed")
+            self.health.set_value("loop", due.loop_index)
+        if self.clock_pub is not None and restamped_ns is not None:
+            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(restamped_ns)))
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.reader.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimBridgeNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

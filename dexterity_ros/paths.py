@@ -1,0 +1,67 @@
+"""Where the package's data files (launch/, config/, models/) live.
+
+Three layouts must work: a colcon install (ament index), a pip install
+(``<prefix>/share/dexterity_ros``) and a source checkout (the repo root).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_NAME = "dexterity_ros"
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _looks_like_share(path: Path) -> bool:
+    return (path / "launch").is_dir() and (path / "config").is_dir()
+
+
+@lru_cache(maxsize=None)
+def share_directory(package: str = PACKAGE_NAME) -> Path:
+    """Return the share directory of ``package`` (``$(find-pkg-share pkg)``)."""
+    if package == PACKAGE_NAME:
+        override = os.environ.get("DEXTERITY_ROS_SHARE")
+        if override:
+            return Path(override)
+        # Source checkout first: editing the repo must affect the next run.
+        if _looks_like_share(_SOURCE_ROOT) and (_SOURCE_ROOT / "package.xml").is_file():
+            return _SOURCE_ROOT
+        candidate = Path(sys.prefix) / "share" / package
+        if _looks_like_share(candidate):
+            return candidate
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory(package))
+    except Exception as exc:  # PackageNotFoundError or ament index missing
+        raise FileNotFoundError(
+            f"package '{package}' not found (no ament index entry and no "
+            f"share directory under {sys.prefix})") from exc
+
+
+def config_path(*parts: str) -> Path:
+    return share_directory().joinpath("config", *parts)
+
+
+def launch_path(*parts: str) -> Path:
+    return share_directory().joinpath("launch", *parts)
+
+
+def models_path(*parts: str) -> Path:
+    return share_directory().joinpath("models", *parts)
+
+
+def data_directory() -> Path:
+    """Writable directory for generated data (demo bags); not part of share."""
+    override = os.environ.get("DEXTERITY_ROS_DATA")
+    if override:
+        return Path(override)
+    if (_SOURCE_ROOT / "package.xml").is_file():
+        return _SOURCE_ROOT / "data"
+    return Path.home() / ".cache" / PACKAGE_NAME
+
+
+def robot_description_path() -> Path:
+    """The Allegro description YAML shipped with the package (a copy of shared/)."""
+    return config_path("robots", "allegro_right.yaml")

@@ -1,0 +1,166 @@
+"""Helpers for tests that run real nodes over real DDS.
+
+``RosProbe`` is an in-process rclpy node that publishes and collects
+messages; ``NodeProcess`` starts a node executable as its own process with
+``--ros-args``, the same way the launcher does, and stops it with SIGINT.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RosProbe:
+    """A test-side node with its own context and a background executor thread."""
+
+    def __init__(self, name: str = "probe"):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if self._stop:
+                    return
+                raise
+
+    def subscribe(self, msg_type, topic: str, qos, key: str | None = None,
+                  stamp: bool = False) -> list[Any]:
+        key = key or topic
+        with self._lock:
+            store = self.received.setdefault(key, [])
+
+        def callback(msg, store=store):
+            with self._lock:
+                store.append((time.monotonic(), msg) if stamp else msg)
+
+        self.node.create_subscription(msg_type, topic, callback, qos)
+        return store
+
+    def publisher(self, msg_type, topic: str, qos):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, poll: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate():
+                    return True
+            time.sleep(poll)
+        with self._lock:
+            return predicate()
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {name} not available")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not future.done():
+            raise TimeoutError(f"service {name} did not answer")
+        return future.result()
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> "RosProbe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NodeProcess:
+    """A node started as ``python -m dexterity_ros.nodes.<module> --ros-args ...``."""
+
+    def __init__(self, module: str, name: str | None = None, params: dict[str, Any] | None = None,
+                 remaps: dict[str, str] | None = None, env: dict[str, str] | None = None):
+        cmd = [sys.executable, "-m", f"dexterity_ros.nodes.{module}", "--ros-args"]
+        if name:
+            cmd += ["-r", f"__node:={name}"]
+        for key, value in (params or {}).items():
+            cmd += ["-p", f"{key}:={_param_text(value)}"]
+        for src, dst in (remaps or {}).items():
+            cmd += ["-r", f"{src}:={dst}"]
+        self.cmd = cmd
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=full_env, cwd=str(ROOT))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for_output(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(self.lines)):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=2)
+        return self.proc.returncode
+
+    def __enter__(self) -> "NodeProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_param_text(v) if not isinstance(v, str) else f"'{v}'" for v in value) + "]"
+    return str(value)

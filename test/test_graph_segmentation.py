@@ -1,0 +1,88 @@
+"""segmentation_node over real DDS: clouds from good frames, diagnostics for garbage."""
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
+from tf2_msgs.msg import TFMessage
+
+from dexterity_ros import conversions as conv, topics
+from dexterity_ros.hand_model import default_hand
+from dexterity_ros.nodes.ros_common import qos_profile
+from ros_harness import NodeProcess, RosProbe
+from test_core_perception import INTR, grasp_pose, scene
+
+
+@pytest.fixture(scope="module")
+def graph():
+    node = NodeProcess("segmentation_node", name="segmentation")
+    probe = RosProbe("seg_probe")
+    clouds = probe.subscribe(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD))
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos_profile(topics.DIAGNOSTICS))
+    tf = probe.subscribe(TFMessage, "/tf_static", qos_profile(topics.TF_STATIC))
+    pubs = {
+        "depth": probe.publisher(Image, topics.DEPTH_IMAGE.name, qos_profile(topics.DEPTH_IMAGE)),
+        "info": probe.publisher(CameraInfo, topics.DEPTH_INFO.name, qos_profile(topics.DEPTH_INFO)),
+        "joints": probe.publisher(JointState, topics.JOINT_STATES.name, qos_profile(topics.JOINT_STATES)),
+    }
+    assert probe.wait_for(lambda: len(tf) > 0, 20), node.output
+    yield node, probe, pubs, clouds, diags, tf
+    probe.close()
+    node.stop()
+
+
+def send_frame(probe, pubs, depth, info_intr=INTR, joint_names=None, encoding="16UC1"):
+    stamp = probe.node.get_clock().now().nanoseconds
+    hand = default_hand()
+    names = joint_names or list(hand.driver_order("allegro_v4"))     # driver names map by name too
+    pubs["joints"].publish(conv.arrays_to_joint_state(names, grasp_pose()[: len(names)], stamp))
+    pubs["info"].publish(conv.intrinsics_to_camera_info(info_intr, stamp, topics.CAMERA_FRAME))
+    msg = conv.depth_to_image(depth, stamp, topics.CAMERA_FRAME, "16UC1" if encoding == "rgb8" else encoding)
+    if encoding == "rgb8":
+        msg.encoding = "rgb8"
+    pubs["depth"].publish(msg)
+
+
+def diag_mentions(diags, text):
+    return any(text in s.message for arr in diags for s in arr.status if "segmentation" in s.name)
+
+
+def test_good_frame_gives_cloud_and_static_transform(graph):
+    node, probe, pubs, clouds, diags, tf = graph
+    assert tf[0].transforms[0].header.frame_id == topics.PALM_FRAME
+    assert tf[0].transforms[0].child_frame_id == topics.CAMERA_FRAME
+    depth = scene()
+    assert probe.wait_for(lambda: (send_frame(probe, pubs, depth), len(clouds) > 0)[1], 15, poll=0.2), node.output
+    cloud = clouds[-1]
+    pts = conv.pointcloud2_to_points(cloud)
+    assert cloud.header.frame_id == topics.PALM_FRAME
+    assert pts.shape == (512, 3)
+    assert np.all(np.max(np.abs(pts - [0.07, 0.0, 0.02]), axis=1) < 0.035)
+
+
+@pytest.mark.parametrize("case, expect", [
+    ("encoding", "unsupported depth encoding"),
+    ("size", "camera_info says"),
+    ("zeros", "too few object points"),
+    ("joint_names", "joint state rejected"),
+    ("nan", "too few object points"),
+])
+def test_bad_input_is_reported_and_node_survives(graph, case, expect):
+    node, probe, pubs, clouds, diags, tf = graph
+    depth = scene()
+    if case == "encoding":
+        send_frame(probe, pubs, depth, encoding="rgb8")
+    elif case == "size":
+        send_frame(probe, pubs, depth[:200, :300])
+    elif case == "zeros":
+        send_frame(probe, pubs, np.zeros_like(depth))
+    elif case == "joint_names":
+        send_frame(probe, pubs, depth, joint_names=["wrist"] + list(default_hand().joint_names[1:]))
+    elif case == "nan":
+        send_frame(probe, pubs, np.full_like(depth, np.nan), encoding="32FC1")
+    assert probe.wait_for(lambda: diag_mentions(diags, expect), 10), (case, node.output[-2000:])
+    assert expect.split()[0] in node.output
+    assert node.alive()
+    n = len(clouds)
+    assert probe.wait_for(lambda: (send_frame(probe, pubs, depth), len(clouds) > n)[1], 10, poll=0.2)
