@@ -40,6 +40,10 @@ class SimBridgeConfig:
     publish_privileged: bool = param(True, "also publish privileged sim state (object pose/twist, physics)")
     publish_recorded_targets: bool = param(True, "publish the recorded actions on sim/recorded_targets")
     exit_on_end: bool = param(False, "shut the node down when a non-looping replay ends")
+    wait_for_subscribers: float = param(10.0, "s to wait for a depth subscriber before starting (0: start at once)",
+                                        min=0.0)
+    settle_time: float = param(1.0, "s to wait after the first subscriber appears (lets the rest of the graph "
+                                    "discover each other)", min=0.0)
 
 
 def default_episode_path() -> str:
@@ -88,7 +92,18 @@ class SimBridgeNode(DexterityNode):
         self.get_logger().info(f"replaying {path} ({self.reader.duration_ns * 1e-9:.1f} s, "
                                f"rate {cfg.rate}, loop {cfg.loop}) on {len(self.routes)} topics")
 
+    def _wait_for_graph(self) -> None:
+        depth_pub = self.routes[bag_topic(topics.DEPTH_IMAGE)][1]
+        deadline = time.monotonic() + self.config.wait_for_subscribers
+        while time.monotonic() < deadline and depth_pub.get_subscription_count() == 0:
+            if self._stop.wait(0.05):
+                return
+        if depth_pub.get_subscription_count() == 0 and self.config.wait_for_subscribers > 0:
+            self.get_logger().warning("no depth subscriber appeared; replaying anyway")
+        self._stop.wait(self.config.settle_time)
+
     def _run(self) -> None:
+        self._wait_for_graph()
         origin_ns = self.now_ns()
         wall0 = time.monotonic()
         try:
@@ -142,9 +157,12 @@ class SimBridgeNode(DexterityNode):
             self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(restamped_ns)))
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.reader.close()
+        # also called on a half-built node when start-up failed
+        if hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join(timeout=2)
+        if hasattr(self, "reader"):
+            self.reader.close()
         super().destroy_node()
 
 
