@@ -13,6 +13,8 @@ import sys
 # module name in dexterity_ros.cli_commands, in help order
 COMMAND_MODULES = (
     "launch",
+    "export",
+    "info",
 )
 
 

@@ -1,0 +1,128 @@
+"""`dexterity-ros info PATH`: describe a student model (its contract) or, later, a bag.
+
+A path ending in ``.onnx`` prints the policy contract in readable form and
+checks it against the hand description, the perception config and the graph.
+Other paths go to :func:`describe_bag`, the hook the rosbag2 tool fills.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "info", help="describe a student model (.onnx contract) or a recording",
+        description="Print the policy contract of an ONNX student in readable form, with checks against "
+                    "the hand description and the perception config.")
+    parser.add_argument("path", type=Path, help="MODEL.onnx")
+    parser.add_argument("--json", action="store_true", help="print the raw contract JSON instead")
+    parser.add_argument("--perception-config", type=Path,
+                        help="perception YAML to compare with (default: config/perception.yaml)")
+    parser.set_defaults(func=run)
+
+
+def describe_bag(path: Path) -> str | None:
+    """Description of a rosbag2 recording, or None if ``path`` is not one this tool reads.
+
+    Hook for the bag tool: it replaces this function's body; ``info`` already dispatches here.
+    """
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if path.suffix.lower() == ".onnx":
+        return _describe_model(path, args)
+    text = describe_bag(path)
+    if text is None:
+        print(f"error: {path} is not an ONNX model (expected a file ending in .onnx); "
+              "describing recordings is not supported yet", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+def _describe_model(path: Path, args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..hand_model import default_hand
+    from ..perception import load_perception_config
+    from ..policy.contract import (ContractError, PolicyError, check_default_pose, check_graph_io,
+                                   check_perception, joint_permutation, read_contract)
+    from ..policy.runtime import make_session, session_io
+
+    try:
+        contract = read_contract(path)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(contract.to_json(indent=2))
+        return 0
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    c = contract
+    out = [f"model     {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest})",
+           f"contract  v{c.contract_version}  {c.name or '(unnamed)'}"]
+    if c.description:
+        out.append(f"          {c.description}")
+    out.append(f"control   {c.control_rate_hz:g} Hz, action_mode {c.action_mode}, action_ema {c.action_ema:g}")
+    hand = default_hand()
+    checks: list[str] = []
+    try:
+        index = joint_permutation(c, hand)
+        check_default_pose(c, hand, index)
+        checks.append("hand: joint names and default pose ok")
+    except ContractError as exc:
+        index = None
+        checks.append(f"hand: MISMATCH: {exc}")
+    out.append("joints    (policy order)")
+    out.append(f"    {'#':>2}  {'name':<12} {'hand joint':<10} {'default':>8} {'scale':>7}   hand limits")
+    for k, name in enumerate(c.joint_names):
+        if index is not None:
+            i = index[k]
+            hand_name, limits = hand.joint_names[i], f"[{hand.lower[i]:.3f}, {hand.upper[i]:.3f}]"
+        else:
+            hand_name, limits = "?", ""
+        out.append(f"    {k:>2}  {name:<12} {hand_name:<10} {c.default_joint_pos[k]:>8.3f} "
+                   f"{c.action_scale[k]:>7.3f}   {limits}")
+    out.append("inputs")
+    for s in c.inputs:
+        norm = s.normalization.kind
+        if norm == "mean_std":
+            norm += f" ({len(s.normalization.mean)} mean / {len(s.normalization.std)} std)"
+        out.append(f"    {s.name:<22} {str(list(s.shape)):<14} {s.dtype:<8} {s.meaning:<23} norm {norm}")
+    out.append("outputs")
+    for s in c.outputs:
+        out.append(f"    {s.name:<22} {str(list(s.shape)):<14} {s.dtype:<8} {s.meaning}")
+    out.append(f"points    {c.point_cloud.num_points} points in frame '{c.point_cloud.frame}'")
+    out.append("history   " + (f"{c.history.length} steps of {', '.join(c.history.stacked)}"
+                               if c.history.stacked else "none"))
+    out.append("recurrent " + (", ".join(f"{p.input} <- {p.output} (initial {p.initial_value:g})"
+                                         for p in c.recurrent_state) or "none"))
+    if c.goal.representation == "quaternion":
+        out.append("goal      quaternion (w, x, y, z), unit, w >= 0")
+    else:
+        out.append(f"goal      {c.goal.num_points} canonical points of '{c.goal.object_name}' rotated to the "
+                   f"goal orientation (points sha256 {c.goal.canonical_points_sha256 or 'unchecked'})")
+    out.append(f"segmentation config hash {c.segmentation_config_hash}")
+    try:
+        perception = load_perception_config(args.perception_config)
+        problems = check_perception(c, perception)
+        checks += [f"perception: MISMATCH: {p}" for p in problems] or [
+            "perception: point count and segmentation hash match the perception config"]
+    except ConfigError as exc:
+        checks.append(f"perception: cannot load config: {exc}")
+    try:
+        check_graph_io(c, *session_io(make_session(path)))
+        checks.append("graph: inputs and outputs match the contract")
+    except PolicyError as exc:
+        checks.append(f"graph: MISMATCH: {exc}")
+    if c.provenance:
+        out.append("provenance")
+        out += [f"    {k}: {v}" for k, v in c.provenance.items()]
+    out.append("checks")
+    out += [f"    {line}" for line in checks]
+    print("\n".join(out))
+    return 0 if not any("MISMATCH" in line or "cannot" in line for line in checks) else 1

@@ -1,0 +1,377 @@
+"""Start, watch and stop the processes of a launch plan, the way ``ros2 launch`` does.
+
+Each child runs in its own session (so a terminal Ctrl-C reaches only the launcher, which
+then stops the children in order); its output is echoed line by line as ``[label] line``;
+its exit is reported with ros2 launch's wording (``process has died [pid N, exit code C,
+cmd '...']``) and the others keep running. Shutdown: SIGINT, then SIGTERM after
+``sigterm_timeout``, then SIGKILL after ``sigkill_timeout``.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence, TextIO
+
+from .launch_xml import LaunchPlan, ProcessPlan, load_launch_plan
+
+_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL"}
+
+
+@dataclass
+class ChildProcess:
+    """One started process and what happened to it."""
+
+    plan: ProcessPlan
+    popen: subprocess.Popen | None = None
+    returncode: int | None = None
+    starts: int = 0
+    crashed: bool = False            # exited non-zero on its own, before shutdown began
+    last_signal: int | None = None   # the last signal the supervisor sent it
+    exited: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def label(self) -> str:
+        return self.plan.label
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.popen is None else self.popen.pid
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and not self.exited.is_set()
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    label: str
+    stream: str   # "stdout", "stderr" or "launch" (the supervisor's own messages)
+    text: str
+
+
+_LIVE_HANDLES: "weakref.WeakSet[LaunchHandle]" = weakref.WeakSet()
+
+
+class LaunchHandle:
+    """Running processes of a launch plan: wait for them, read their output, stop them."""
+
+    def __init__(self, processes: Sequence[ProcessPlan], *, plan: LaunchPlan | None = None,
+                 echo: TextIO | bool | None = True, sigterm_timeout: float = 5.0,
+                 sigkill_timeout: float = 5.0, stop_on_death: bool = False, keep_lines: int = 20000):
+        self.plan = plan
+        self.children = [ChildProcess(p) for p in processes]
+        self.echo: TextIO | None = sys.stdout if echo is True else (echo or None)   # True: this sys.stdout
+        self.sigterm_timeout = sigterm_timeout
+        self.sigkill_timeout = sigkill_timeout
+        self.stop_on_death = stop_on_death
+        self._lines: collections.deque[OutputLine] = collections.deque(maxlen=keep_lines)
+        self._lines_changed = threading.Condition()
+        self._echo_lock = threading.Lock()
+        self._shutting_down = threading.Event()
+        self.shutdown_requested = threading.Event()   # set when stop_on_death fires
+        self._escalate = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._spawn_lock = threading.Lock()   # a respawn never races the start of shutdown
+        self._threads: list[threading.Thread] = []
+        self._exit_code: int | None = None
+        self._started = False
+
+    # ------------------------------------------------------------ logging
+    def log(self, level: str, name: str, message: str) -> None:
+        """A launcher message in ros2 launch's screen format: ``[LEVEL] [name]: message``."""
+        self._emit(OutputLine(name, "launch", f"[{level}] [{name}]: {message}"), echo=True)
+
+    def _emit(self, line: OutputLine, echo: bool) -> None:
+        with self._lines_changed:
+            self._lines.append(line)
+            self._lines_changed.notify_all()
+        if echo and self.echo is not None:
+            text = line.text if line.stream == "launch" else f"[{line.label}] {line.text}"
+            with self._echo_lock:
+                try:
+                    self.echo.write(text + "\n")
+                    self.echo.flush()
+                except (OSError, ValueError):
+                    pass
+
+    # --------------------------------------------------------------- start
+    def start(self) -> "LaunchHandle":
+        if self._started:
+            raise RuntimeError("launch handle already started")
+        self._started = True
+        _LIVE_HANDLES.add(self)
+        if self.plan is not None:
+            for message in self.plan.messages:
+                self.log("INFO", "launch.user", message)
+        for child in self.children:
+            self._spawn(child)
+        return self
+
+    def _spawn(self, child: ChildProcess) -> None:
+        plan = child.plan
+        env = dict(plan.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            popen = subprocess.Popen(list(plan.cmd), env=env, cwd=plan.cwd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            self.log("ERROR", child.label, f"exception occurred while executing process: {exc} "
+                     f"[cmd '{shlex.join(plan.cmd)}']")
+            child.returncode = 127
+            child.crashed = not self._shutting_down.is_set()
+            child.exited.set()
+            if child.crashed and self.stop_on_death:
+                self.shutdown_requested.set()
+            return
+        child.popen = popen
+        child.returncode = None
+        child.exited.clear()
+        child.starts += 1
+        self.log("INFO", child.label, f"process started with pid [{popen.pid}]")
+        readers = [self._thread(self._read, child, popen.stdout, "stdout"),
+                   self._thread(self._read, child, popen.stderr, "stderr")]
+        self._thread(self._watch, child, popen, readers)
+
+    def _thread(self, target, *args) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
+
+    def _read(self, child: ChildProcess, pipe, stream: str) -> None:
+        echo = stream == "stderr" or child.plan.output in ("screen", "both")
+        with pipe:
+            for raw in iter(pipe.readline, b""):
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self._emit(OutputLine(child.label, stream, text), echo=echo)
+
+    def _watch(self, child: ChildProcess, popen: subprocess.Popen, readers: list[threading.Thread]) -> None:
+        code = popen.wait()
+        for reader in readers:
+            reader.join(timeout=2.0)   # report the exit after its last output line, like ros2 launch
+        child.returncode = code
+        if code == 0:
+            self.log("INFO", child.label, f"process has finished cleanly [pid {popen.pid}]")
+        else:
+            self.log("ERROR", child.label, f"process has died [pid {popen.pid}, exit code {code}, "
+                     f"cmd '{shlex.join(child.plan.cmd)}'].")
+        if code != 0 and not self._shutting_down.is_set():
+            child.crashed = True
+            if self.stop_on_death:
+                self.shutdown_requested.set()
+        respawn = child.plan.respawn and not self._shutting_down.is_set() and not self.shutdown_requested.is_set()
+        if respawn:
+            if child.plan.respawn_delay > 0 and self._shutting_down.wait(child.plan.respawn_delay):
+                respawn = False
+        with self._spawn_lock:
+            if respawn and not self._shutting_down.is_set():
+                self._spawn(child)
+                return
+            child.exited.set()
+
+    # ---------------------------------------------------------- inspection
+    @property
+    def running(self) -> bool:
+        """True while any child is running (or about to be respawned)."""
+        return any(not c.exited.is_set() for c in self.children)
+
+    def child(self, label_prefix: str) -> ChildProcess:
+        """The child whose label is ``label_prefix`` or starts with ``label_prefix-``."""
+        for c in self.children:
+            if c.label == label_prefix or c.label.rsplit("-", 1)[0] == label_prefix:
+                return c
+        raise KeyError(f"no process labelled {label_prefix!r} (have {[c.label for c in self.children]})")
+
+    def lines(self, label: str | None = None) -> list[OutputLine]:
+        with self._lines_changed:
+            return [ln for ln in self._lines if label is None or ln.label == label]
+
+    @property
+    def output(self) -> str:
+        """Everything as it was (or would have been) echoed."""
+        return "\n".join(ln.text if ln.stream == "launch" else f"[{ln.label}] {ln.text}" for ln in self.lines())
+
+    def wait_for_output(self, text: str, timeout: float, label: str | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lines_changed:
+            while True:
+                if any(text in ln.text and (label is None or ln.label == label) for ln in self._lines):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lines_changed.wait(remaining)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every child has exited for good; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for child in self.children:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not child.exited.wait(remaining):
+                return False
+        return True
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._exit_code
+
+    # ---------------------------------------------------------------- stop
+    def escalate(self) -> None:
+        """Skip the current wait of the shutdown sequence (a second Ctrl-C)."""
+        self._escalate.set()
+
+    def _signal(self, child: ChildProcess, sig: int) -> None:
+        if child.popen is None or child.exited.is_set():
+            return
+        child.last_signal = sig
+        if sig == signal.SIGINT:
+            self.log("INFO", "launch", f"sending signal 'SIGINT' to process[{child.label}]")
+        try:
+            os.killpg(child.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                child.popen.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def _wait_all(self, children: Iterable[ChildProcess], timeout: float) -> list[ChildProcess]:
+        deadline = time.monotonic() + timeout
+        pending = [c for c in children if not c.exited.is_set()]
+        while pending and time.monotonic() < deadline and not self._escalate.is_set():
+            pending[0].exited.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            pending = [c for c in pending if not c.exited.is_set()]
+        self._escalate.clear()
+        return [c for c in pending if not c.exited.is_set()]
+
+    def stop(self) -> int:
+        """Stop every child (SIGINT -> SIGTERM -> SIGKILL) and return the launch exit code.
+
+        0 when every child finished cleanly or ended in response to the shutdown; 1 when a
+        child crashed on its own, exited non-zero when asked to stop, or had to be killed.
+        """
+        with self._stop_lock:
+            if self._exit_code is not None:
+                return self._exit_code
+            with self._spawn_lock:
+                self._shutting_down.set()
+            live = [c for c in self.children if c.running]
+            for child in live:
+                self._signal(child, signal.SIGINT)
+            remaining = self._wait_all(live, self.sigterm_timeout)
+            for child in remaining:
+                self.log("ERROR", "launch", f"process[{child.label}] failed to terminate "
+                         f"'{self.sigterm_timeout:g}' seconds after receiving 'SIGINT', escalating to 'SIGTERM'")
+                self._signal(child, signal.SIGTERM)
+            remaining = self._wait_all(remaining, self.sigkill_timeout)
+            killed = list(remaining)
+            for child in remaining:
+                self.log("ERROR", "launch", f"process[{child.label}] failed to terminate "
+                         f"'{self.sigkill_timeout:g}' seconds after receiving 'SIGTERM', escalating to 'SIGKILL'")
+                self._signal(child, signal.SIGKILL)
+            self._wait_all(remaining, 10.0)
+            for child in self.children:
+                if not child.exited.is_set() and child.popen is None:
+                    child.exited.set()   # never started (respawn pending): nothing to wait for
+            self.wait(timeout=5.0)
+            for thread in self._threads:
+                thread.join(timeout=2.0)
+            if self.plan is not None:
+                self.plan.cleanup()
+            _LIVE_HANDLES.discard(self)
+            self._exit_code = self._compute_exit_code(killed)
+            return self._exit_code
+
+    def _compute_exit_code(self, killed: list[ChildProcess]) -> int:
+        for child in self.children:
+            if child.crashed or child in killed:
+                return 1
+            code = child.returncode
+            if code is None or code == 0:
+                continue
+            if child.last_signal is not None and code == -child.last_signal:
+                continue   # ended by the signal we sent it
+            return 1
+        return 0
+
+    def __enter__(self) -> "LaunchHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def launch(path: Path | str, arguments: Mapping[str, str] | Iterable[str] | None = None, *,
+           echo: TextIO | bool | None = True, sigterm_timeout: float = 5.0, sigkill_timeout: float = 5.0,
+           stop_on_death: bool = False, environ: Mapping[str, str] | None = None) -> LaunchHandle:
+    """Evaluate a launch file and start its processes; ``handle.stop()`` (or ``with``) ends them.
+
+    Raises :class:`dexterity_ros.launch_xml.LaunchError` before starting anything if the file is bad.
+    """
+    plan = load_launch_plan(path, arguments, environ=environ)
+    handle = LaunchHandle(plan.processes, plan=plan, echo=echo, sigterm_timeout=sigterm_timeout,
+                          sigkill_timeout=sigkill_timeout, stop_on_death=stop_on_death)
+    try:
+        return handle.start()
+    except BaseException:
+        handle.stop()
+        raise
+
+
+def run_until_stopped(handle: LaunchHandle, duration: float | None = None,
+                      handle_signals: bool = True) -> int:
+    """Block until SIGINT/SIGTERM, ``duration`` seconds, or every child exited; then stop; exit code."""
+    stop_reason = threading.Event()
+    previous: dict[int, object] = {}
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        def on_signal(signum, _frame) -> None:
+            name = "ctrl-c (SIGINT)" if signum == signal.SIGINT else _SIGNAL_NAMES.get(signum, str(signum))
+            if stop_reason.is_set():
+                handle.log("WARNING", "launch", f"received {name} again, escalating")
+                handle.escalate()
+                return
+            handle.log("WARNING", "launch", f"user interrupted with {name}" if signum == signal.SIGINT
+                       else f"received {name}, shutting down")
+            stop_reason.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop_reason.is_set():
+            if handle.shutdown_requested.is_set():
+                handle.log("ERROR", "launch", "a process died and stop_on_death is set, shutting down")
+                break
+            if not handle.running:
+                handle.log("INFO", "launch", "all processes have exited")
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                handle.log("INFO", "launch", f"--duration {duration:g} s elapsed, shutting down")
+                break
+            stop_reason.wait(0.05)
+        stop_reason.set()
+        return handle.stop()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Never leave children behind when the launching interpreter exits."""
+    for handle in list(_LIVE_HANDLES):
+        handle.sigterm_timeout = min(handle.sigterm_timeout, 2.0)
+        handle.sigkill_timeout = min(handle.sigkill_timeout, 2.0)
+        try:
+            handle.stop()
+        except Exception:
+            pass

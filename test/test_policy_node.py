@@ -1,0 +1,159 @@
+"""student_node over real DDS: targets for good inputs, nothing (and a diagnostic) for bad ones."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import QuaternionStamped
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import JointState, PointCloud2
+
+from dexterity_ros import conversions as conv, topics
+from dexterity_ros.nodes.ros_common import qos_profile
+from ros_harness import NodeProcess, RosProbe
+from test_policy_support import HAND, J, NAN_TRIGGER, cloud, probe_model
+
+Q = np.clip(np.full(J, 0.5), HAND.lower, HAND.upper)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    node = NodeProcess("student_node", params={"max_input_age": 0.3})
+    probe = RosProbe("student_probe")
+    targets = probe.subscribe(JointState, topics.JOINT_TARGETS.name, qos_profile(topics.JOINT_TARGETS))
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos_profile(topics.DIAGNOSTICS))
+    pubs = {
+        "cloud": probe.publisher(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD)),
+        "joints": probe.publisher(JointState, topics.JOINT_STATES.name, qos_profile(topics.JOINT_STATES)),
+        "goal": probe.publisher(QuaternionStamped, topics.GOAL.name, qos_profile(topics.GOAL)),
+    }
+    connected = lambda: all(p.get_subscription_count() > 0 for p in pubs.values())   # noqa: E731
+    assert probe.wait_for(connected, 30), node.output
+    yield node, probe, pubs, targets, diags
+    probe.close()
+    node.stop()
+
+
+def stream(probe, pubs, seconds: float, age_s: float = 0.0, q=Q, names=None) -> list[int]:
+    """Joint state + cloud pairs at the control rate; returns the cloud stamps sent."""
+    rng = np.random.default_rng(0)
+    stamps = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        stamp = probe.node.get_clock().now().nanoseconds - int(age_s * 1e9)
+        pubs["joints"].publish(conv.arrays_to_joint_state(names or HAND.joint_names, q, stamp))
+        pubs["cloud"].publish(conv.points_to_pointcloud2(cloud(rng), stamp, topics.PALM_FRAME))
+        stamps.append(stamp)
+        time.sleep(1 / 12)
+    return stamps
+
+
+def set_goal(probe, pubs, q_wxyz) -> None:
+    pubs["goal"].publish(conv.goal_msg(np.asarray(q_wxyz, dtype=float),
+                                       probe.node.get_clock().now().nanoseconds, topics.PALM_FRAME))
+    time.sleep(0.2)
+
+
+def diag_says(probe, diags, text: str, timeout: float = 5.0) -> bool:
+    def found():
+        return any(text in s.message for arr in diags[-3:] for s in arr.status if "student_node" in s.name)
+    return probe.wait_for(found, timeout)
+
+
+def last_values(diags) -> dict[str, str]:
+    for arr in reversed(diags):
+        for s in arr.status:
+            if "student_node" in s.name:
+                return {kv.key: kv.value for kv in s.values}
+    return {}
+
+
+def test_nan_goal_gives_no_targets_and_says_why(graph):
+    node, probe, pubs, targets, diags = graph
+    set_goal(probe, pubs, [float("nan"), 0.0, 0.0, 1.0])
+    stream(probe, pubs, 1.0)
+    assert diag_says(probe, diags, "goal rejected: goal quaternion contains NaN"), node.output
+    set_goal(probe, pubs, [0.0, 0.0, 0.0, 0.0])
+    stream(probe, pubs, 0.5)
+    assert diag_says(probe, diags, "zero norm"), node.output
+    assert len(targets) == 0
+
+
+def test_valid_goal_gives_canonical_targets_within_limits(graph):
+    node, probe, pubs, targets, diags = graph
+    set_goal(probe, pubs, [np.cos(0.4), 0.0, 0.0, np.sin(0.4)])
+    sent = stream(probe, pubs, 1.5)
+    assert probe.wait_for(lambda: len(targets) >= 8, 5), node.output
+    for msg in list(targets):
+        assert tuple(msg.name) == HAND.joint_names
+        q = np.array(msg.position)
+        assert q.shape == (J,) and np.all(q >= HAND.lower) and np.all(q <= HAND.upper)
+        assert conv.stamp_to_ns(msg.header.stamp) in sent          # stamp of the cloud that produced it
+    assert probe.wait_for(lambda: int(last_values(diags).get("actions count", 0)) >= 8, 3)
+    values = last_values(diags)
+    assert float(values["inference latency p99 (ms)"]) > 0
+    assert "reference_student" in values["contract"]
+
+
+def test_stale_inputs_give_nothing(graph):
+    node, probe, pubs, targets, diags = graph
+    set_goal(probe, pubs, [1.0, 0.0, 0.0, 0.0])
+    stream(probe, pubs, 0.5)
+    assert probe.wait_for(lambda: len(targets) > 0, 3)
+    time.sleep(0.3)
+    before = len(targets)
+    stream(probe, pubs, 1.0, age_s=1.0)
+    assert diag_says(probe, diags, "stale cloud"), node.output
+    assert len(targets) == before
+
+
+def test_unknown_joint_names_give_nothing(graph):
+    node, probe, pubs, targets, diags = graph
+    time.sleep(0.3)
+    before = len(targets)
+    names = list(HAND.joint_names)
+    names[2] = "elbow"
+    stream(probe, pubs, 0.8, names=names)
+    assert diag_says(probe, diags, "joint state rejected"), node.output
+    assert "elbow" in node.output
+    assert len(targets) == before
+
+
+def set_param(probe, name: str, value: str):
+    request = SetParameters.Request()
+    request.parameters = [Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                                    string_value=value))]
+    return probe.call(SetParameters, "/student_node/set_parameters", request).results[0]
+
+
+def test_reload_validates_before_swap_and_nan_outputs_are_not_forwarded(graph, tmp_path):
+    node, probe, pubs, targets, diags = graph
+    set_goal(probe, pubs, [1.0, 0.0, 0.0, 0.0])
+    names = list(HAND.joint_names)
+    names[0] = "wrist"
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(probe_model(joint_names=names))
+    result = set_param(probe, "model_path", str(bad))
+    assert not result.successful and "joint_names" in result.reason and "wrist" in result.reason
+    before = len(targets)
+    stream(probe, pubs, 0.8)
+    assert probe.wait_for(lambda: len(targets) > before, 3)     # the old model kept running
+    assert "model reload refused" in node.output
+
+    good = tmp_path / "probe.onnx"
+    good.write_bytes(probe_model(action_mode="relative-to-measured", scale=1.0))
+    result = set_param(probe, "model_path", str(good))
+    assert result.successful, result.reason
+    assert probe.wait_for(lambda: last_values(diags).get("model") == str(good), 5)
+    time.sleep(0.3)
+    before = len(targets)
+    q_bad = Q.copy()
+    q_bad[3] = NAN_TRIGGER + 0.5                       # the probe model emits NaN for this joint state
+    stream(probe, pubs, 0.8, q=q_bad)
+    assert diag_says(probe, diags, "contains NaN or inf"), node.output
+    assert len(targets) == before
+    assert int(last_values(diags).get("nan_outputs count", 0)) > 0
+    assert node.alive()
