@@ -1,0 +1,624 @@
+"""ReorientEnv: the randomized Allegro in-hand reorientation task (Dactyl-style reward).
+
+One policy step = ``substeps`` MuJoCo steps at the configured policy rate. The
+observation carries what the robot measures (noisy joint positions, the sim
+clock, the goal) plus noisy object points, and renders the depth camera only
+when asked (:meth:`Observation.render`), so training without pixels pays
+nothing for the camera. Randomization comes from :mod:`.randomization`; each
+episode is a pure function of (seed, episode index), bit for bit.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import mujoco
+import numpy as np
+
+from ..camera_model import Intrinsics
+from ..config import ConfigError
+from ..extrinsics import Extrinsic
+from ..geometry import (make_transform, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix,
+                        random_quaternion, rotation_distance)
+from .model import LABEL_BACKGROUND, OPTICAL_TO_MUJOCO_CAMERA, SceneModel, build_scene
+from .objects import canonical_points
+from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer,
+                            RandomizationConfig, as_randomization_config, term_rng)
+from .render import DepthRenderer, apply_depth_effects, set_camera_intrinsics
+from .sim_config import SimConfig, as_sim_config
+
+HOLD_CHECK_S = 0.25            # after settling: true gravity for this long, then check the grasp
+MAX_RESET_ATTEMPTS = 5
+HELD_MAX_SPEED = 0.05        # m/s: an object still moving faster after settling is not held
+
+
+class StaleObservationError(RuntimeError):
+    """An observation from an earlier episode was asked to render (the model has changed since)."""
+
+
+@dataclass(frozen=True)
+class DepthFrame:
+    """One simulated depth frame, in the robot's conventions."""
+
+    depth: np.ndarray                   # (H, W) float32 metres, 0 = no return
+    labels: np.ndarray                  # (H, W) uint8: 0 background, 1 hand, 2 object, 3 table/other
+    intrinsics: Intrinsics              # as rendered (after jitter)
+    extrinsic: Extrinsic                # camera optical -> palm as rendered (after jitter)
+    calibrated_intrinsics: Intrinsics   # nominal: what the robot's camera_info would say
+    calibrated_extrinsic: Extrinsic     # nominal: config/extrinsics.yaml
+    time_ns: int
+    episode: int
+    step: int
+
+
+class _FrameSource:
+    """What is needed to render one observation's frame later: the pose snapshot."""
+
+    __slots__ = ("env", "episode", "step", "time_ns", "qpos", "frame")
+
+    def __init__(self, env: "ReorientEnv", episode: int, step: int, time_ns: int, qpos: np.ndarray):
+        self.env = weakref.ref(env)
+        self.episode, self.step, self.time_ns, self.qpos = episode, step, time_ns, qpos
+        self.frame: DepthFrame | None = None
+
+    def render(self) -> DepthFrame:
+        if self.frame is None:
+            env = self.env()
+            if env is None:
+                raise StaleObservationError("the environment of this observation is gone")
+            self.frame = env._render_source(self)
+        return self.frame
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """What the student may see at one policy step."""
+
+    time_ns: int                        # sim clock (monotonic across episodes)
+    episode: int
+    step: int
+    joint_positions: np.ndarray         # (16,) rad, canonical order, noisy
+    object_points: np.ndarray           # (N, 3) float32 palm frame, noisy (sim stand-in for perception)
+    goal_quaternion: np.ndarray         # (4,) w, x, y, z, palm frame
+    frozen: bool = False                # sensor freeze: this is the previous observation held
+    frame_dropped: bool = False         # no camera frame this step (object_points held)
+    _frame: _FrameSource | None = field(default=None, repr=False)
+
+    def render(self) -> DepthFrame | None:
+        """The depth frame of this observation (rendered on first call; None if dropped)."""
+        return None if self._frame is None else self._frame.render()
+
+
+@dataclass(frozen=True)
+class StepResult:
+    observation: Observation
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PrivilegedState:
+    """Ground truth (never a student input): poses and velocities in the palm frame."""
+
+    time_ns: int
+    episode: int
+    step: int
+    object_name: str
+    mount: str
+    object_position: np.ndarray          # (3,) m
+    object_quaternion: np.ndarray        # (4,) w, x, y, z
+    object_linear_velocity: np.ndarray   # (3,) m/s
+    object_angular_velocity: np.ndarray  # (3,) rad/s
+    goal_quaternion: np.ndarray
+    rotation_distance: float
+    joint_positions: np.ndarray          # (16,) true, canonical order
+    joint_velocities: np.ndarray
+    joint_targets: np.ndarray            # (16,) actuator targets actually applied
+    consecutive_successes: int
+    physics_params: dict[str, Any]       # JSON-able
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for key, value in self.__dict__.items():
+            out[key] = value.tolist() if isinstance(value, np.ndarray) else value
+        return out
+
+
+@dataclass(frozen=True)
+class SimState:
+    """Full state for rollouts from a copy: MuJoCo integration state + the env's own state."""
+
+    episode: int
+    object_name: str
+    physics: np.ndarray                  # mj_getState(mjSTATE_INTEGRATION)
+    env: dict[str, Any]
+
+
+class _SceneSlot:
+    """A compiled scene, its data, nominal parameters and (lazily) a renderer."""
+
+    def __init__(self, scene: SceneModel):
+        self.scene = scene
+        self.model = scene.model
+        self.data = mujoco.MjData(scene.model)
+        self.scratch = mujoco.MjData(scene.model)           # for rendering snapshots
+        m, g, b = scene.model, scene.object_geom_id, scene.object_body_id
+        self.mesh_id = int(m.geom_dataid[g]) if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH else -1
+        self.nominal = {name: getattr(m, name).copy() for name in (
+            "geom_friction", "geom_size", "geom_rbound", "geom_aabb", "geom_pos", "body_mass",
+            "body_inertia", "body_ipos", "dof_damping", "actuator_gainprm", "actuator_biasprm",
+            "jnt_range", "bvh_aabb", "mesh_vert", "cam_pos", "cam_quat", "cam_intrinsic",
+            "cam_sensorsize", "cam_resolution")}
+        self.nominal_gravity = m.opt.gravity.copy()
+        self.object_bvh = slice(int(m.body_bvhadr[b]), int(m.body_bvhadr[b] + m.body_bvhnum[b]))
+        if self.mesh_id >= 0:
+            self.mesh_bvh = slice(int(m.mesh_bvhadr[self.mesh_id]),
+                                  int(m.mesh_bvhadr[self.mesh_id] + m.mesh_bvhnum[self.mesh_id]))
+            self.mesh_verts = slice(int(m.mesh_vertadr[self.mesh_id]),
+                                    int(m.mesh_vertadr[self.mesh_id] + m.mesh_vertnum[self.mesh_id]))
+        self.renderer: DepthRenderer | None = None
+        self.mesh_dirty = False
+        self.palm_quat_conjugate = quat_conjugate(matrix_to_quat(scene.palm_rotation))
+
+    def restore(self) -> None:
+        for name, value in self.nominal.items():
+            getattr(self.model, name)[:] = value
+        self.model.opt.gravity[:] = self.nominal_gravity
+
+
+class ReorientEnv:
+    """Reorient the object in hand to a goal orientation (palm up or palm down).
+
+    ``sim_config`` / ``randomization_config``: dataclass, YAML path, mapping or
+    None (the packaged config/sim.yaml and config/randomization.yaml).
+    """
+
+    def __init__(self, sim_config: SimConfig | str | Mapping | None = None,
+                 randomization_config: RandomizationConfig | str | Mapping | None = None,
+                 seed: int = 0):
+        self.config = as_sim_config(sim_config)
+        self.randomization = as_randomization_config(randomization_config)
+        self._seed = int(seed)
+        self._next_episode = 0
+        self._slots: dict[str, _SceneSlot] = {}
+        for name in dict.fromkeys(self.config.objects):      # build (and validate) every object now
+            self._slots[name] = _SceneSlot(build_scene(self.config, name, self.config.mount))
+        first = self._slots[self.config.objects[0]]
+        self._slot = first
+        self.hand = first.scene.hand
+        self.joint_names = self.hand.joint_names
+        self.num_joints = self.hand.num_joints
+        self.policy_period_s = first.scene.policy_period_s
+        self.policy_period_ns = int(round(self.policy_period_s * 1e9))
+        self.action_low = self.hand.lower.copy()
+        self.action_high = self.hand.upper.copy()
+        mount = self.config.mount_config()
+        self._initial_joints = self._initial_pose(mount.initial_joints)
+        self._clock_ns = 0
+        self._episode = -1
+        self._done = True
+        self._rand: EpisodeRandomizer | None = None
+
+    # ------------------------------------------------------------------ public properties
+    @property
+    def scene(self) -> SceneModel:
+        return self._slot.scene
+
+    @property
+    def model(self) -> mujoco.MjModel:
+        return self._slot.model
+
+    @property
+    def data(self) -> mujoco.MjData:
+        return self._slot.data
+
+    @property
+    def episode(self) -> int:
+        return self._episode
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def initial_joint_positions(self) -> np.ndarray:
+        """The mount's start joint targets (canonical order, rad): a "hold still" action."""
+        return self._initial_joints.copy()
+
+    @property
+    def episode_params(self) -> EpisodeParams:
+        if self._rand is None:
+            raise RuntimeError("call reset() first")
+        return self._rand.params
+
+    def _initial_pose(self, by_name: Mapping[str, float]) -> np.ndarray:
+        q = np.zeros(self.num_joints)
+        aliases = self.hand.aliases()
+        for name, value in by_name.items():
+            if name not in aliases:
+                raise ConfigError(f"initial_joints: unknown joint '{name}'")
+            q[aliases[name]] = float(value)
+        return self.hand.clamp(q)
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start the next episode (or episode 0 of ``seed``)."""
+        if seed is not None:
+            self._seed = int(seed)
+            self._next_episode = 0
+        self._episode = episode = self._next_episode
+        self._next_episode += 1
+        task_rng = term_rng(self._seed, episode, TASK_STREAM)
+        name = self.config.objects[int(task_rng.integers(len(self.config.objects)))]
+        self._slot = slot = self._slots[name]
+        self._rand = EpisodeRandomizer(self.randomization, self._seed, episode, self.num_joints)
+        self._apply_params(slot, self._rand.params)
+        self._task_rng = task_rng
+        self._reference = np.array(self.config.mount_config().object_position)
+        self.reset_attempts = self._settle(slot, task_rng)
+        m, d, scene = slot.model, slot.data, slot.scene
+        start = d.ctrl[scene.actuator_index].copy()
+        self._backlash_position = start.copy()
+        self._action_queue = deque([start.copy()] * self._rand.params.action_delay_steps, maxlen=None)
+        self._applied_targets = start.copy()
+        self._wrench = np.zeros(6)
+        self._step = 0
+        self._steps_since_goal = 0
+        self._successes = 0
+        self._freeze_left = 0
+        self._done = False
+        self._clock_ns += self.policy_period_ns
+        self._goal = self._sample_goal(self._object_quaternion())
+        self._distance = float(rotation_distance(self._object_quaternion(), self._goal))
+        self._last_obs: Observation | None = None
+        self._last_obs = self._observe(allow_events=False)
+        return self._last_obs
+
+    def _apply_params(self, slot: _SceneSlot, p: EpisodeParams) -> None:
+        """Restore the nominal model, then write this episode's physical and camera parameters."""
+        slot.restore()
+        m, scene, nom = slot.model, slot.scene, slot.nominal
+        g, b = scene.object_geom_id, scene.object_body_id
+        m.geom_friction[g, 0] = nom["geom_friction"][g, 0] * p.friction_scale_object
+        m.geom_friction[scene.hand_geom_ids, 0] = (nom["geom_friction"][scene.hand_geom_ids, 0]
+                                                   * p.friction_scale_hand)
+        s = p.object_scale
+        m.geom_size[g] = nom["geom_size"][g] * s
+        m.geom_rbound[g] = nom["geom_rbound"][g] * s
+        m.geom_aabb[g] = nom["geom_aabb"][g] * s
+        m.geom_pos[g] = nom["geom_pos"][g] * s
+        m.bvh_aabb[slot.object_bvh] = nom["bvh_aabb"][slot.object_bvh] * s
+        if slot.mesh_id >= 0:
+            m.mesh_vert[slot.mesh_verts] = nom["mesh_vert"][slot.mesh_verts] * np.float32(s)
+            m.bvh_aabb[slot.mesh_bvh] = nom["bvh_aabb"][slot.mesh_bvh] * s
+            slot.mesh_dirty = True
+        m.body_mass[b] = nom["body_mass"][b] * p.object_mass_scale
+        m.body_inertia[b] = nom["body_inertia"][b] * p.object_mass_scale * s * s
+        m.body_ipos[b] = nom["body_ipos"][b] * s + p.object_com_offset
+        dofs, acts, joints = scene.joint_dof_index, scene.actuator_index, scene.joint_ids
+        m.dof_damping[dofs] = nom["dof_damping"][dofs] * p.joint_damping_scale
+        m.actuator_gainprm[acts, 0] = nom["actuator_gainprm"][acts, 0] * p.actuator_gain_scale
+        m.actuator_biasprm[acts, 1] = nom["actuator_biasprm"][acts, 1] * p.actuator_gain_scale
+        limits = nom["jnt_range"][joints] + p.joint_limit_offset
+        limits[:, 1] = np.maximum(limits[:, 1], limits[:, 0] + 1e-3)
+        m.jnt_range[joints] = limits
+        self._gravity = slot.nominal_gravity + p.gravity_offset
+        m.opt.gravity[:] = self._gravity
+        # camera: the rendered pose/intrinsics differ from the calibrated ones by the jitter
+        ext = scene.extrinsic
+        rotation = ext.rotation @ _rotation_vector_matrix(p.camera_rotation_offset)
+        self._true_extrinsic = Extrinsic(make_transform(rotation, ext.translation + p.camera_translation_offset),
+                                         ext.parent_frame, ext.child_frame)
+        m.cam_pos[scene.camera_id] = self._true_extrinsic.translation
+        m.cam_quat[scene.camera_id] = matrix_to_quat(rotation @ OPTICAL_TO_MUJOCO_CAMERA)
+        k = scene.intrinsics
+        self._true_intrinsics = Intrinsics(k.width, k.height, k.fx * p.focal_scale[0], k.fy * p.focal_scale[1],
+                                           k.cx + p.principal_offset[0], k.cy + p.principal_offset[1])
+        set_camera_intrinsics(m, scene.camera_id, self._true_intrinsics)
+        mujoco.mj_setConst(m, slot.data)
+
+    def _settle(self, slot: _SceneSlot, rng: np.random.Generator) -> int:
+        """Place hand and object, let them settle (gravity into the palm), check the grasp holds."""
+        m, d, scene = slot.model, slot.data, slot.scene
+        mount = self.config.mount_config()
+        palm_gravity = scene.palm_gravity(float(np.linalg.norm(slot.nominal_gravity)))
+        for attempt in range(1, MAX_RESET_ATTEMPTS + 1):
+            mujoco.mj_resetData(m, d)
+            noise = rng.uniform(-1, 1, self.num_joints) * mount.initial_joint_noise_rad
+            target = self.hand.clamp(self._initial_joints + noise)
+            start = self.hand.clamp(np.zeros(self.num_joints)) if mount.start_open else target
+            d.qpos[scene.joint_qpos_index] = start
+            d.ctrl[scene.actuator_index] = target
+            a = scene.object_qpos_start
+            offset = rng.uniform(-1, 1, 3) * mount.object_position_noise_m
+            d.qpos[a:a + 3] = scene.palm_position + scene.palm_rotation @ (self._reference + offset)
+            quat = random_quaternion(rng) if self.config.task.random_initial_orientation else np.array([1.0, 0, 0, 0])
+            d.qpos[a + 3:a + 7] = quat_multiply(matrix_to_quat(scene.palm_rotation), quat)
+            m.opt.gravity[:] = palm_gravity if mount.palm_gravity_settle else self._gravity
+            mujoco.mj_forward(m, d)
+            mujoco.mj_step(m, d, nstep=max(1, int(round(mount.settle_time_s / m.opt.timestep))))
+            m.opt.gravity[:] = self._gravity
+            mujoco.mj_step(m, d, nstep=max(1, int(round(HOLD_CHECK_S / m.opt.timestep))))
+            v0 = scene.object_dof_start
+            near = np.linalg.norm(self._object_position() - self._reference) < 0.5 * self.config.task.drop_distance_m
+            if near and np.linalg.norm(d.qvel[v0:v0 + 3]) < HELD_MAX_SPEED:
+                return attempt
+        return MAX_RESET_ATTEMPTS + 1          # not held: the first step will report the drop
+
+    def _sample_goal(self, current: np.ndarray) -> np.ndarray:
+        """A uniformly random orientation at least min_goal_distance_rad from ``current``."""
+        for _ in range(100):
+            goal = random_quaternion(self._task_rng)
+            if rotation_distance(goal, current) >= self.config.task.min_goal_distance_rad:
+                return goal
+        return goal
+
+    # ------------------------------------------------------------------ pose helpers
+    def _object_position(self) -> np.ndarray:
+        scene, d = self.scene, self.data
+        a = scene.object_qpos_start
+        return scene.palm_rotation.T @ (d.qpos[a:a + 3] - scene.palm_position)
+
+    def _object_quaternion(self) -> np.ndarray:
+        """Object orientation in the palm frame (w >= 0); mju_* keeps the hot path cheap."""
+        a = self.scene.object_qpos_start
+        q = np.empty(4)
+        mujoco.mju_mulQuat(q, self._slot.palm_quat_conjugate, self.data.qpos[a + 3:a + 7])
+        q /= math.sqrt(float(q @ q))
+        return q if q[0] >= 0 else -q
+
+    # ------------------------------------------------------------------ step
+    def step(self, joint_targets: np.ndarray) -> StepResult:
+        """Apply joint position targets (canonical order, rad) for one policy period."""
+        if self._done:
+            raise RuntimeError("the episode is over (or never started): call reset()")
+        action = np.asarray(joint_targets, dtype=np.float64)
+        if action.shape != (self.num_joints,):
+            raise ValueError(f"expected {self.num_joints} joint targets in canonical order "
+                             f"{list(self.joint_names)}, got shape {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"joint targets must be finite, got {action.tolist()}")
+        slot, scene, rand = self._slot, self.scene, self._rand
+        m, d, p = slot.model, slot.data, rand.params
+        action = np.clip(action, self.action_low, self.action_high)
+        noisy = action + p.action_bias
+        noise = rand.action_noise()
+        if noise is not None:
+            noisy = noisy + noise
+        if p.action_delay_steps:
+            self._action_queue.append(noisy)
+            noisy = self._action_queue.popleft()
+        half = 0.5 * p.backlash
+        self._backlash_position = np.clip(self._backlash_position, noisy - half, noisy + half)
+        self._applied_targets = np.clip(self._backlash_position, self.action_low, self.action_high)
+        d.ctrl[scene.actuator_index] = self._applied_targets
+        self._wrench = rand.object_wrench(self._wrench, float(m.body_mass[scene.object_body_id]))
+        d.xfrc_applied[scene.object_body_id] = self._wrench
+        mujoco.mj_step(m, d, nstep=scene.substeps)
+        self._step += 1
+        self._steps_since_goal += 1
+        self._clock_ns += self.policy_period_ns
+
+        task = self.config.task
+        quat = self._object_quaternion()
+        distance = _rotation_distance(quat, self._goal)
+        reward = self._distance - distance
+        offset = self._object_position() - self._reference
+        dropped = bool(math.sqrt(float(offset @ offset)) > task.drop_distance_m
+                       or not np.isfinite(d.qpos).all())
+        success = (not dropped) and distance < task.success_threshold_rad
+        if dropped:
+            reward += task.drop_penalty
+        if success:
+            reward += task.success_bonus
+            self._successes += 1
+            self._steps_since_goal = 0
+            self._goal = self._sample_goal(quat)
+            distance = _rotation_distance(quat, self._goal)
+        self._distance = distance
+        terminated = dropped or self._successes >= task.max_consecutive_successes
+        timeout_steps = int(math.ceil(task.goal_timeout_s / self.policy_period_s - 1e-9))
+        truncated = (not terminated) and (self._step >= task.max_episode_steps
+                                          or self._steps_since_goal >= timeout_steps)
+        self._done = terminated or truncated
+        obs = self._observe(allow_events=True)
+        self._last_obs = obs
+        info = {"rotation_distance": distance, "success": success, "dropped": dropped,
+                "consecutive_successes": self._successes, "episode_step": self._step,
+                "goal_timeout": truncated and self._steps_since_goal >= timeout_steps}
+        return StepResult(obs, float(reward), bool(terminated), bool(truncated), info)
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self, allow_events: bool) -> Observation:
+        rand, scene, d, p = self._rand, self.scene, self.data, self._rand.params
+        prev = self._last_obs
+        if allow_events and prev is not None:
+            if self._freeze_left > 0:
+                self._freeze_left -= 1
+                return _held(prev, self._clock_ns, self._step, self._goal)
+            if not prev.frozen:             # after a freeze ends, one fresh observation first
+                hold = rand.freeze_steps()
+                if hold > 0:
+                    self._freeze_left = hold - 1
+                    return _held(prev, self._clock_ns, self._step, self._goal)
+        q = d.qpos[scene.joint_qpos_index] + p.joint_observation_bias
+        noise = rand.joint_noise()
+        if noise is not None:
+            q = q + noise
+        dropped = allow_events and rand.frame_dropped()
+        if dropped and prev is not None:
+            points, frame = prev.object_points, None
+        else:
+            points = self._object_points()
+            frame = _FrameSource(self, self._episode, self._step, self._clock_ns, d.qpos.copy())
+        return Observation(self._clock_ns, self._episode, self._step, _frozen_array(q), _frozen_array(points),
+                           _frozen_array(self._goal), False, bool(dropped), frame)
+
+    def _object_points(self) -> np.ndarray:
+        scene, rand, p = self.scene, self._rand, self._rand.params
+        canon = canonical_points(scene.object.name, self.config.task.object_points, self.config.mesh_objects)
+        rot = np.empty(9)
+        mujoco.mju_quat2Mat(rot, self._object_quaternion())
+        pts = (canon.astype(np.float64) * p.object_scale) @ rot.reshape(3, 3).T + self._object_position() + p.point_observation_bias
+        noise = rand.point_noise(len(pts))
+        if noise is not None:
+            pts = pts + noise
+        return pts.astype(np.float32)
+
+    def goal_points(self, n: int | None = None) -> np.ndarray:
+        """Canonical points of the current object rotated to the goal (goal representation)."""
+        canon = canonical_points(self.scene.object.name, n or self.config.task.object_points,
+                                 self.config.mesh_objects)
+        return (canon.astype(np.float64) @ quat_to_matrix(self._goal).T).astype(np.float32)
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> DepthFrame:
+        """Render the current state (not subject to freeze/dropout)."""
+        if self._episode < 0:
+            raise RuntimeError("call reset() first")
+        source = _FrameSource(self, self._episode, self._step, self._clock_ns, self.data.qpos.copy())
+        return source.render()
+
+    def _render_source(self, source: _FrameSource) -> DepthFrame:
+        if source.episode != self._episode:
+            raise StaleObservationError(
+                f"observation of episode {source.episode} rendered during episode {self._episode}: "
+                "render observations before the next reset()")
+        slot, scene, cam = self._slot, self.scene, self.config.camera
+        if slot.renderer is None:
+            slot.renderer = DepthRenderer(slot.model, cam.width, cam.height)
+            slot.mesh_dirty = False
+        if slot.mesh_dirty:
+            slot.renderer.upload_mesh(slot.mesh_id)
+            slot.mesh_dirty = False
+        scratch = slot.scratch
+        scratch.qpos[:] = source.qpos
+        mujoco.mj_kinematics(slot.model, scratch)
+        mujoco.mj_camlight(slot.model, scratch)
+        raw = slot.renderer.render(scratch, scene.camera_id)
+        labels = np.where(raw.geom_id >= 0, scene.geom_labels[np.maximum(raw.geom_id, 0)],
+                          LABEL_BACKGROUND).astype(np.uint8)
+        rc, p = self.randomization, self._rand.params
+        rng = term_rng(self._seed, self._episode, RENDER_STREAM, source.step)
+        noise_on = self._rand.active("depth_noise")
+        edge = rc.depth_edge_dropout
+        depth = apply_depth_effects(
+            raw.depth, rng, min_depth=cam.min_depth_m, max_depth=cam.max_depth_m,
+            noise_base=rc.depth_noise.std_base if noise_on else 0.0,
+            noise_quadratic=rc.depth_noise.std_quadratic if noise_on else 0.0,
+            quantization=p.depth_quantization_m, edge_probability=p.edge_dropout_probability,
+            edge_threshold=edge.threshold_m, edge_dilation=edge.dilation_px)
+        return DepthFrame(depth, labels, self._true_intrinsics, self._true_extrinsic, scene.intrinsics,
+                          scene.extrinsic, source.time_ns, source.episode, source.step)
+
+    # ------------------------------------------------------------------ ground truth and state
+    def privileged_state(self) -> PrivilegedState:
+        if self._episode < 0:
+            raise RuntimeError("call reset() first")
+        scene, d = self.scene, self.data
+        rp = scene.palm_rotation
+        v0 = scene.object_dof_start
+        r_obj = d.xmat[scene.object_body_id].reshape(3, 3)
+        params = self._rand.params.to_json()
+        params.update(object=scene.object.name, mount=scene.mount,
+                      object_mass_kg=float(self.model.body_mass[scene.object_body_id]),
+                      gravity=self.model.opt.gravity.tolist(), physics_timestep_s=scene.physics_timestep,
+                      substeps=scene.substeps, seed=self._seed, episode=self._episode,
+                      reset_attempts=self.reset_attempts)
+        return PrivilegedState(
+            time_ns=self._clock_ns, episode=self._episode, step=self._step,
+            object_name=scene.object.name, mount=scene.mount,
+            object_position=self._object_position(), object_quaternion=self._object_quaternion(),
+            object_linear_velocity=rp.T @ d.qvel[v0:v0 + 3],
+            object_angular_velocity=rp.T @ (r_obj @ d.qvel[v0 + 3:v0 + 6]),
+            goal_quaternion=self._goal.copy(), rotation_distance=self._distance,
+            joint_positions=d.qpos[scene.joint_qpos_index].copy(),
+            joint_velocities=d.qvel[scene.joint_dof_index].copy(),
+            joint_targets=self._applied_targets.copy(),
+            consecutive_successes=self._successes, physics_params=params)
+
+    def get_state(self) -> SimState:
+        """Everything needed to continue this episode identically after :meth:`set_state`."""
+        if self._episode < 0:
+            raise RuntimeError("call reset() first")
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_getState(self.model, self.data, physics, spec)
+        env = {"step": self._step, "steps_since_goal": self._steps_since_goal,
+               "successes": self._successes, "done": self._done, "goal": self._goal.copy(),
+               "distance": self._distance, "action_queue": [a.copy() for a in self._action_queue],
+               "backlash_position": self._backlash_position.copy(),
+               "applied_targets": self._applied_targets.copy(), "wrench": self._wrench.copy(),
+               "freeze_left": self._freeze_left, "last_obs": self._last_obs, "clock_ns": self._clock_ns,
+               "streams": copy.deepcopy(self._rand.stream_states()),
+               "task_rng": copy.deepcopy(self._task_rng.bit_generator.state)}
+        return SimState(self._episode, self.scene.object.name, physics, env)
+
+    def set_state(self, state: SimState) -> None:
+        """Restore a state of the current episode (the episode's model parameters must match)."""
+        if state.episode != self._episode or state.object_name != self.scene.object.name:
+            raise ValueError(f"state is from episode {state.episode} ({state.object_name}) but the env is "
+                             f"in episode {self._episode} ({self.scene.object.name}); "
+                             f"reset(seed={self._seed}) to that episode first")
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        if state.physics.shape != (mujoco.mj_stateSize(self.model, spec),):
+            raise ValueError("physics state size does not match this model")
+        mujoco.mj_setState(self.model, self.data, state.physics, spec)
+        mujoco.mj_forward(self.model, self.data)
+        e = state.env
+        self._step, self._steps_since_goal = e["step"], e["steps_since_goal"]
+        self._successes, self._done = e["successes"], e["done"]
+        self._goal, self._distance = e["goal"].copy(), e["distance"]
+        self._action_queue = deque(a.copy() for a in e["action_queue"])
+        self._backlash_position = e["backlash_position"].copy()
+        self._applied_targets = e["applied_targets"].copy()
+        self._wrench = e["wrench"].copy()
+        self._freeze_left, self._last_obs, self._clock_ns = e["freeze_left"], e["last_obs"], e["clock_ns"]
+        self._rand.restore_streams(copy.deepcopy(e["streams"]))
+        self._task_rng.bit_generator.state = copy.deepcopy(e["task_rng"])
+
+    def close(self) -> None:
+        for slot in self._slots.values():
+            if slot.renderer is not None:
+                slot.renderer.close()
+                slot.renderer = None
+
+    def __enter__(self) -> "ReorientEnv":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _held(prev: Observation, time_ns: int, step: int, goal: np.ndarray) -> Observation:
+    """The previous observation, re-stamped (sensor freeze); the goal stays current."""
+    return Observation(time_ns, prev.episode, step, prev.joint_positions, prev.object_points,
+                       _frozen_array(goal), True, prev.frame_dropped, prev._frame)
+
+
+def _frozen_array(values: np.ndarray) -> np.ndarray:
+    """A read-only copy: observations are shared by held (frozen) observations and recorders."""
+    if isinstance(values, np.ndarray) and not values.flags.writeable:
+        return values                   # already an observation's array: share it
+    out = np.array(values, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+def _rotation_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Geodesic angle between unit quaternions (scalar fast path of geometry.rotation_distance)."""
+    return 2.0 * math.acos(min(1.0, abs(float(a @ b))))
+
+
+def _rotation_vector_matrix(rotvec: np.ndarray) -> np.ndarray:
+    angle = float(np.linalg.norm(rotvec))
+    if angle < 1e-12:
+        return np.eye(3)
+    axis = np.asarray(rotvec) / angle
+    return quat_to_matrix(np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis]))

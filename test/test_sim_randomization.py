@@ -1,0 +1,196 @@
+"""Randomization config: typed terms, bad input rejected, every term switchable and effective."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dexterity_ros.config import ConfigError
+from dexterity_ros.sim.env import ReorientEnv
+from dexterity_ros.sim.objects import canonical_points
+from dexterity_ros.geometry import quat_to_matrix
+from dexterity_ros.sim.randomization import (TERMS, EpisodeParams, EpisodeRandomizer, RandomizationConfig,
+                                             load_randomization_config, randomization_table_markdown)
+from dexterity_ros.sim.sim_config import load_sim_config
+
+FULL = load_randomization_config()
+OFF = FULL.with_enabled(None, False)
+# Terms whose events are rare per step or whose range can sample "no effect": made certain here.
+CERTAIN = {
+    "action_delay": {"range": (2, 2)},
+    "object_force": {"probability": 1.0},
+    "sensor_freeze": {"probability": 1.0},
+    "frame_dropout": {"probability": 1.0},
+    "depth_edge_dropout": {"range": (1.0, 1.0)},
+}
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "randomization.yaml"
+    path.write_text("randomization:\n" + text)
+    return path
+
+
+def test_packaged_config_enables_every_term():
+    assert all(FULL.active(name) for name in TERMS)
+    table = randomization_table_markdown(FULL)
+    for name in TERMS:
+        assert f"`{name}`" in table
+    kinds = {info.kind for info in TERMS.values()}
+    assert kinds == {"observation", "physics", "unmodeled", "visual"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("  frictionn: {enabled: true, distribution: uniform, range: [0.5, 1.5]}\n", r"unknown key.*frictionn"),
+    ("  friction: {enabled: true, distribution: uniform, range: [1.5, 0.5]}\n", r"friction.*inverted range"),
+    ("  object_mass: {enabled: true, distribution: uniform, range: [-0.5, 1.5]}\n",
+     r"object_mass.*scale must be positive"),
+    ("  joint_damping: {enabled: true, distribution: log_uniform, range: [0.0, 2.0]}\n",
+     r"log_uniform needs a positive range"),
+    ("  gravity: {enabled: true, distribution: gaussian, std: -0.4}\n", r"gravity.*std must be >= 0"),
+    ("  friction: {enabled: true, distribution: gaussian, std: 0.1}\n", r"friction"),
+    ("  friction: {enabled: true, distribution: uniform, range: [0.5, 1.5], sampled: step}\n",
+     r"friction: sampled must be one of \['episode'\]"),
+    ("  backlash: {enabled: true, distribution: uniform, range: [-0.01, 0.02]}\n", r"backlash.*>= 0"),
+    ("  frame_dropout: {enabled: true, probability: 1.5}\n", r"probability must be in \[0, 1\]"),
+    ("  depth_edge_dropout: {enabled: true, range: [0.2, 1.2]}\n", r"probability"),
+    ("  action_delay: {enabled: true, distribution: uniform_int, range: [0, 1.5]}\n", r"integer bounds"),
+    ("  friction: {enabled: true, distribution: uniform, range: [0.5, 1.5], colour: red}\n",
+     r"friction.*unknown key.*colour"),
+])
+def test_bad_configs_are_rejected_with_clear_messages(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_randomization_config(write(tmp_path, text))
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_randomization_config(tmp_path / "absent.yaml")
+
+
+def test_omitted_terms_are_disabled(tmp_path):
+    config = load_randomization_config(write(tmp_path, "  gravity: {enabled: true, std: 0.3}\n"))
+    assert config.active("gravity")
+    assert not any(config.active(n) for n in TERMS if n != "gravity")
+
+
+def test_episode_sampling_is_reproducible_and_streams_independent():
+    a = EpisodeRandomizer(FULL, 11, 3, 16).params.to_json()
+    b = EpisodeRandomizer(FULL, 11, 3, 16).params.to_json()
+    assert a == b
+    assert a != EpisodeRandomizer(FULL, 11, 4, 16).params.to_json()
+    # switching friction off changes friction only; every other term samples the same values
+    c = EpisodeRandomizer(FULL.without("friction"), 11, 3, 16).params.to_json()
+    assert c["friction_scale_object"] == 1.0 and c["friction_scale_hand"] == 1.0
+    assert {k: v for k, v in c.items() if not k.startswith("friction")} == \
+        {k: v for k, v in a.items() if not k.startswith("friction")}
+    # everything off: nominal parameters
+    nominal = EpisodeRandomizer(OFF, 11, 3, 16)
+    defaults = EpisodeParams(joint_damping_scale=np.ones(16), actuator_gain_scale=np.ones(16),
+                             joint_limit_offset=np.zeros((16, 2)), backlash=np.zeros(16),
+                             action_bias=np.zeros(16), joint_observation_bias=np.zeros(16))
+    assert nominal.params.to_json() == defaults.to_json()
+    assert nominal.joint_noise() is None and nominal.action_noise() is None
+    assert nominal.freeze_steps() == 0 and not nominal.frame_dropped()
+
+
+def test_distributions_follow_their_ranges():
+    config = FULL.only("joint_damping", "action_delay")
+    damping = np.concatenate([EpisodeRandomizer(config, 0, e, 16).params.joint_damping_scale
+                              for e in range(100)])
+    low, high = FULL.joint_damping.range
+    assert damping.min() >= low and damping.max() <= high
+    assert abs(np.median(np.log(damping)) - 0.5 * (np.log(low) + np.log(high))) < 0.1   # log-uniform
+    delays = {EpisodeRandomizer(config, 0, e, 16).params.action_delay_steps for e in range(50)}
+    assert delays == set(range(int(FULL.action_delay.range[0]), int(FULL.action_delay.range[1]) + 1))
+
+
+def _run(randomization: RandomizationConfig, steps: int = 4) -> dict[str, list]:
+    """One short episode and a final frame: everything an effect could show up in."""
+    cfg = load_sim_config().with_overrides(objects=("cube",))
+    env = ReorientEnv(cfg, randomization, seed=21)
+    obs = env.reset()
+    record = {"q": [obs.joint_positions], "points": [obs.object_points], "true": [], "flags": []}
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        obs = env.step(env.initial_joint_positions + rng.normal(0, 0.1, env.num_joints)).observation
+        state = env.privileged_state()
+        record["q"].append(obs.joint_positions)
+        record["points"].append(obs.object_points)
+        record["true"].append(np.concatenate([state.joint_positions, state.object_position,
+                                              state.object_quaternion, state.joint_targets]))
+        record["flags"].append((obs.frozen, obs.frame_dropped))
+    frame = env.render()
+    record["frame"] = [frame.depth, frame.labels, frame.intrinsics.matrix, frame.extrinsic.matrix]
+    record["params"] = env.privileged_state().physics_params
+    env.close()
+    return record
+
+
+def _same(a: dict, b: dict) -> bool:
+    for key in ("q", "points", "true", "flags", "frame"):
+        if len(a[key]) != len(b[key]) or not all(np.array_equal(x, y) for x, y in zip(a[key], b[key])):
+            return False
+    return a["params"] == b["params"]
+
+
+@pytest.fixture(scope="module")
+def baseline() -> dict:
+    return _run(OFF)
+
+
+def test_all_off_is_the_nominal_simulation():
+    # with every term off the observation is exactly the true state
+    cfg = load_sim_config().with_overrides(objects=("cube",))
+    env = ReorientEnv(cfg, OFF, seed=21)
+    obs = env.reset()
+    state = env.privileged_state()
+    assert np.array_equal(obs.joint_positions, state.joint_positions)
+    expected = canonical_points("cube", cfg.task.object_points).astype(np.float64) @ \
+        quat_to_matrix(state.object_quaternion).T + state.object_position
+    np.testing.assert_allclose(obs.object_points, expected, atol=1e-6)
+    assert state.physics_params["gravity"] == [0.0, 0.0, -9.81]
+    frame = env.render()
+    assert frame.intrinsics == frame.calibrated_intrinsics
+    assert np.array_equal(frame.extrinsic.matrix, frame.calibrated_extrinsic.matrix)
+
+
+@pytest.mark.parametrize("name", list(TERMS))
+def test_each_term_has_an_effect_and_switches_off(name, baseline):
+    term = dataclasses.replace(FULL.term(name), **CERTAIN.get(name, {}))
+    only = dataclasses.replace(FULL.only(name), **{name: term})
+    assert not _same(_run(only), baseline), f"{name} had no visible effect"
+    switched_off = dataclasses.replace(only, **{name: dataclasses.replace(term, enabled=False)})
+    assert _same(_run(switched_off), baseline), f"{name} still acts when disabled"
+    master_off = dataclasses.replace(only, enabled=False)
+    assert _same(_run(master_off), baseline), f"{name} ignores the master switch"
+
+
+def test_sensor_freeze_holds_and_dropout_drops():
+    freeze = dataclasses.replace(FULL.sensor_freeze, probability=1.0, duration_steps=(2, 2))
+    cfg = load_sim_config().with_overrides(objects=("cube",))
+    env = ReorientEnv(cfg, dataclasses.replace(OFF, sensor_freeze=freeze), seed=2)
+    first = env.reset()
+    a = env.step(env.initial_joint_positions).observation
+    b = env.step(env.initial_joint_positions).observation
+    c = env.step(env.initial_joint_positions).observation
+    d = env.step(env.initial_joint_positions).observation
+    assert a.frozen and b.frozen and not c.frozen and d.frozen     # a fresh one after each freeze
+    assert a.joint_positions is first.joint_positions and a.object_points is first.object_points
+    assert a.time_ns > first.time_ns and b.time_ns > a.time_ns          # re-stamped
+    assert not np.array_equal(c.joint_positions, first.joint_positions)
+    drop = dataclasses.replace(FULL.frame_dropout, probability=1.0)
+    env = ReorientEnv(cfg, dataclasses.replace(OFF, frame_dropout=drop), seed=2)
+    first = env.reset()
+    obs = env.step(env.initial_joint_positions).observation
+    assert obs.frame_dropped and obs.render() is None
+    assert obs.object_points is first.object_points                 # points held, joints fresh
+    assert not np.array_equal(obs.joint_positions, first.joint_positions)
+
+
+def test_docs_table_is_generated_from_the_packaged_config():
+    from pathlib import Path
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "simulation.md").read_text()
+    assert randomization_table_markdown(FULL) in docs, \
+        "docs/simulation.md is stale: regenerate the table with python -m dexterity_ros.sim.randomization"
