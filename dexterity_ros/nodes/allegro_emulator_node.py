@@ -1,0 +1,211 @@
+"""allegro_emulator_node: a stand-in Allegro driver speaking the real protocols.
+
+It takes commands and publishes feedback exactly as the chosen driver does
+(topics, message types, joint names and orders from
+:mod:`dexterity_ros.hand.profiles`) and moves 16 simulated joints
+(:class:`dexterity_ros.hand.EmulatedHand`). Faults can be switched on and off
+at runtime through parameters (``fault_*``), so graph tests and operators
+can rehearse a stopped driver, a stuck joint or a renamed joint.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from .. import conversions
+from ..config import ConfigError, param
+from ..diagnostics import Level
+from ..hand import (DEFAULT_FINGER_DIGITS, EmulatedHand, FeedbackMismatch, SafetyLimits, load_safety_tables,
+                    make_profile)
+from ..hand_model import default_hand
+from .ros_common import DexterityNode, qos_profile, run_node
+
+FAULT_PARAMETERS = ("fault_stop_feedback", "fault_freeze_joint", "fault_reorder_names", "fault_rename_joint")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    protocol: Literal["allegro_v4", "ros2_control", "leap"] = param(
+        "allegro_v4", "driver protocol to speak: allegro_v4 | ros2_control | leap", read_only=True)
+    ros2_control_finger_digits: tuple[str, ...] = param(
+        list(DEFAULT_FINGER_DIGITS), "ros2_control: finger of each joint-name digit (ah_joint{digit}{joint})",
+        read_only=True)
+    ros2_control_joint_names: tuple[str, ...] = param(
+        [], "ros2_control: the controller's joint order for commands (empty: ascending names)", read_only=True)
+    leap_feedback_topic: str = param("leap_joint_states", "leap: topic for LEAP-embodiment positions by index",
+                                     read_only=True)
+    time_constant: float = param(0.05, "s, first-order response of every joint", min=1e-4)
+    rate_hz: float = param(100.0, "simulation and feedback rate (Hz)", min=1.0, max=1000.0, read_only=True)
+    initial_pose: tuple[float, ...] = param(
+        [], "initial joint positions, canonical order (hand_model); empty: the home pose of config/hand.yaml",
+        read_only=True)
+    fault_stop_feedback: bool = param(False, "fault: publish no feedback (runtime switch)")
+    fault_freeze_joint: int = param(-1, "fault: canonical index of a joint that stops moving, -1 none (runtime)",
+                                    min=-1, max=15)
+    fault_reorder_names: bool = param(False, "fault: list feedback joints in reverse order (runtime)")
+    fault_rename_joint: int = param(-1, "fault: canonical index of a joint whose feedback name gets a "
+                                    "'_renamed' suffix, -1 none (runtime)", min=-1, max=15)
+
+
+class AllegroEmulatorNode(DexterityNode):
+    def __init__(self, **kwargs):
+        super().__init__("allegro_emulator", EmulatorConfig, **kwargs)
+        cfg: EmulatorConfig = self.config
+        self.hand = default_hand()
+        self.profile = make_profile(cfg.protocol, self.hand, cfg.ros2_control_finger_digits,
+                                    cfg.ros2_control_joint_names,
+                                    cfg.leap_feedback_topic if cfg.protocol == "leap" else "")
+        if cfg.initial_pose:
+            initial = np.asarray(cfg.initial_pose, dtype=np.float64)
+            if initial.shape != (self.hand.num_joints,):
+                raise ConfigError(f"initial_pose needs {self.hand.num_joints} values, got {initial.size}")
+        else:
+            initial = SafetyLimits.from_tables(load_safety_tables(), self.hand).home
+        self.sim = EmulatedHand(self.hand.lower, self.hand.upper, cfg.time_constant, initial)
+        self._apply_faults(cfg)
+        self.max_command_step = 0.0
+        self.commands_outside_limits = 0
+
+        cmd = self.profile.command_topic
+        if self.profile.command_kind == "joint_state":
+            self.create_subscription(JointState, cmd.name, self.on_joint_state_command, qos_profile(cmd))
+        else:
+            self.create_subscription(Float64MultiArray, cmd.name, self.on_array_command, qos_profile(cmd))
+        # Drivers publish feedback with default (reliable) QoS.
+        self.feedback_topic = (self.profile.feedback_topic.name if self.profile.feedback_topic
+                               else cfg.leap_feedback_topic)
+        self.feedback_pub = self.create_publisher(JointState, self.feedback_topic, 10)
+        self._setup_leap_service()
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self._last_step = time.monotonic()
+        self.create_timer(1.0 / cfg.rate_hz, self.on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f"Allegro emulator ({cfg.protocol}): commands on '{cmd.name}', feedback on "
+                               f"'{self.feedback_topic}' at {cfg.rate_hz:g} Hz, tau {cfg.time_constant} s")
+
+    def _setup_leap_service(self) -> None:
+        if self.profile.name != "leap":
+            return
+        try:
+            from leap_hand.srv import LeapPosition
+        except ImportError:
+            self.get_logger().info("leap_hand interface package not installed: leap_position service not "
+                                   f"offered; positions are on '{self.feedback_topic}'")
+            return
+        self.create_service(LeapPosition, self.profile.feedback_service, self.on_leap_position)
+
+    def on_leap_position(self, request, response):
+        response.position = (self.sim.position[self.profile.command_index]
+                             + self.profile.feedback_offset).tolist()
+        return response
+
+    # -------------------------------------------------------- parameters
+    def _apply_faults(self, cfg) -> None:
+        faults = self.sim.faults
+        faults.stop_feedback = bool(cfg.fault_stop_feedback)
+        faults.freeze_joint = int(cfg.fault_freeze_joint)
+        faults.reorder_names = bool(cfg.fault_reorder_names)
+        faults.rename_joint = int(cfg.fault_rename_joint)
+        active = [f"{k}={getattr(cfg, k)}" for k in FAULT_PARAMETERS
+                  if getattr(cfg, k) not in (False, -1)]
+        self.health.set_value("faults", ", ".join(active) if active else "none")
+        if active:
+            self.health.set_state(Level.WARN, f"fault injection active: {', '.join(active)}")
+        else:
+            self.health.set_state(Level.OK, "ok")
+
+    def on_set_parameters(self, parameters) -> SetParametersResult:
+        values = {}
+        for p in parameters:
+            if p.name in FAULT_PARAMETERS or p.name == "time_constant":
+                values[p.name] = p.value
+        if not values:
+            return SetParametersResult(successful=True)
+        current = {k: getattr(self.config, k) for k in FAULT_PARAMETERS + ("time_constant",)}
+        current.update(values)
+        try:
+            merged = self.config_from_values(EmulatorConfig, {**self._config_values(), **current})
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.config = merged
+        self.sim.time_constant = merged.time_constant
+        self._apply_faults(merged)
+        self.get_logger().warning(f"emulator parameters changed: {values}")
+        return SetParametersResult(successful=True)
+
+    def _config_values(self) -> dict:
+        from dataclasses import fields
+        return {f.name: (list(v) if isinstance(v := getattr(self.config, f.name), tuple) else v)
+                for f in fields(EmulatorConfig)}
+
+    # ---------------------------------------------------------- commands
+    def on_joint_state_command(self, msg: JointState) -> None:
+        positions = np.asarray(msg.position, dtype=np.float64)
+        expected = list(self.profile.command_names)
+        if len(msg.effort):
+            self._protocol_error("command fills effort; the position interface takes positions only")
+            return
+        if self.profile.name == "allegro_v4" and list(msg.name) != expected:
+            # The v4 driver reads position[k] as joint_k.0 whatever the names say: a different
+            # name list means the sender's order differs from the driver's, which is a bug.
+            self._protocol_error(f"command names {list(msg.name)} are not the driver order {expected}")
+            return
+        self._command(positions)
+
+    def on_array_command(self, msg: Float64MultiArray) -> None:
+        self._command(np.asarray(msg.data, dtype=np.float64))
+
+    def _command(self, values: np.ndarray) -> None:
+        if not np.all(np.isfinite(values)):
+            self._protocol_error("command contains NaN or inf")
+            return
+        try:
+            target = self.profile.command_to_canonical(values)
+        except FeedbackMismatch as exc:
+            self._protocol_error(str(exc))
+            return
+        audit = self.sim.command(target)
+        self.health.tick("commands")
+        self.health.count("commands received")
+        if audit.outside_limits:
+            self.commands_outside_limits += 1
+        self.max_command_step = max(self.max_command_step, audit.step)
+
+    def _protocol_error(self, message: str) -> None:
+        self.bad_input("protocol error", f"{self.profile.name} command ignored: {message}", Level.ERROR)
+
+    # ------------------------------------------------------------ timer
+    def on_timer(self) -> None:
+        now = time.monotonic()
+        self.sim.step(now - self._last_step)
+        self._last_step = now
+        if self.sim.faults.stop_feedback:
+            return
+        names, positions, velocities = self.sim.feedback(self.profile)
+        if self.profile.feedback_kind == "positional":
+            names = []
+            velocities = None
+        msg = conversions.arrays_to_joint_state(names, positions, self.now_ns(), velocities)
+        self.feedback_pub.publish(msg)
+        self.health.tick("feedback")
+
+    def publish_diagnostics(self) -> None:
+        self.health.set_value("commands outside joint limits", self.commands_outside_limits)
+        self.health.set_value("largest command step (rad)", f"{self.max_command_step:.6f}")
+        self.health.set_value("positions", np.array2string(self.sim.position, precision=3))
+        super().publish_diagnostics()
+
+
+def main(args=None):
+    return run_node(lambda: AllegroEmulatorNode(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

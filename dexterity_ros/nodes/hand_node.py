@@ -1,0 +1,355 @@
+"""hand_node: policy joint targets -> safety-filtered commands for the Allegro hand driver.
+
+A thin shell over :mod:`dexterity_ros.hand`: policy targets and driver
+feedback are converted (by joint name) and handed to the pure
+:class:`~dexterity_ros.hand.HandController`; a steady-clock timer asks it for
+one command per period and publishes it in the chosen driver profile's
+format. Starts DISABLED; ~/enable, ~/estop and ~/reset drive the state
+machine; every state change is logged and published on /diagnostics.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from .. import conversions, topics
+from ..config import ConfigError, param
+from ..diagnostics import Level
+from ..hand import (DEFAULT_FINGER_DIGITS, STATE_LEVEL, FeedbackDecoder, FeedbackMismatch, HandController,
+                    HandState, JitterMeter, SafetyLimits, SafetyTables, TargetDecoder, WatchdogConfig,
+                    load_safety_tables, make_profile)
+from ..hand.safety import PER_JOINT_TABLES, SCALAR_KEYS
+from ..hand_model import default_hand
+from .ros_common import DexterityNode, qos_profile, run_node
+
+
+@dataclass(frozen=True)
+class HandNodeConfig:
+    """hand_node parameters, all read-only: a safety node changes behaviour only on restart."""
+
+    driver_profile: Literal["allegro_v4", "ros2_control", "leap"] = param(
+        "allegro_v4", "driver protocol: allegro_v4 | ros2_control | leap (topics in docs/hand.md)", read_only=True)
+    ros2_control_finger_digits: tuple[str, ...] = param(
+        list(DEFAULT_FINGER_DIGITS), "ros2_control: finger of each joint-name digit, e.g. [ff, mf, rf, th] "
+        "means ah_joint0X are the index finger's joints", read_only=True)
+    ros2_control_joint_names: tuple[str, ...] = param(
+        [], "ros2_control: the controller's configured joint order (empty: ah_joint00..ah_joint33 ascending)",
+        read_only=True)
+    leap_feedback_topic: str = param(
+        "", "leap: JointState topic with LEAP-embodiment positions by index; empty: poll the LEAP node's "
+        "leap_position service (needs the leap_hand interface package)", read_only=True)
+    leap_poll_hz: float = param(30.0, "leap: leap_position service polls per second (LEAP advises < 90)",
+                                min=1.0, max=90.0, read_only=True)
+    command_rate_hz: float = param(100.0, "commands per second sent to the driver (independent of the policy rate)",
+                                   min=1.0, max=1000.0, read_only=True)
+    target_timeout: float = param(0.2, "s without a policy target before HOLD (keep the last command)",
+                                  min=0.001, read_only=True)
+    home_timeout: float = param(5.0, "s without a policy target before ramping to the home pose",
+                                min=0.01, read_only=True)
+    feedback_timeout: float = param(0.25, "s without driver feedback before FAULT (commanding stops)",
+                                    min=0.001, read_only=True)
+    interpolation: Literal["linear", "none"] = param(
+        "linear", "between policy targets: linear (over the measured policy period) or none (step, rate-limited)",
+        read_only=True)
+    limit_margin: float = param(0.03, "rad kept free at both ends of every joint (joint_margin.<joint> overrides)",
+                                min=0.0, read_only=True)
+    default_max_velocity: float = param(1.5, "rad/s speed limit of joints without max_velocity.<joint>",
+                                        min=1e-3, read_only=True)
+    velocity_scale: float = param(1.0, "multiplies every per-joint speed limit, (0, 1]", min=1e-3, max=1.0,
+                                  read_only=True)
+    home_velocity_scale: float = param(0.5, "homing speed as a fraction of the speed limits, (0, 1]",
+                                       min=1e-3, max=1.0, read_only=True)
+    smoothing: float = param(0.0, "EMA weight of the previous target before rate limiting, [0, 1)",
+                             min=0.0, max=0.99, read_only=True)
+    enable_on_start: bool = param(False, "enable automatically once driver feedback is valid (ramps from it)",
+                                  read_only=True)
+    publish_joint_states: bool = param(True, "publish the measured joint state (canonical names) on "
+                                       "hand/joint_states", read_only=True)
+    allow_extra_feedback_names: bool = param(
+        False, "accept feedback that carries other joints too (e.g. an arm on /joint_states); missing or "
+        "duplicated hand joints are still refused", read_only=True)
+
+
+class HandNode(DexterityNode):
+    def __init__(self, **kwargs):
+        super().__init__("hand_node", HandNodeConfig, **kwargs)
+        cfg: HandNodeConfig = self.config
+        self.hand = default_hand()
+        self.profile = make_profile(cfg.driver_profile, self.hand, cfg.ros2_control_finger_digits,
+                                    cfg.ros2_control_joint_names, cfg.leap_feedback_topic)
+        limits = SafetyLimits.from_tables(self.declare_safety_tables(), self.hand, cfg.velocity_scale)
+        self.reject_unknown_parameters()
+        period = 1.0 / cfg.command_rate_hz
+        try:
+            watchdog = WatchdogConfig(period, cfg.target_timeout, cfg.home_timeout, cfg.feedback_timeout,
+                                      cfg.interpolation)
+        except ValueError as exc:
+            raise ConfigError(f"node 'hand_node' parameters: {exc}") from None
+        self.controller = HandController(limits, watchdog)
+        self.targets = TargetDecoder(self.hand)
+        self.feedback_decoder = FeedbackDecoder(self.profile, cfg.allow_extra_feedback_names)
+        self.jitter = JitterMeter(period)
+        self._auto_enable_pending = cfg.enable_on_start
+        self._feedback_messages = 0
+
+        # Driver side.
+        cmd = self.profile.command_topic
+        msg_type = JointState if self.profile.command_kind == "joint_state" else Float64MultiArray
+        self.command_pub = self.create_publisher(msg_type, cmd.name, qos_profile(cmd))
+        self._leap_client = None
+        if self.profile.feedback_topic is not None:
+            fb = self.profile.feedback_topic
+            self.create_subscription(JointState, fb.name, self.on_feedback, qos_profile(fb))
+        else:
+            self._setup_leap_service()
+        # Policy side.
+        self.create_subscription(JointState, topics.JOINT_TARGETS.name, self.on_target,
+                                 qos_profile(topics.JOINT_TARGETS))
+        self.joint_state_pub = (self.create_publisher(JointState, topics.JOINT_STATES.name,
+                                                      qos_profile(topics.JOINT_STATES))
+                                if cfg.publish_joint_states else None)
+        self.create_service(SetBool, "~/enable", self.on_enable)
+        self.create_service(Trigger, "~/estop", self.on_estop)
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        # Commands run on the steady clock: a paused or replayed /clock must not stop the watchdog.
+        self.create_timer(period, self.on_command_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+        self.health.set_value("driver profile", self.profile.name)
+        self.health.set_value("command topic", cmd.name)
+        self.health.set_value("feedback", self.profile.feedback_topic.name if self.profile.feedback_topic
+                              else f"service {self.profile.feedback_service}")
+        self._publish_state_health()
+        self.get_logger().info(
+            f"hand_node ready: profile {self.profile.name}, commands on '{cmd.name}' at {cfg.command_rate_hz:g} Hz, "
+            f"state {self.controller.state.value}"
+            + (" (enable_on_start: enabling once feedback is valid)" if cfg.enable_on_start else
+               " (call ~/enable to start commanding)"))
+
+    # -------------------------------------------------------- parameters
+    def declare_safety_tables(self) -> SafetyTables:
+        """Declare ``<table>.<joint>`` for every joint; defaults from the packaged config/hand.yaml."""
+        cfg: HandNodeConfig = self.config
+        packaged = load_safety_tables()
+        fallback = {"joint_margin": cfg.limit_margin, "max_velocity": cfg.default_max_velocity}
+        descriptions = {"joint_margin": "rad kept free at both ends of joint {j}",
+                        "max_velocity": "rad/s speed limit of joint {j}",
+                        "home_pose": "rad, home position of joint {j}"}
+        flat = {k: getattr(cfg, k) for k in SCALAR_KEYS}
+        for table in PER_JOINT_TABLES:
+            defaults = getattr(packaged, table)
+            for joint in self.hand.joint_names:
+                default = float(defaults.get(joint, fallback.get(table, 0.0)))
+                descriptor = ParameterDescriptor(description=descriptions[table].format(j=joint), read_only=True)
+                value = self.declare_parameter(f"{table}.{joint}", default, descriptor).value
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"node 'hand_node' parameter '{table}.{joint}' must be a number, got {value!r}")
+                flat[f"{table}.{joint}"] = float(value)
+        return SafetyTables.from_parameters(flat)
+
+    def reject_unknown_parameters(self) -> None:
+        """A parameter nobody declared is a typo (rclpy would silently ignore it)."""
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        unknown = sorted(n for n in overrides if not self.has_parameter(n) and not n.startswith("qos_overrides."))
+        if unknown:
+            raise ConfigError(f"node 'hand_node': unknown parameter(s) {unknown} (see docs/hand.md)")
+
+    # ---------------------------------------------------------- feedback
+    def _setup_leap_service(self) -> None:
+        try:
+            from leap_hand.srv import LeapPosition  # the LEAP node's interface package (LEAP_Hand_API)
+        except ImportError:
+            self.health.set_state(Level.ERROR, "leap profile: leap_hand/srv/LeapPosition is not installed, "
+                                  "so there is no feedback; build LEAP_Hand_API's ros2_module or set "
+                                  "leap_feedback_topic")
+            self.get_logger().error("leap profile without feedback: leap_hand interface package not found "
+                                    "(set leap_feedback_topic or install leap_hand); enable will be refused")
+            return
+        self._leap_request = LeapPosition.Request()
+        self._leap_client = self.create_client(LeapPosition, self.profile.feedback_service)
+        self._leap_pending = None
+        self.create_timer(1.0 / self.config.leap_poll_hz, self._poll_leap)
+
+    def _poll_leap(self) -> None:
+        if self._leap_pending is not None and not self._leap_pending.done():
+            return
+        if not self._leap_client.service_is_ready():
+            return
+        self._leap_pending = self._leap_client.call_async(self._leap_request)
+        self._leap_pending.add_done_callback(self._on_leap_response)
+
+    def _on_leap_response(self, future) -> None:
+        try:
+            response = future.result()
+        except Exception as exc:  # noqa: BLE001 - a failed poll is missing feedback, not a crash
+            self.bad_input("bad feedback", f"leap_position call failed: {exc!r}", Level.ERROR)
+            return
+        if response is None:
+            return
+        positions = np.asarray(response.position, dtype=np.float64)
+        if not np.all(np.isfinite(positions)):
+            self.bad_input("bad feedback", "leap_position returned NaN/inf", Level.ERROR)
+            return
+        self._handle_feedback([], positions, None, self.now_ns())
+
+    def on_feedback(self, msg: JointState) -> None:
+        try:
+            if self.profile.feedback_kind == "positional":   # LEAP: by index, names optional
+                names, positions = [], np.asarray(msg.position, dtype=np.float64)
+                if not np.all(np.isfinite(positions)):
+                    raise conversions.MessageError("JointState positions contain NaN or inf")
+            else:
+                names, positions = conversions.joint_state_to_arrays(msg)
+        except conversions.MessageError as exc:
+            self.bad_input("bad feedback", f"driver feedback rejected: {exc}", Level.ERROR)
+            return
+        stamp = conversions.stamp_to_ns(msg.header.stamp) or self.now_ns()
+        self._handle_feedback(names, positions, conversions.joint_state_velocities(msg), stamp)
+
+    def _handle_feedback(self, names, positions, velocities, stamp_ns: int) -> None:
+        t = time.monotonic()
+        try:
+            decoded = self.feedback_decoder.decode(names, positions, velocities)
+        except FeedbackMismatch as exc:
+            self.controller.feedback_mismatch(str(exc), t)
+            self.bad_input("feedback name mismatch", f"{exc}: enabling is refused", Level.ERROR)
+            self._after_state_change()
+            return
+        self.controller.feedback(decoded.positions, t)
+        self._feedback_messages += 1
+        self.health.tick("driver feedback")
+        if self.joint_state_pub is not None:
+            self.joint_state_pub.publish(conversions.arrays_to_joint_state(
+                self.hand.joint_names, decoded.positions, stamp_ns, decoded.velocities))
+
+    # ------------------------------------------------------------ policy
+    def on_target(self, msg: JointState) -> None:
+        t = time.monotonic()
+        self.health.tick("policy targets")
+        try:
+            q = self.targets.decode(msg.name, msg.position)
+        except (FeedbackMismatch, ValueError) as exc:
+            self.controller.counters.targets_rejected += 1
+            self.bad_input("target rejected", f"policy target rejected: {exc}")
+            return
+        verdict = self.controller.target(q, t)
+        if not verdict.accepted:
+            self.bad_input("target rejected", f"policy target rejected: {verdict.message}")
+
+    # ---------------------------------------------------------- services
+    def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        t = time.monotonic()
+        ok, message = self.controller.enable(t) if request.data else self.controller.disable(t)
+        self._auto_enable_pending = False
+        response.success, response.message = ok, message
+        if ok:
+            self.get_logger().info(f"~/enable({request.data}): {message}")
+        else:
+            self.get_logger().error(f"~/enable({request.data}): {message}")
+        self._after_state_change()
+        return response
+
+    def on_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.controller.estop(time.monotonic())
+        self._auto_enable_pending = False
+        self._after_state_change()
+        return response
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.controller.reset(time.monotonic())
+        self.get_logger().info(f"~/reset: {response.message}")
+        self._after_state_change()
+        return response
+
+    # ------------------------------------------------------------- timer
+    def on_command_timer(self) -> None:
+        t = time.monotonic()
+        self.jitter.add(t)
+        if self._auto_enable_pending and self.controller.state is HandState.DISABLED:
+            problem = self.controller.feedback_problem(t)
+            if problem is None:
+                ok, message = self.controller.enable(t)
+                self._auto_enable_pending = not ok
+                self.get_logger().info(f"enable_on_start: {message}")
+            else:
+                self.log_throttled("auto enable", Level.WARN, f"enable_on_start waiting: {problem}", 5.0)
+        out = self.controller.tick(t)
+        if out.command is not None:
+            self._send(out.command)
+            self.health.tick("commands")
+        self._after_state_change()
+
+    def _send(self, command: np.ndarray) -> None:
+        values = self.profile.command_values(command)
+        if self.profile.command_kind == "joint_state":
+            msg = conversions.arrays_to_joint_state(self.profile.command_names, values, self.now_ns())
+        else:
+            msg = conversions.array_to_float64_multi_array(values)
+        self.command_pub.publish(msg)
+
+    # ------------------------------------------------------- diagnostics
+    def _after_state_change(self) -> None:
+        transitions = self.controller.drain_transitions()
+        if not transitions:
+            return
+        logger = self.get_logger()
+        for tr in transitions:   # one call site per severity (rclpy requires it)
+            if tr.level >= Level.ERROR:
+                logger.error(tr.describe())
+            elif tr.level == Level.WARN:
+                logger.warning(tr.describe())
+            else:
+                logger.info(tr.describe())
+        self.publish_diagnostics()
+
+    def _publish_state_health(self) -> None:
+        c = self.controller
+        state = c.state
+        level = STATE_LEVEL[state]
+        message = f"{state.value}: {c.state_reason}"
+        if state is HandState.DISABLED:
+            problem = c.feedback_problem(time.monotonic())
+            if problem:
+                level, message = (Level.ERROR if "do not match" in problem else Level.WARN), f"DISABLED: {problem}"
+        if self.profile.feedback_topic is None and self._leap_client is None:
+            level, message = Level.ERROR, f"{state.value}: leap feedback unavailable (leap_hand interface missing)"
+        self.health.set_state(level, message)
+        counters = c.counters
+        self.health.set_value("state", state.value)
+        self.health.set_value("state reason", c.state_reason)
+        self.health.set_value("commands sent", counters.commands_sent)
+        self.health.set_value("targets accepted", counters.targets_accepted)
+        self.health.set_value("targets rejected", counters.targets_rejected)
+        self.health.set_value("clamps", counters.clamps)
+        self.health.set_value("rate limits hit", counters.rate_limits_hit)
+        self.health.set_value("watchdog trips", counters.watchdog_trips)
+        self.health.set_value("limit violations", counters.limit_violations)
+        self.health.set_value("estops", counters.estops)
+        self.health.set_value("feedback messages", self._feedback_messages)
+        jitter = self.jitter.summary_ms()
+        self.health.set_value("command timer rate (Hz)", f"{jitter['rate_hz']:.1f}")
+        self.health.set_value("command jitter p50 (ms)", f"{jitter['p50']:.3f}")
+        self.health.set_value("command jitter p99 (ms)", f"{jitter['p99']:.3f}")
+        self.health.set_value("command jitter max (ms)", f"{jitter['max']:.3f}")
+        if c.last_violation:
+            self.health.set_value("last limit violation", c.last_violation)
+
+    def publish_diagnostics(self) -> None:
+        self._publish_state_health()
+        super().publish_diagnostics()
+
+
+def main(args=None):
+    return run_node(lambda: HandNode(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
