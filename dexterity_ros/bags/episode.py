@@ -40,8 +40,8 @@ def bag_topic(topic: topics.Topic) -> str:
 @dataclass
 class EpisodeStep:
     stamp_ns: int
-    depth_m: np.ndarray
-    intrinsics: Intrinsics
+    depth_m: np.ndarray | None           # None: no camera frame this step (dropped)
+    intrinsics: Intrinsics | None
     joint_positions: np.ndarray        # canonical order, what the robot would measure
     goal_wxyz: np.ndarray
     action: np.ndarray | None          # joint targets the policy produced at this step (canonical)
@@ -78,9 +78,11 @@ class EpisodeBagWriter:
         if self._last_goal is None or not np.array_equal(self._last_goal, step.goal_wxyz):
             self._write(topics.GOAL, t, conversions.goal_msg(step.goal_wxyz, t, topics.PALM_FRAME))
             self._last_goal = np.array(step.goal_wxyz)
-        self._write(topics.DEPTH_INFO, t, conversions.intrinsics_to_camera_info(step.intrinsics, t, topics.CAMERA_FRAME))
-        self._write(topics.DEPTH_IMAGE, t,
-                    conversions.depth_to_image(step.depth_m, t, topics.CAMERA_FRAME, self._depth_encoding))
+        if step.depth_m is not None:
+            self._write(topics.DEPTH_INFO, t,
+                        conversions.intrinsics_to_camera_info(step.intrinsics, t, topics.CAMERA_FRAME))
+            self._write(topics.DEPTH_IMAGE, t,
+                        conversions.depth_to_image(step.depth_m, t, topics.CAMERA_FRAME, self._depth_encoding))
         if step.object_pose is not None:
             pose = PoseStamped(header=conversions.make_header(t, topics.PALM_FRAME))
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in step.object_pose[0])

@@ -71,14 +71,14 @@ class EmulatedHand:
         self.position = new
 
     def feedback(self, profile: DriverProfile) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(names, positions, velocities) as the driver would publish them (driver order)."""
-        index = profile.command_index                       # driver slot order
-        names = [profile.feedback_vocabulary[i] for i in index]
+        """(names, positions, velocities) as the driver would publish them, faults applied."""
+        names, positions, velocities = profile.encode_feedback(self.position, self.velocity)
+        names = list(names) or [profile.feedback_vocabulary[i] for i in profile.command_index]
+        if velocities is None:
+            velocities = self.velocity[profile.command_index]
         if 0 <= self.faults.rename_joint < len(profile.feedback_vocabulary):
             bad = profile.feedback_vocabulary[self.faults.rename_joint]
             names = [n + "_renamed" if n == bad else n for n in names]
-        positions = self.position[index] + profile.feedback_offset
-        velocities = self.velocity[index]
         if self.faults.reorder_names:
             names, positions, velocities = names[::-1], positions[::-1], velocities[::-1]
         return names, positions, velocities

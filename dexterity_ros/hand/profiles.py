@@ -72,6 +72,36 @@ class DriverProfile:
     def driver_name(self, canonical: str) -> str:
         return self.feedback_vocabulary[self.canonical_names.index(canonical)]
 
+    # ---- the driver's side of the protocol (emulator, live simulation) ----
+    def decode_command(self, names: Sequence[str], positions: Sequence[float],
+                       effort: Sequence[float] = ()) -> np.ndarray:
+        """A received command -> canonical targets, as the real driver reads it.
+
+        Raises FeedbackMismatch with the reason when the driver would reject
+        or misread the message.
+        """
+        values = np.asarray(positions, dtype=np.float64)
+        if len(effort):
+            raise FeedbackMismatch("command fills effort; the position interface takes positions only")
+        if self.name == "allegro_v4" and list(names) != list(self.command_names):
+            # The v4 driver reads position[k] as joint_k.0 whatever the names say: a different
+            # name list means the sender's order differs from the driver's, which is a bug.
+            raise FeedbackMismatch(f"command names {list(names)} are not the driver order "
+                                   f"{list(self.command_names)}")
+        if not np.all(np.isfinite(values)):
+            raise FeedbackMismatch("command contains NaN or inf")
+        return self.command_to_canonical(values)
+
+    def encode_feedback(self, q_canonical: np.ndarray, qd_canonical: np.ndarray | None = None
+                        ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+        """(names, positions, velocities) as the driver publishes them (driver slot order)."""
+        index = self.command_index
+        positions = np.asarray(q_canonical, dtype=np.float64)[index] + self.feedback_offset
+        velocities = None if qd_canonical is None else np.asarray(qd_canonical, dtype=np.float64)[index]
+        if self.feedback_kind == "positional":
+            return [], positions, None
+        return [self.feedback_vocabulary[i] for i in index], positions, velocities
+
 
 def _v4_number(name: str) -> int:
     match = re.fullmatch(r"joint_(\d+)\.0", name)

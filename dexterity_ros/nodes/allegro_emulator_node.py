@@ -17,16 +17,14 @@ from typing import Literal
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 
-from .. import conversions
 from ..config import ConfigError, param
 from ..diagnostics import Level
-from ..hand import (DEFAULT_FINGER_DIGITS, EmulatedHand, FeedbackMismatch, SafetyLimits, load_safety_tables,
+from ..hand import (DEFAULT_FINGER_DIGITS, EmulatedHand, SafetyLimits, load_safety_tables,
                     make_profile)
 from ..hand_model import default_hand
-from .ros_common import DexterityNode, qos_profile, run_node
+from .driver_endpoint import DriverEndpoint
+from .ros_common import DexterityNode, run_node
 
 FAULT_PARAMETERS = ("fault_stop_feedback", "fault_freeze_joint", "fault_reorder_names", "fault_rename_joint")
 
@@ -75,14 +73,9 @@ class AllegroEmulatorNode(DexterityNode):
         self.commands_outside_limits = 0
 
         cmd = self.profile.command_topic
-        if self.profile.command_kind == "joint_state":
-            self.create_subscription(JointState, cmd.name, self.on_joint_state_command, qos_profile(cmd))
-        else:
-            self.create_subscription(Float64MultiArray, cmd.name, self.on_array_command, qos_profile(cmd))
-        # Drivers publish feedback with default (reliable) QoS.
-        self.feedback_topic = (self.profile.feedback_topic.name if self.profile.feedback_topic
-                               else cfg.leap_feedback_topic)
-        self.feedback_pub = self.create_publisher(JointState, self.feedback_topic, 10)
+        self.endpoint = DriverEndpoint(self, self.profile, self._command, self._protocol_error,
+                                       cfg.leap_feedback_topic)
+        self.feedback_topic = self.endpoint.feedback_topic
         self._setup_leap_service()
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self._last_step = time.monotonic()
@@ -146,31 +139,7 @@ class AllegroEmulatorNode(DexterityNode):
                 for f in fields(EmulatorConfig)}
 
     # ---------------------------------------------------------- commands
-    def on_joint_state_command(self, msg: JointState) -> None:
-        positions = np.asarray(msg.position, dtype=np.float64)
-        expected = list(self.profile.command_names)
-        if len(msg.effort):
-            self._protocol_error("command fills effort; the position interface takes positions only")
-            return
-        if self.profile.name == "allegro_v4" and list(msg.name) != expected:
-            # The v4 driver reads position[k] as joint_k.0 whatever the names say: a different
-            # name list means the sender's order differs from the driver's, which is a bug.
-            self._protocol_error(f"command names {list(msg.name)} are not the driver order {expected}")
-            return
-        self._command(positions)
-
-    def on_array_command(self, msg: Float64MultiArray) -> None:
-        self._command(np.asarray(msg.data, dtype=np.float64))
-
-    def _command(self, values: np.ndarray) -> None:
-        if not np.all(np.isfinite(values)):
-            self._protocol_error("command contains NaN or inf")
-            return
-        try:
-            target = self.profile.command_to_canonical(values)
-        except FeedbackMismatch as exc:
-            self._protocol_error(str(exc))
-            return
+    def _command(self, target: np.ndarray) -> None:
         audit = self.sim.command(target)
         self.health.tick("commands")
         self.health.count("commands received")
@@ -189,11 +158,7 @@ class AllegroEmulatorNode(DexterityNode):
         if self.sim.faults.stop_feedback:
             return
         names, positions, velocities = self.sim.feedback(self.profile)
-        if self.profile.feedback_kind == "positional":
-            names = []
-            velocities = None
-        msg = conversions.arrays_to_joint_state(names, positions, self.now_ns(), velocities)
-        self.feedback_pub.publish(msg)
+        self.endpoint.publish_feedback(names, positions, velocities, self.now_ns())
         self.health.tick("feedback")
 
     def publish_diagnostics(self) -> None:

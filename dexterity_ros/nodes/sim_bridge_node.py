@@ -1,10 +1,14 @@
-"""sim_bridge_node: stands in for the robot (camera + hand sensors) without Gazebo.
+"""sim_bridge_node: stands in for the robot (camera + hand) without Gazebo.
 
 Replay mode publishes a randomized episode bag (rosbag2 MCAP) on the robot's
 own topics at its recorded timing, so the same graph that runs on the robot
 runs on training data. Header stamps are remapped onto the node's clock
 (optionally /clock is published) so downstream staleness checks behave as
 on a live robot.
+
+Live mode runs the randomized MuJoCo simulation instead (see
+:mod:`dexterity_ros.nodes.sim_live`): it publishes camera and driver
+feedback, consumes the hand driver's commands and reports task metrics.
 """
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from rosgraph_msgs.msg import Clock
+from std_srvs.srv import Trigger
 
 from .. import conversions, topics
 from ..bags.episode import EPISODE_TOPICS, PRIVILEGED_TOPICS, bag_topic
@@ -30,7 +36,8 @@ RECORDED_TARGETS = topics.Topic("sim/recorded_targets", topics.JOINT_TARGETS.typ
 
 @dataclass(frozen=True)
 class SimBridgeConfig:
-    mode: str = param("replay", "replay (publish an episode bag); live MuJoCo mode is sim.launch.xml's")
+    mode: Literal["replay", "live"] = param("replay", "replay: publish an episode bag; live: run the randomized "
+                                                      "MuJoCo simulation in the loop", read_only=True)
     bag_path: str = param("", "episode bag directory (empty: the built-in demo episode)")
     rate: float = param(1.0, "playback speed factor", min=0.01, max=100.0)
     start_offset: float = param(0.0, "s of the bag to skip at the start", min=0.0)
@@ -42,8 +49,23 @@ class SimBridgeConfig:
     exit_on_end: bool = param(False, "shut the node down when a non-looping replay ends")
     wait_for_subscribers: float = param(10.0, "s to wait for a depth subscriber before starting (0: start at once)",
                                         min=0.0)
+    start_paused: bool = param(False, "wait for a call of ~/start (std_srvs/Trigger) before replaying "
+                                      "(tools that must see the whole episode start it when their graph is up)")
     settle_time: float = param(1.0, "s to wait after the first subscriber appears (lets the rest of the graph "
                                     "discover each other)", min=0.0)
+    # live mode
+    sim_config: str = param("", "live: simulation YAML (empty: config/sim.yaml)")
+    randomization_config: str = param("", "live: randomization YAML (empty: config/randomization.yaml)")
+    seed: int = param(0, "live: seed of the episode sequence", min=0)
+    real_time_factor: float = param(1.0, "live: simulated seconds per wall-clock second", min=0.01, max=100.0)
+    driver_profile: Literal["allegro_v4", "ros2_control", "leap"] = param(
+        "allegro_v4", "live: hand driver protocol the simulated hand speaks")
+    ros2_control_finger_digits: tuple[str, ...] = param(["ff", "mf", "rf", "th"],
+                                                        "live, ros2_control: finger of each joint-name digit")
+    ros2_control_joint_names: tuple[str, ...] = param([], "live, ros2_control: controller joint order "
+                                                          "(empty: ascending names)")
+    leap_feedback_topic: str = param("leap_joint_states", "live, leap: topic of LEAP positions by index")
+    feedback_rate_hz: float = param(100.0, "live: driver feedback messages per second", min=1.0, max=1000.0)
 
 
 def default_episode_path() -> str:
@@ -53,9 +75,14 @@ def default_episode_path() -> str:
 class SimBridgeNode(DexterityNode):
     def __init__(self, **kwargs):
         super().__init__("sim_bridge_node", SimBridgeConfig, **kwargs)
-        cfg = self.config
-        if cfg.mode != "replay":
-            raise ConfigError(f"sim_bridge_node mode '{cfg.mode}' not supported here (use 'replay')")
+        self.live = None
+        if self.config.mode == "live":
+            from .sim_live import LiveSimulation
+            self.live = LiveSimulation(self, self.config)
+            return
+        self._init_replay(self.config)
+
+    def _init_replay(self, cfg: SimBridgeConfig) -> None:
         path = cfg.bag_path or default_episode_path()
         try:
             self.reader = BagReader(path)
@@ -87,12 +114,26 @@ class SimBridgeNode(DexterityNode):
         self.frames = 0
         self.finished = threading.Event()
         self._stop = threading.Event()
+        self._start = threading.Event()
+        self.create_service(Trigger, "~/start", self._on_start)
         self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
         self._thread.start()
         self.get_logger().info(f"replaying {path} ({self.reader.duration_ns * 1e-9:.1f} s, "
                                f"rate {cfg.rate}, loop {cfg.loop}) on {len(self.routes)} topics")
 
+    def _on_start(self, _request, response):
+        response.success = not self._start.is_set()
+        response.message = "replay started" if response.success else "replay was already started"
+        self._start.set()
+        return response
+
     def _wait_for_graph(self) -> None:
+        if self.config.start_paused:
+            self.get_logger().info("paused: waiting for ~/start")
+            while not self._start.is_set():
+                if self._stop.wait(0.05):
+                    return
+            return
         depth_pub = self.routes[bag_topic(topics.DEPTH_IMAGE)][1]
         deadline = time.monotonic() + self.config.wait_for_subscribers
         while time.monotonic() < deadline and depth_pub.get_subscription_count() == 0:
@@ -158,6 +199,8 @@ class SimBridgeNode(DexterityNode):
 
     def destroy_node(self) -> None:
         # also called on a half-built node when start-up failed
+        if getattr(self, "live", None) is not None:
+            self.live.close()
         if hasattr(self, "_thread"):
             self._stop.set()
             self._thread.join(timeout=2)

@@ -1,0 +1,183 @@
+"""`dexterity-ros parity BAG`: replay an episode through the live graph, compare the actions.
+
+Runs ``replay.launch.xml`` without the hand (sim bridge -> segmentation ->
+student), pairs every live target with the target recorded at training time
+(by the stamp of the frame that produced it), and reports per-step and overall
+max/mean absolute differences and the latency of each stage. Exit status 0
+only when every recorded action is reproduced within the tolerance.
+"""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("parity", help="check that the live graph reproduces an episode's recorded actions",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("bag", type=Path, nargs="?", default=None,
+                        help="episode bag with recorded actions (default: the built-in demo episode)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference in rad (default 1e-4)")
+    parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1.0)")
+    parser.add_argument("--model", type=Path, default=None, help="student model (default: the packaged one)")
+    parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    parser.add_argument("--per-step", action="store_true", help="print one line per step")
+    parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
+    parser.set_defaults(func=run)
+
+
+class _ParityMonitor:
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from sensor_msgs.msg import Image, JointState, PointCloud2
+
+        from .. import topics
+        from ..hand_model import default_hand
+        from ..nodes.ros_common import qos_profile
+        from ..nodes.sim_bridge_node import RECORDED_TARGETS
+
+        self.hand = default_hand()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node("parity_monitor", context=self.context)
+        self.lock = threading.Lock()
+        self.live: dict[int, np.ndarray] = {}
+        self.recorded: dict[int, np.ndarray] = {}
+        self.arrival: dict[str, dict[int, int]] = {"depth": {}, "cloud": {}, "target": {}}
+        n = self.node
+        n.create_subscription(JointState, topics.JOINT_TARGETS.name, self._on_live, qos_profile(topics.JOINT_TARGETS))
+        n.create_subscription(JointState, RECORDED_TARGETS.name, self._on_recorded, qos_profile(RECORDED_TARGETS))
+        n.create_subscription(Image, topics.DEPTH_IMAGE.name, lambda m: self._arrive("depth", m),
+                              qos_profile(topics.DEPTH_IMAGE))
+        n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, lambda m: self._arrive("cloud", m),
+                              qos_profile(topics.OBJECT_CLOUD))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(n)
+        self._stop = False
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _stamp(self, msg) -> int:
+        from ..conversions import stamp_to_ns
+        return stamp_to_ns(msg.header.stamp)
+
+    def _arrive(self, stage: str, msg) -> None:
+        with self.lock:
+            self.arrival[stage][self._stamp(msg)] = time.time_ns()
+
+    def _targets(self, msg) -> np.ndarray:
+        return self.hand.to_canonical(list(msg.name), np.asarray(msg.position))
+
+    def _on_live(self, msg) -> None:
+        with self.lock:
+            self.live[self._stamp(msg)] = self._targets(msg)
+            self.arrival["target"][self._stamp(msg)] = time.time_ns()
+
+    def _on_recorded(self, msg) -> None:
+        with self.lock:
+            self.recorded[self._stamp(msg)] = self._targets(msg)
+
+    def close(self) -> None:
+        import rclpy
+        self._stop = True
+        self.thread.join(timeout=2)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def _stage_latencies(arrival: dict[str, dict[int, int]]) -> dict[str, list[float]]:
+    out = {"depth stamp -> cloud (segmentation)": [], "cloud -> target (student)": [],
+           "depth stamp -> target (end to end)": []}
+    for stamp, t_target in arrival["target"].items():
+        t_cloud = arrival["cloud"].get(stamp)
+        if t_cloud is not None:
+            out["depth stamp -> cloud (segmentation)"].append((t_cloud - stamp) * 1e-6)
+            out["cloud -> target (student)"].append((t_target - t_cloud) * 1e-6)
+        out["depth stamp -> target (end to end)"].append((t_target - stamp) * 1e-6)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import topics
+    from ..bags.episode import bag_topic
+    from ..bags.io import BagError, BagReader
+    from ..parity import compare_actions
+    from ..paths import launch_path
+    from ..process_supervisor import launch
+    from .demo import ensure_demo_episode
+
+    bag = args.bag or ensure_demo_episode()
+    try:
+        with BagReader(bag) as reader:
+            expected = reader.topics().get(bag_topic(topics.JOINT_TARGETS))
+            duration_s = reader.duration_ns * 1e-9
+    except BagError as exc:
+        print(f"error: {exc}")
+        return 2
+    if expected is None or expected.count == 0:
+        print(f"error: {bag} has no recorded actions on {bag_topic(topics.JOINT_TARGETS)}")
+        return 2
+    monitor = _ParityMonitor()
+    launch_args = [f"bag:={bag}", f"rate:={args.rate}", "hand:=false", "start_paused:=true"]
+    if args.model:
+        launch_args.append(f"model:={args.model}")
+    handle = launch(launch_path("replay.launch.xml"), launch_args, echo=not args.quiet)
+    timeout = args.timeout or (duration_s / args.rate + 60.0)
+    deadline = time.monotonic() + timeout
+    try:
+        from ..nodes.graph_monitor import replay_graph_requirements, start_replay, wait_for_graph
+        from ..nodes.sim_bridge_node import RECORDED_TARGETS
+        requirements = replay_graph_requirements(with_hand=False)
+        requirements[RECORDED_TARGETS.name] = (1, 1)
+        missing = wait_for_graph(monitor.node, requirements, timeout=min(timeout, 60.0))
+        if missing:
+            print(f"error: the graph did not come up: {missing}")
+            return 1
+        time.sleep(0.5)
+        start_replay(monitor.node)
+        while time.monotonic() < deadline:
+            with monitor.lock:
+                done = len(monitor.recorded) >= expected.count
+            if done or not handle.running:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)                        # let the last live actions arrive
+    finally:
+        handle.stop()
+        with monitor.lock:
+            recorded, live = dict(monitor.recorded), dict(monitor.live)
+            arrival = {k: dict(v) for k, v in monitor.arrival.items()}
+        monitor.close()
+
+    report = compare_actions(recorded, live, args.tolerance)
+    if len(recorded) < expected.count:
+        print(f"warning: only {len(recorded)} of {expected.count} recorded actions were replayed")
+        report.missing.extend([-1] * (expected.count - len(recorded)))
+    print(f"\n== parity: {bag}")
+    if args.per_step:
+        t0 = min(recorded) if recorded else 0
+        for stamp in sorted(recorded):
+            if stamp in live:
+                diff = np.abs(live[stamp] - recorded[stamp])
+                print(f"  t={(stamp - t0) * 1e-9:7.3f} s  max {diff.max():.3g}  mean {diff.mean():.3g}")
+            else:
+                print(f"  t={(stamp - t0) * 1e-9:7.3f} s  MISSING live action")
+    for line in report.lines():
+        print("  " + line)
+    for stage, values in _stage_latencies(arrival).items():
+        if values:
+            print(f"  latency {stage:38s} p50 {np.percentile(values, 50):6.2f} ms  "
+                  f"p99 {np.percentile(values, 99):6.2f} ms")
+    print("  verdict: " + ("PASS" if report.ok else "FAIL"))
+    return 0 if report.ok else 1

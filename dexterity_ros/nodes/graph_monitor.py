@@ -1,0 +1,170 @@
+"""An observer of the running graph: counts every stage and measures end-to-end latency.
+
+Used by ``dexterity-ros demo`` (and the HIL scenarios) to report, from the
+outside, what the graph did: frames replayed, clouds, policy targets and hand
+commands published, drops between stages, and the latency from a depth
+frame's header stamp to the first hand command sent after the policy target
+computed from that frame.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState, PointCloud2
+
+from .. import conversions, topics
+from .ros_common import qos_profile
+
+
+@dataclass
+class GraphReport:
+    duration_s: float
+    frames: int
+    clouds: int
+    targets: int
+    commands: int
+    latencies_ms: list[float] = field(default_factory=list)
+    diagnostics: dict[str, DiagnosticStatus] = field(default_factory=dict)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def diagnostic_value(self, node_fragment: str, key: str) -> str | None:
+        for name, status in self.diagnostics.items():
+            if node_fragment in name:
+                for kv in status.values:
+                    if kv.key == key:
+                        return kv.value
+        return None
+
+    def lines(self) -> list[str]:
+        dropped_seg = max(self.frames - self.clouds, 0)
+        return [
+            f"duration                      {self.duration_s:.1f} s",
+            f"depth frames replayed         {self.frames}",
+            f"object clouds published       {self.clouds}   (frames without a cloud: {dropped_seg})",
+            f"policy targets published      {self.targets}   (clouds without a target: "
+            f"{max(self.clouds - self.targets, 0)})",
+            f"hand commands published       {self.commands}",
+            f"end-to-end latency (depth stamp -> hand command): p50 {self.percentile(50):.1f} ms, "
+            f"p99 {self.percentile(99):.1f} ms over {len(self.latencies_ms)} targets",
+        ]
+
+
+class GraphMonitor:
+    """Subscribes to every stage of the graph in its own context and executor thread."""
+
+    def __init__(self, command_topic: str, command_type=JointState, name: str = "graph_monitor"):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context)
+        self._lock = threading.Lock()
+        self.frames = 0
+        self.clouds = 0
+        self.target_events: list[tuple[int, int]] = []     # (receive ns, depth stamp ns)
+        self.command_times: list[int] = []                   # receive ns
+        self.diagnostics: dict[str, DiagnosticStatus] = {}
+        n = self.node
+        n.create_subscription(Image, topics.DEPTH_IMAGE.name, self._on_frame, qos_profile(topics.DEPTH_IMAGE))
+        n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, self._on_cloud, qos_profile(topics.OBJECT_CLOUD))
+        n.create_subscription(JointState, topics.JOINT_TARGETS.name, self._on_target,
+                              qos_profile(topics.JOINT_TARGETS))
+        n.create_subscription(command_type, command_topic, self._on_command, qos_profile(topics.QosClass.RELIABLE))
+        n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diag, qos_profile(topics.DIAGNOSTICS))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._stop = False
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_frame(self, _msg) -> None:
+        with self._lock:
+            self.frames += 1
+
+    def _on_cloud(self, _msg) -> None:
+        with self._lock:
+            self.clouds += 1
+
+    def _on_target(self, msg: JointState) -> None:
+        with self._lock:
+            self.target_events.append((time.time_ns(), conversions.stamp_to_ns(msg.header.stamp)))
+
+    def _on_command(self, _msg) -> None:
+        with self._lock:
+            self.command_times.append(time.time_ns())
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        with self._lock:
+            for status in msg.status:
+                self.diagnostics[status.name] = status
+
+    def report(self) -> GraphReport:
+        with self._lock:
+            commands = list(self.command_times)
+            latencies = []
+            for received, depth_stamp in self.target_events:
+                i = bisect.bisect_left(commands, received)
+                if i < len(commands):
+                    latencies.append((commands[i] - depth_stamp) * 1e-6)
+            return GraphReport(time.monotonic() - self._t0, self.frames, self.clouds, len(self.target_events),
+                               len(commands), latencies, dict(self.diagnostics))
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def wait_for_graph(node: Node, requirements: dict[str, tuple[int, int]], timeout: float) -> list[str]:
+    """Wait until each topic has at least (publishers, subscribers); return what is still missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [f"{topic} (publishers {node.count_publishers(topic)}/{pubs}, "
+                   f"subscribers {node.count_subscribers(topic)}/{subs})"
+                   for topic, (pubs, subs) in requirements.items()
+                   if node.count_publishers(topic) < pubs or node.count_subscribers(topic) < subs]
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(0.1)
+
+
+def start_replay(node: Node, service: str = "/sim_bridge/start", timeout: float = 20.0) -> None:
+    """Call the sim bridge's start service (replay launched with start_paused:=true)."""
+    from std_srvs.srv import Trigger
+    client = node.create_client(Trigger, service)
+    if not client.wait_for_service(timeout_sec=timeout):
+        raise TimeoutError(f"{service} did not appear within {timeout:.0f} s")
+    future = client.call_async(Trigger.Request())
+    deadline = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not future.done():
+        raise TimeoutError(f"{service} did not answer")
+
+
+def replay_graph_requirements(with_hand: bool, command_topic: str | None = None) -> dict[str, tuple[int, int]]:
+    """Publishers/subscribers that must exist before a replay is started (monitor included)."""
+    req = {
+        topics.DEPTH_IMAGE.name: (1, 2),       # bridge -> segmentation + monitor
+        topics.JOINT_STATES.name: (1, 2),      # bridge -> segmentation + student
+        topics.OBJECT_CLOUD.name: (1, 2),      # segmentation -> student + monitor
+        topics.JOINT_TARGETS.name: (1, 1 + int(with_hand)),
+    }
+    if with_hand and command_topic:
+        req[command_topic] = (1, 1)
+    return req

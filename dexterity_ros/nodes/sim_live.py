@@ -1,0 +1,186 @@
+"""Live mode of sim_bridge_node: MuJoCo stands in for the camera and the hand driver.
+
+The randomized simulation runs in real time (scaled by ``real_time_factor``).
+Every policy period it publishes what the robot's sensors would (depth +
+camera_info on the camera topics, the driver's joint feedback in the chosen
+driver profile), takes the latest command the hand driver received (so the
+whole graph, safety layer included, drives the simulated hand), steps the
+physics and reports task metrics. Episodes restart automatically.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, QuaternionStamped, TwistStamped
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+
+from .. import conversions, topics
+from ..conversions import quantize_depth_mm
+from ..diagnostics import Level
+from ..hand.profiles import make_profile
+from .driver_endpoint import DriverEndpoint
+from .ros_common import qos_profile
+
+
+class LiveSimulation:
+    def __init__(self, node, cfg):
+        from ..sim.env import ReorientEnv    # MuJoCo only when live mode is used
+
+        self.node = node
+        self.cfg = cfg
+        self.env = ReorientEnv(cfg.sim_config or None, cfg.randomization_config or None, seed=cfg.seed)
+        self.profile = make_profile(cfg.driver_profile, self.env.hand, cfg.ros2_control_finger_digits,
+                                    cfg.ros2_control_joint_names,
+                                    cfg.leap_feedback_topic if cfg.driver_profile == "leap" else "")
+        self.endpoint = DriverEndpoint(node, self.profile, self._on_command, self._on_protocol_error,
+                                       cfg.leap_feedback_topic)
+        n = node
+        self.depth_pub = n.create_publisher(Image, topics.DEPTH_IMAGE.name, qos_profile(topics.DEPTH_IMAGE))
+        self.info_pub = n.create_publisher(CameraInfo, topics.DEPTH_INFO.name, qos_profile(topics.DEPTH_INFO))
+        self.goal_pub = n.create_publisher(QuaternionStamped, topics.GOAL.name, qos_profile(topics.GOAL))
+        self.metrics_pub = n.create_publisher(DiagnosticStatus, topics.TASK_METRICS.name,
+                                              qos_profile(topics.TASK_METRICS))
+        self.pose_pub = n.create_publisher(PoseStamped, topics.OBJECT_POSE.name, qos_profile(topics.OBJECT_POSE))
+        self.twist_pub = n.create_publisher(TwistStamped, topics.OBJECT_TWIST.name, qos_profile(topics.OBJECT_TWIST))
+        self.physics_pub = n.create_publisher(String, topics.PHYSICS_PARAMS.name, qos_profile(topics.PHYSICS_PARAMS))
+        self.clock_pub = (n.create_publisher(Clock, topics.CLOCK.name, qos_profile(topics.CLOCK))
+                          if cfg.publish_clock else None)
+        self._lock = threading.Lock()
+        self._command: np.ndarray | None = None
+        self.commands_received = 0
+        self.episodes = 0
+        self.successes_total = 0
+        self.drops = 0
+        self._last_goal: np.ndarray | None = None
+        self._feedback: tuple[np.ndarray, np.ndarray] | None = None   # latest measured (q, qd)
+        # Like a real driver, feedback streams at its own rate, also while an episode resets.
+        n.create_timer(1.0 / cfg.feedback_rate_hz, self._publish_feedback)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-sim", daemon=True)
+        self._thread.start()
+        n.get_logger().info(f"live simulation: {self.env.config.mount}, objects {list(self.env.config.objects)}, "
+                            f"{1.0 / self.env.policy_period_s:.0f} Hz, driver profile '{self.profile.name}' "
+                            f"(commands on {self.profile.command_topic.name}, feedback on "
+                            f"{self.endpoint.feedback_topic})")
+
+    # ------------------------------------------------------------- inputs
+    def _on_command(self, target: np.ndarray) -> None:
+        with self._lock:
+            self._command = target
+            self.commands_received += 1
+        self.node.health.tick("hand commands")
+
+    def _on_protocol_error(self, message: str) -> None:
+        self.node.bad_input("protocol error", f"{self.profile.name} command ignored: {message}", Level.ERROR)
+
+    # --------------------------------------------------------------- loop
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # keep the node alive and say why the simulation stopped
+            if not self._stop.is_set():
+                self.node.bad_input("simulation error", f"live simulation stopped: {exc!r}", Level.ERROR)
+
+    def _new_episode(self):
+        obs = self.env.reset()
+        state = self.env.privileged_state()
+        with self._lock:
+            self._command = None
+        self._hold = state.joint_targets.copy()
+        self.physics_pub.publish(String(data=json.dumps(state.physics_params, sort_keys=True)))
+        self.episodes += 1
+        return obs
+
+    def _loop(self) -> None:
+        period = self.env.policy_period_s / max(self.cfg.real_time_factor, 1e-6)
+        obs = self._new_episode()
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            stamp = self.node.now_ns()
+            self._publish_observation(obs, stamp)
+            next_tick += period
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                if self._stop.wait(delay):
+                    return
+            elif delay < -period:
+                self.node.health.count("overruns (sim slower than real time)")
+                next_tick = time.monotonic()
+            with self._lock:
+                target = self._command if self._command is not None else self._hold
+            result = self.env.step(target)
+            self._publish_metrics(result.info, result.terminated or result.truncated)
+            obs = result.observation
+            if result.terminated or result.truncated:
+                self.successes_total += int(result.info["consecutive_successes"])
+                self.drops += int(result.info["dropped"])
+                obs = self._new_episode()
+
+    def _publish_feedback(self, stamp: int | None = None) -> None:
+        with self._lock:
+            feedback = self._feedback
+        if feedback is None:
+            return
+        names, positions, velocities = self.profile.encode_feedback(*feedback)
+        self.endpoint.publish_feedback(names, positions, velocities, stamp or self.node.now_ns())
+
+    def _publish_observation(self, obs, stamp: int) -> None:
+        with self._lock:
+            self._feedback = (np.asarray(obs.joint_positions), self.env.privileged_state().joint_velocities)
+        self._publish_feedback(stamp)      # one feedback message carries exactly the frame's stamp
+        goal = np.asarray(obs.goal_quaternion)
+        if self._last_goal is None or not np.array_equal(goal, self._last_goal):
+            self.goal_pub.publish(conversions.goal_msg(goal, stamp, topics.PALM_FRAME))
+            self._last_goal = goal.copy()
+        if not obs.frame_dropped:
+            frame = obs.render()
+            if frame is not None:
+                depth = quantize_depth_mm(frame.depth)
+                self.info_pub.publish(conversions.intrinsics_to_camera_info(
+                    frame.calibrated_intrinsics, stamp, topics.CAMERA_FRAME))
+                self.depth_pub.publish(conversions.depth_to_image(depth, stamp, topics.CAMERA_FRAME))
+                self.node.health.tick("frames")
+        else:
+            self.node.health.count("camera frames dropped (randomization)")
+        priv = self.env.privileged_state()
+        pose = PoseStamped(header=conversions.make_header(stamp, topics.PALM_FRAME))
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in priv.object_position)
+        pose.pose.orientation = conversions.wxyz_to_quaternion_msg(priv.object_quaternion)
+        self.pose_pub.publish(pose)
+        twist = TwistStamped(header=conversions.make_header(stamp, topics.PALM_FRAME))
+        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in priv.object_linear_velocity)
+        twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (
+            float(v) for v in priv.object_angular_velocity)
+        self.twist_pub.publish(twist)
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(obs.time_ns)))
+
+    def _publish_metrics(self, info: dict, episode_over: bool) -> None:
+        values = {
+            "rotation error (rad)": f"{info['rotation_distance']:.4f}",
+            "consecutive successes": str(info["consecutive_successes"]),
+            "dropped": str(info["dropped"]).lower(),
+            "episode": str(self.env.episode),
+            "episode step": str(info["episode_step"]),
+            "episodes": str(self.episodes),
+            "drops so far": str(self.drops + int(info["dropped"])),
+            "hand commands received": str(self.commands_received),
+        }
+        level = Level.WARN if info["dropped"] else Level.OK
+        msg = DiagnosticStatus(level=bytes([int(level)]), name="sim/task",
+                               message="episode over" if episode_over else "running")
+        msg.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        self.metrics_pub.publish(msg)
+        for key, value in values.items():
+            self.node.health.set_value(key, value)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.env.close()
