@@ -1,8 +1,9 @@
-"""`dexterity-ros info PATH`: describe a student model (its contract) or, later, a bag.
+"""`dexterity-ros info PATH`: describe a student model (its contract) or a rosbag2 bag.
 
 A path ending in ``.onnx`` prints the policy contract in readable form and
 checks it against the hand description, the perception config and the graph.
-Other paths go to :func:`describe_bag`, the hook the rosbag2 tool fills.
+Other paths go to :func:`describe_bag`: any rosbag2 directory or .mcap/.db3
+file (topics, types, counts, duration, frequencies, QoS; ``ros2 bag info``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def register(subparsers) -> None:
         "info", help="describe a student model (.onnx contract) or a recording",
         description="Print the policy contract of an ONNX student in readable form, with checks against "
                     "the hand description and the perception config.")
-    parser.add_argument("path", type=Path, help="MODEL.onnx")
+    parser.add_argument("path", type=Path, help="MODEL.onnx, or a bag directory / .mcap / .db3 file")
     parser.add_argument("--json", action="store_true", help="print the raw contract JSON instead")
     parser.add_argument("--perception-config", type=Path,
                         help="perception YAML to compare with (default: config/perception.yaml)")
@@ -27,19 +28,34 @@ def register(subparsers) -> None:
 def describe_bag(path: Path) -> str | None:
     """Description of a rosbag2 recording, or None if ``path`` is not one this tool reads.
 
-    Hook for the bag tool: it replaces this function's body; ``info`` already dispatches here.
+    Raises ``BagError`` (with the reason) for a bag that cannot be read as it is.
     """
-    return None
+    from ..bags.inspect import describe, is_bag_path
+    from ..bags.io import BagReader
+
+    if not is_bag_path(path):
+        return None
+    with BagReader(path.parent if path.name == "metadata.yaml" else path) as reader:
+        return describe(reader)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..bags.io import BagError
+
     path: Path = args.path
     if path.suffix.lower() == ".onnx":
         return _describe_model(path, args)
-    text = describe_bag(path)
+    if not path.exists():
+        print(f"error: {path} does not exist", file=sys.stderr)
+        return 2
+    try:
+        text = describe_bag(path)
+    except BagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if text is None:
-        print(f"error: {path} is not an ONNX model (expected a file ending in .onnx); "
-              "describing recordings is not supported yet", file=sys.stderr)
+        print(f"error: {path} is neither an ONNX model (.onnx) nor a rosbag2 bag (a directory with "
+              "metadata.yaml or .mcap/.db3 files, or a .mcap/.db3 file)", file=sys.stderr)
         return 2
     print(text)
     return 0
