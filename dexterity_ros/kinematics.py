@@ -91,6 +91,19 @@ class HandKinematics:
         self._axis = [None] + [np.array(l.axis) / np.linalg.norm(l.axis) if l.axis else None
                                for l in self.hand.links]
         self._shapes = [self.hand.palm_collision] + [l.collision for l in self.hand.links]
+        # constant per-link tables, so one pose costs a few batched numpy calls (segmentation runs it per frame)
+        self._jointed = np.array([i for i, j in enumerate(self._joint_of_link) if j >= 0], dtype=np.int64)
+        self._jointed_q = np.array([self._joint_of_link[i] for i in self._jointed], dtype=np.int64)
+        skew = np.array([[[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]]
+                         for a in (self._axis[i] for i in self._jointed)]).reshape(-1, 3, 3)
+        self._skew, self._skew2 = skew, skew @ skew
+        kinds = [s.kind == "box" for s in self._shapes]
+        self._box_links = np.array([i for i, b in enumerate(kinds) if b], dtype=np.int64)
+        self._cap_links = np.array([i for i, b in enumerate(kinds) if not b], dtype=np.int64)
+        self._shape_pos = np.array([s.pos for s in self._shapes], dtype=np.float64)
+        self._box_half = np.array([self._shapes[i].size for i in self._box_links], dtype=np.float64).reshape(-1, 3)
+        cap_size = np.array([self._shapes[i].size for i in self._cap_links], dtype=np.float64).reshape(-1, 2)
+        self._cap_radius, self._cap_half_length = cap_size[:, 0], cap_size[:, 1]
 
     def link_poses(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rotations (L, 3, 3) and positions (L, 3) of every link for joint vector ``q``."""
@@ -102,12 +115,14 @@ class HandKinematics:
         pos = np.empty((n, 3))
         rot[0] = np.eye(3)
         pos[0] = 0.0
+        angle = q[self._jointed_q][:, None, None]            # Rodrigues for every joint at once
+        joint_rot = dict(zip(self._jointed.tolist(),
+                             np.eye(3) + np.sin(angle) * self._skew + (1 - np.cos(angle)) * self._skew2))
         for i in range(1, n):
             p = self._parent[i]
             r_local = self._offset_rot[i]
-            j = self._joint_of_link[i]
-            if j >= 0:
-                r_local = r_local @ _axis_rotation(self._axis[i], q[j])
+            if i in joint_rot:
+                r_local = r_local @ joint_rot[i]
             rot[i] = rot[p] @ r_local
             pos[i] = pos[p] + rot[p] @ self._offset_pos[i]
         return rot, pos
@@ -120,24 +135,13 @@ class HandKinematics:
     def collision_shapes(self, q: np.ndarray) -> ShapeSet:
         """Every collision primitive posed in the palm frame at joint positions ``q``."""
         rot, pos = self.link_poses(q)
-        box_r, box_c, box_h, box_n = [], [], [], []
-        cap_a, cap_b, cap_r, cap_n = [], [], [], []
-        for i, shape in enumerate(self._shapes):
-            center = pos[i] + rot[i] @ np.array(shape.pos)
-            if shape.kind == "box":
-                box_r.append(rot[i])
-                box_c.append(center)
-                box_h.append(np.array(shape.size))
-                box_n.append(self.link_names[i])
-            else:
-                radius, half_length = shape.size
-                axis = rot[i][:, 2] * half_length
-                cap_a.append(center - axis)
-                cap_b.append(center + axis)
-                cap_r.append(radius)
-                cap_n.append(self.link_names[i])
-        return ShapeSet(np.array(box_r).reshape(-1, 3, 3), np.array(box_c).reshape(-1, 3),
-                        np.array(box_h).reshape(-1, 3), tuple(box_n),
-                        np.array(cap_a).reshape(-1, 3), np.array(cap_b).reshape(-1, 3),
-                        np.array(cap_r), tuple(cap_n))
+        box_r = rot[self._box_links]
+        box_c = pos[self._box_links] + np.einsum("bij,bj->bi", box_r, self._shape_pos[self._box_links])
+        cap_r = rot[self._cap_links]
+        cap_c = pos[self._cap_links] + np.einsum("bij,bj->bi", cap_r, self._shape_pos[self._cap_links])
+        axis = cap_r[:, :, 2] * self._cap_half_length[:, None]
+        return ShapeSet(box_r, box_c, self._box_half.copy(),
+                        tuple(self.link_names[i] for i in self._box_links),
+                        cap_c - axis, cap_c + axis, self._cap_radius.copy(),
+                        tuple(self.link_names[i] for i in self._cap_links))
 

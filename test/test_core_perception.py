@@ -1,4 +1,13 @@
-"""perception.py: the shared depth -> object cloud function, on synthetic depth frames."""
+"""perception.py: the shared depth -> object cloud function, on synthetic depth frames.
+
+The synthetic scene z-buffers dense surface samples of a cube and of the hand's
+own collision boxes (posed by forward kinematics) into the configured camera,
+so the ground truth is known exactly. Simulator frames with rendered labels
+are in test_perception_accuracy.py.
+"""
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,15 +19,17 @@ from dexterity_ros.hand_model import default_hand
 from dexterity_ros.kinematics import HandKinematics
 from dexterity_ros.paths import config_path
 from dexterity_ros.perception import (ObjectCloudExtractor, PerceptionConfig, density_filter,
-                                      extract_object_cloud, load_perception_config, sample_points)
+                                      extract_object_cloud, hand_mask, load_perception_config, sample_points)
 
 INTR = Intrinsics(424, 240, 213.0, 213.0, 211.5, 119.5)
 EXTRINSIC = load_extrinsic(config_path("extrinsics.yaml")).matrix
+OBJECT_CENTER = np.array([0.08, 0.0, 0.0])       # touches the curled fingers (2 mm), does not pass through them
+OBJECT_HALF = 0.03
 
 
-def splat(points_palm: np.ndarray, intr: Intrinsics = INTR) -> np.ndarray:
+def splat(points_palm: np.ndarray, intr: Intrinsics = INTR, extrinsic: np.ndarray = EXTRINSIC) -> np.ndarray:
     """Z-buffer dense palm-frame points into a depth image seen by the configured camera."""
-    cam = transform_points(invert_transform(EXTRINSIC), points_palm)
+    cam = transform_points(invert_transform(extrinsic), points_palm)
     uv, z = project(cam, intr)
     u, v = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
     ok = (z > 0) & (u >= 0) & (u < intr.width) & (v >= 0) & (v < intr.height)
@@ -36,9 +47,6 @@ def cube_surface(center, half, n=120000, seed=0):
     return np.asarray(center) + p * half
 
 
-OBJECT_CENTER = np.array([0.07, 0.0, 0.02])
-
-
 def grasp_pose() -> np.ndarray:
     """Fingers curled towards +x so they enter the workspace box in front of the palm."""
     hand = default_hand()
@@ -50,41 +58,98 @@ def grasp_pose() -> np.ndarray:
     return q
 
 
-def scene(with_hand=True, q=None):
-    pts = [cube_surface(OBJECT_CENTER, 0.03)]
+def hand_surface(q: np.ndarray) -> np.ndarray:
+    shapes = HandKinematics().collision_shapes(q)
+    pts = [c + (cube_surface(np.zeros(3), 1.0, 20000, seed=i + 1) * h) @ r.T
+           for i, (r, c, h) in enumerate(zip(shapes.box_rotation, shapes.box_center, shapes.box_half))]
+    return np.vstack(pts)
+
+
+def scene(with_hand=True, q=None, extrinsic=EXTRINSIC):
+    pts = [cube_surface(OBJECT_CENTER, OBJECT_HALF)]
     if with_hand:
-        shapes = HandKinematics().collision_shapes(q if q is not None else grasp_pose())
-        for r, c, h in zip(shapes.box_rotation, shapes.box_center, shapes.box_half):
-            pts.append(c + (cube_surface(np.zeros(3), 1.0, 20000, seed=len(pts)) * h) @ r.T)
-    return splat(np.vstack(pts))
+        pts.append(hand_surface(q if q is not None else grasp_pose()))
+    return splat(np.vstack(pts), extrinsic=extrinsic)
+
+
+def on_cube(points: np.ndarray, tolerance: float = 0.004) -> np.ndarray:
+    return np.max(np.abs(points - OBJECT_CENTER), axis=1) < OBJECT_HALF + tolerance
 
 
 def test_config_file_loads_and_hash_is_stable():
     cfg = load_perception_config()
     assert cfg.config_hash() == load_perception_config().config_hash()
     assert cfg.config_hash() != from_dict(PerceptionConfig, {"num_points": 256}).config_hash()
+    assert cfg.pixel_stride(640) == 2 and cfg.pixel_stride(320) == 1 and cfg.pixel_stride(848) == 2
 
 
 def test_object_cloud_is_on_the_object_in_the_palm_frame():
     cfg = load_perception_config()
-    depth = scene(with_hand=True)
-    result = extract_object_cloud(depth, INTR, EXTRINSIC, grasp_pose(), cfg)
+    result = extract_object_cloud(scene(with_hand=True), INTR, EXTRINSIC, grasp_pose(), cfg)
     assert result.ok, result.reason
     assert result.points.shape == (cfg.num_points, 3) and result.points.dtype == np.float32
-    # every point lies on (or within a pixel of) the cube, none on the hand
-    dist_out = np.max(np.abs(result.points - OBJECT_CENTER), axis=1)
-    assert np.all(dist_out < 0.03 + 0.004)
-    assert result.counts["hand_removed"] > 0
+    assert np.all(on_cube(result.points))          # every point on the cube, none on the hand
+    assert result.counts["hand_removed"] > 1000
+    assert result.alignment.ok and result.alignment.translation_mm < 2.0   # nothing to correct here
 
 
 def test_hand_points_are_removed_by_forward_kinematics():
     cfg = from_dict(PerceptionConfig, {"min_points": 10, "outlier": {"method": "none"}})
     hand_only = scene(with_hand=True) * (scene(with_hand=False) == 0)
     result = ObjectCloudExtractor(cfg).extract(hand_only, INTR, EXTRINSIC, grasp_pose())
-    assert not result.ok and "too few object points" in result.reason
-    # without the joint state the hand would have been kept
-    kept = ObjectCloudExtractor(cfg).extract(hand_only, INTR, EXTRINSIC, None)
-    assert kept.counts["object_points"] > 100
+    assert not result.ok and "too few object points" in result.reason and "were the hand" in result.reason
+    # the same frame without hand removal would have sent the hand to the student
+    keep_hand = dataclasses.replace(cfg, remove_hand=False)
+    assert ObjectCloudExtractor(keep_hand).extract(hand_only, INTR, EXTRINSIC, None).counts["object_points"] > 500
+
+
+def test_alignment_absorbs_a_calibration_error():
+    """Frame taken with the true camera, processed with an extrinsic 12 mm / 1 deg off."""
+    cfg = load_perception_config()
+    offset = np.eye(4)
+    angle = np.radians(1.0)
+    offset[:3, :3] = [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]]
+    offset[:3, 3] = [0.004, -0.008, 0.008]
+    calibrated = offset @ EXTRINSIC
+    depth = scene(with_hand=True)
+    aligned = ObjectCloudExtractor(cfg).extract(depth, INTR, calibrated, grasp_pose())
+    assert aligned.ok and aligned.alignment.ok
+    # the correction undoes the offset (palm_true <- palm_calibrated = inverse offset)
+    residual = aligned.alignment.correction @ offset
+    assert np.linalg.norm(residual[:3, 3]) < 0.003
+    # hand points no longer leak into the cloud; without the alignment they do
+    shifted = transform_points(invert_transform(offset), aligned.points.astype(np.float64))
+    assert np.mean(on_cube(shifted)) > 0.99
+    rigid = dataclasses.replace(cfg, hand_alignment=dataclasses.replace(cfg.hand_alignment, enabled=False))
+    plain = ObjectCloudExtractor(rigid).extract(depth, INTR, calibrated, grasp_pose(), want_mask=True)
+    assert plain.alignment is None
+    plain_points = transform_points(invert_transform(offset), plain.points.astype(np.float64))
+    assert np.mean(on_cube(plain_points)) < 0.95
+
+
+def test_warm_start_gives_the_same_cloud_quality_faster():
+    cfg = load_perception_config()
+    extractor = ObjectCloudExtractor(cfg)
+    depth = scene(with_hand=True)
+    cold = extractor.extract(depth, INTR, EXTRINSIC, grasp_pose())
+    warm = extractor.extract(depth, INTR, EXTRINSIC, grasp_pose(), previous_alignment=cold.alignment)
+    assert warm.alignment.warm and not cold.alignment.warm
+    assert np.allclose(warm.alignment.correction, cold.alignment.correction, atol=2e-3)
+    assert np.all(on_cube(warm.points))
+
+
+def test_asymmetric_margin_keeps_what_is_behind_a_finger():
+    """A point just behind a box (seen from the camera) is kept; the same distance in front is removed."""
+    shapes = HandKinematics().collision_shapes(grasp_pose())
+    camera = EXTRINSIC[:3, 3]
+    centre, rot, half = shapes.box_center[1], shapes.box_rotation[1], shapes.box_half[1]
+    view = (centre - camera) / np.linalg.norm(centre - camera)
+    axis = int(np.argmax(np.abs(rot.T @ view)))            # box axis most aligned with the view ray
+    normal = rot[:, axis] * np.sign(rot[:, axis] @ view)   # outward normal of the far face
+    behind = centre + normal * (half[axis] + 0.003)
+    front = centre - normal * (half[axis] + 0.003)
+    mask = hand_mask(shapes, np.array([behind, front]), camera, margin=0.004, margin_behind=0.0015)
+    assert mask.tolist() == [False, True]
 
 
 def test_deterministic_for_the_same_input():
@@ -95,32 +160,98 @@ def test_deterministic_for_the_same_input():
     assert np.array_equal(a, b)
 
 
+def test_mask_marks_the_pixels_of_the_kept_points():
+    cfg = from_dict(PerceptionConfig, {"working_width": 212})       # stride 2 at 424 px
+    extractor = ObjectCloudExtractor(cfg)
+    depth = scene()
+    result = extractor.extract(depth, INTR, EXTRINSIC, grasp_pose(), want_mask=True)
+    rows, cols = np.nonzero(result.object_mask)
+    assert len(rows) == result.counts["object_points"]
+    assert np.all(rows % 2 == 0) and np.all(cols % 2 == 0)       # only the pixels that were read
+    assert np.all(depth[rows, cols] > 0)
+
+
+# ------------------------------------------------------------------ bad input
 def test_all_zero_depth_gives_no_cloud_and_a_reason():
     result = extract_object_cloud(np.zeros((240, 424), np.float32), INTR, EXTRINSIC, grasp_pose(),
                                   load_perception_config())
-    assert not result.ok and "too few" in result.reason
+    assert not result.ok and "too few" in result.reason and "no valid depth" in result.reason
+
+
+def test_nan_and_inf_depth_are_no_measurement():
+    cfg = load_perception_config()
+    all_nan = np.full((240, 424), np.nan, np.float32)
+    result = extract_object_cloud(all_nan, INTR, EXTRINSIC, grasp_pose(), cfg)
+    assert not result.ok and "NaN/inf" in result.reason
+    depth = scene()
+    holes = depth.copy()
+    holes[::3, ::2] = np.nan
+    holes[1::3, ::2] = np.inf
+    holes[2::3, 1::2] = -np.inf
+    result = extract_object_cloud(holes, INTR, EXTRINSIC, grasp_pose(), cfg)
+    assert result.ok and np.all(np.isfinite(result.points)) and np.all(on_cube(result.points))
 
 
 def test_bad_inputs_are_clear_errors():
     cfg = load_perception_config()
-    with pytest.raises(IntrinsicsError, match="disagree|but camera_info says"):
-        extract_object_cloud(np.zeros((100, 100), np.float32), INTR, EXTRINSIC, None, cfg)
+    depth = scene()
+    with pytest.raises(IntrinsicsError, match="camera_info says"):
+        extract_object_cloud(np.zeros((100, 100), np.float32), INTR, EXTRINSIC, grasp_pose(), cfg)
     skewed = EXTRINSIC.copy()
     skewed[:3, :3] *= 1.1
     with pytest.raises(TransformError, match="orthonormal"):
-        extract_object_cloud(scene(), INTR, skewed, None, cfg)
+        extract_object_cloud(depth, INTR, skewed, grasp_pose(), cfg)
+    mirrored = EXTRINSIC.copy()
+    mirrored[:3, 0] *= -1
+    with pytest.raises(TransformError, match="reflection"):
+        extract_object_cloud(depth, INTR, mirrored, grasp_pose(), cfg)
     with pytest.raises(IntrinsicsError, match="focal"):
         Intrinsics(424, 240, 0.0, 213.0, 211.5, 119.5)
+    with pytest.raises(IntrinsicsError, match="size"):
+        Intrinsics(0, 240, 213.0, 213.0, 211.5, 119.5)
+    with pytest.raises(ValueError, match="float metres"):
+        extract_object_cloud((depth * 1000).astype(np.uint16), INTR, EXTRINSIC, grasp_pose(), cfg)
+    with pytest.raises(ValueError, match="16 joint positions"):
+        extract_object_cloud(depth, INTR, EXTRINSIC, np.zeros(12), cfg)
+    with pytest.raises(ValueError, match="finite"):
+        extract_object_cloud(depth, INTR, EXTRINSIC, np.full(16, np.nan), cfg)
+    with pytest.raises(ValueError, match="joint positions are required"):
+        extract_object_cloud(depth, INTR, EXTRINSIC, None, cfg)
+    broken = dataclasses.replace(extract_object_cloud(depth, INTR, EXTRINSIC, grasp_pose(), cfg).alignment,
+                                 correction=np.eye(4) * 2)
+    with pytest.raises(TransformError, match="previous hand alignment"):
+        ObjectCloudExtractor(cfg).extract(depth, INTR, EXTRINSIC, grasp_pose(), previous_alignment=broken)
     with pytest.raises(ConfigError, match="workspace"):
         from_dict(PerceptionConfig, {"workspace": {"min": [0, 0, 0], "max": [0.1, -0.1, 0.1]}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(PerceptionConfig, {"hand_alignment": {"iterationz": 3}})
 
 
+def test_non_rigid_extrinsic_file_is_rejected(tmp_path: Path):
+    bad = tmp_path / "extrinsics.yaml"
+    bad.write_text("parent_frame: palm\nchild_frame: camera_depth_optical_frame\n"
+                   "translation: [0.4, 0.0, 0.14]\nrotation: [0.5, -0.6, -0.6, 0.4]\n")
+    with pytest.raises(ConfigError, match="not a unit quaternion"):
+        load_extrinsic(bad)
+
+
+# ------------------------------------------------------------------ building blocks
 def test_density_filter_removes_isolated_points():
     rng = np.random.default_rng(0)
     blob = rng.normal(scale=0.005, size=(500, 3))
     stray = np.array([[0.2, 0.2, 0.2], [-0.3, 0.1, 0.0]])
     keep = density_filter(np.vstack([blob, stray]), 0.01, 5)
     assert keep[:500].mean() > 0.98 and not keep[500:].any()
+
+
+def test_density_filter_counts_the_3x3x3_neighbourhood():
+    """Brute force: neighbours in the 27 voxels around each point's voxel."""
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(0, 0.05, size=(400, 3))
+    cells = np.floor(pts / 0.01).astype(int)
+    near = np.all(np.abs(cells[:, None, :] - cells[None, :, :]) <= 1, axis=2).sum(axis=1) - 1
+    for k in (0, 3, 8, 20):
+        assert np.array_equal(density_filter(pts, 0.01, k), near >= k)
 
 
 @pytest.mark.parametrize("method", ["random", "fps"])
@@ -130,3 +261,14 @@ def test_sampling_gives_exactly_n(method):
         out = sample_points(pts, n, method, seed=3)
         assert out.shape == (n, 3)
         assert np.array_equal(out, sample_points(pts, n, method, seed=3))
+
+
+def test_farthest_point_sampling_spreads_the_points():
+    rng = np.random.default_rng(0)
+    dense = rng.normal(scale=0.001, size=(900, 3))            # a tight blob ...
+    sparse = rng.uniform(-0.05, 0.05, size=(100, 3))          # ... and a few far points
+    pts = np.vstack([dense, sparse])
+    fps = sample_points(pts, 50, "fps", seed=0)
+    rnd = sample_points(pts, 50, "random", seed=0)
+    spread = lambda p: np.mean(np.max(np.abs(p), axis=1) > 0.005)   # noqa: E731
+    assert spread(fps) > 0.8 > spread(rnd)

@@ -11,7 +11,7 @@ from dexterity_ros import conversions as conv, topics
 from dexterity_ros.hand_model import default_hand
 from dexterity_ros.nodes.ros_common import qos_profile
 from ros_harness import NodeProcess, RosProbe
-from test_core_perception import INTR, grasp_pose, scene
+from test_core_perception import INTR, OBJECT_CENTER, OBJECT_HALF, grasp_pose, scene
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,17 @@ def graph():
     node.stop()
 
 
-def send_frame(probe, pubs, depth, info_intr=INTR, joint_names=None, encoding="16UC1"):
+def send_frame(probe, pubs, depth, info_intr=INTR, joint_names=None, encoding="16UC1", joint_age_s=0.0,
+               zero_focal=False):
     stamp = probe.node.get_clock().now().nanoseconds
     hand = default_hand()
     names = joint_names or list(hand.driver_order("allegro_v4"))     # driver names map by name too
-    pubs["joints"].publish(conv.arrays_to_joint_state(names, grasp_pose()[: len(names)], stamp))
-    pubs["info"].publish(conv.intrinsics_to_camera_info(info_intr, stamp, topics.CAMERA_FRAME))
+    pubs["joints"].publish(conv.arrays_to_joint_state(names, grasp_pose()[: len(names)],
+                                                      stamp - int(joint_age_s * 1e9)))
+    info = conv.intrinsics_to_camera_info(info_intr, stamp, topics.CAMERA_FRAME)
+    if zero_focal:
+        info.k = [0.0, 0.0, info_intr.cx, 0.0, 0.0, info_intr.cy, 0.0, 0.0, 1.0]
+    pubs["info"].publish(info)
     msg = conv.depth_to_image(depth, stamp, topics.CAMERA_FRAME, "16UC1" if encoding == "rgb8" else encoding)
     if encoding == "rgb8":
         msg.encoding = "rgb8"
@@ -58,7 +63,7 @@ def test_good_frame_gives_cloud_and_static_transform(graph):
     pts = conv.pointcloud2_to_points(cloud)
     assert cloud.header.frame_id == topics.PALM_FRAME
     assert pts.shape == (512, 3)
-    assert np.all(np.max(np.abs(pts - [0.07, 0.0, 0.02]), axis=1) < 0.035)
+    assert np.all(np.max(np.abs(pts - OBJECT_CENTER), axis=1) < OBJECT_HALF + 0.004)
 
 
 @pytest.mark.parametrize("case, expect", [
@@ -66,7 +71,9 @@ def test_good_frame_gives_cloud_and_static_transform(graph):
     ("size", "camera_info says"),
     ("zeros", "too few object points"),
     ("joint_names", "joint state rejected"),
-    ("nan", "too few object points"),
+    ("nan", "NaN/inf"),
+    ("stale_joints", "nearest joint state is"),
+    ("zero_focal", "focal length must be positive"),
 ])
 def test_bad_input_is_reported_and_node_survives(graph, case, expect):
     node, probe, pubs, clouds, diags, tf = graph
@@ -81,6 +88,11 @@ def test_bad_input_is_reported_and_node_survives(graph, case, expect):
         send_frame(probe, pubs, depth, joint_names=["wrist"] + list(default_hand().joint_names[1:]))
     elif case == "nan":
         send_frame(probe, pubs, np.full_like(depth, np.nan), encoding="32FC1")
+    elif case == "stale_joints":      # newest joint state 1 s before the frame (earlier cases' >= 0.3 s)
+        time.sleep(0.3)
+        send_frame(probe, pubs, depth, joint_age_s=1.0)
+    elif case == "zero_focal":        # rejected; the node keeps the last good camera_info
+        send_frame(probe, pubs, depth, zero_focal=True)
     assert probe.wait_for(lambda: diag_mentions(diags, expect), 10), (case, node.output[-2000:])
     assert expect.split()[0] in node.output
     assert node.alive()

@@ -154,8 +154,8 @@ def test_cli_info_describes_the_contract(capsys):
 
 
 def test_cli_info_errors(tmp_path, capsys):
-    assert cli("info", str(tmp_path / "episode_bag")) == 2
-    assert "not an ONNX model" in capsys.readouterr().err
+    assert cli("info", str(tmp_path / "episode_bag")) == 2          # neither a model nor a bag
+    assert "does not exist" in capsys.readouterr().err
     names = list(HAND.joint_names)
     names[3] = "pinky"
     bad = tmp_path / "bad.onnx"

@@ -18,7 +18,8 @@ from ..paths import data_directory, launch_path
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the full graph on the built-in replay episode and report",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds to run the graph (default 12)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds to replay (default: the whole episode, about 10 s)")
     parser.add_argument("--bag", type=Path, default=None,
                         help="episode bag to replay (default: the built-in demo episode, generated if missing)")
     parser.add_argument("--driver-profile", default="allegro_v4", choices=("allegro_v4", "ros2_control", "leap"))
@@ -50,17 +51,31 @@ def command_topic(profile: str) -> tuple[str, type]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..nodes.graph_monitor import GraphMonitor
+    from ..bags.io import BagError, BagReader
+    from ..nodes.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
     from ..process_supervisor import launch, run_until_stopped
 
     bag = args.bag or ensure_demo_episode()
+    try:
+        with BagReader(bag) as reader:
+            episode_s = reader.duration_ns * 1e-9
+    except BagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     topic, msg_type = command_topic(args.driver_profile)
     monitor = GraphMonitor(topic, msg_type)
     handle = launch(launch_path("replay.launch.xml"),
-                    [f"bag:={bag}", f"driver_profile:={args.driver_profile}"],
+                    [f"bag:={bag}", f"driver_profile:={args.driver_profile}", "start_paused:=true"],
                     echo=not args.quiet)
     try:
-        code = run_until_stopped(handle, duration=args.duration)
+        # start the replay once every node is up, so the report covers the whole episode
+        missing = wait_for_graph(monitor.node, replay_graph_requirements(True, topic), timeout=60.0)
+        if missing:
+            print(f"error: the graph did not come up within 60 s: {missing}", file=sys.stderr)
+            handle.stop()
+            return 1
+        start_replay(monitor.node)
+        code = run_until_stopped(handle, duration=args.duration or episode_s + 1.5)
     finally:
         time.sleep(0.2)
         report = monitor.report()
@@ -68,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n== dexterity_ros demo: replay.launch.xml on", bag)
     for line in report.lines():
         print("  " + line)
-    violations = report.diagnostic_value("hand", "limit violations count")
+    violations = report.diagnostic_value("hand", "limit violations")
     print(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:

@@ -47,13 +47,15 @@ class GraphReport:
 
     def lines(self) -> list[str]:
         dropped_seg = max(self.frames - self.clouds, 0)
+        dropped_policy = max(self.clouds - self.targets, 0)
         return [
             f"duration                      {self.duration_s:.1f} s",
             f"depth frames replayed         {self.frames}",
             f"object clouds published       {self.clouds}   (frames without a cloud: {dropped_seg})",
-            f"policy targets published      {self.targets}   (clouds without a target: "
-            f"{max(self.clouds - self.targets, 0)})",
+            f"policy targets published      {self.targets}   (clouds without a target: {dropped_policy})",
             f"hand commands published       {self.commands}",
+            f"messages dropped              {dropped_seg + dropped_policy} "
+            f"(frames {dropped_seg} at segmentation, clouds {dropped_policy} at the student)",
             f"end-to-end latency (depth stamp -> hand command): p50 {self.percentile(50):.1f} ms, "
             f"p99 {self.percentile(99):.1f} ms over {len(self.latencies_ms)} targets",
         ]

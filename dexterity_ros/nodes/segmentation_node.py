@@ -23,6 +23,7 @@ from ..geometry import TransformError
 from ..hand_model import JointNameError, default_hand
 from ..joint_buffer import JointStateBuffer
 from ..paths import config_path
+from ..calibration import HandAlignment
 from ..perception import ObjectCloudExtractor, load_perception_config
 from .ros_common import DexterityNode, qos_profile, run_node
 
@@ -144,15 +145,20 @@ class SegmentationNode(DexterityNode):
                            f"(max_joint_state_offset {self.config.max_joint_state_offset * 1e3:.0f} ms)")
             return
         try:
-            result = self.extractor.extract(frame.depth, self.intrinsics, self.extrinsic.matrix, joints.positions)
+            result = self.extractor.extract_next(frame.depth, self.intrinsics, self.extrinsic.matrix,
+                                                 joints.positions)
         except (IntrinsicsError, TransformError, ValueError) as exc:
             self.bad_input("segmentation error", f"segmentation failed: {exc}", Level.ERROR)
             return
-        for key, ms in result.timings_ms.items():
-            if key == "total":
-                self.health.latency("segmentation", ms)
+        self.health.latency("segmentation", result.timings_ms["total"])
+        self.report_alignment(result.alignment)
         if not result.ok:
-            self.bad_input("no object", f"no cloud published: {result.reason}")
+            if frame.invalid_values:
+                self.bad_input("no object (NaN/inf depth)",
+                               f"no cloud published: {frame.invalid_values} of {frame.depth.size} depth values "
+                               f"were NaN/inf; {result.reason}")
+            else:
+                self.bad_input("no object", f"no cloud published: {result.reason}")
             return
         cloud = conversions.points_to_pointcloud2(result.points, frame.stamp_ns, self.extrinsic.parent_frame)
         self.cloud_pub.publish(cloud)
@@ -160,6 +166,25 @@ class SegmentationNode(DexterityNode):
         self.health.count("clouds published")
         self.health.latency("callback", (time.perf_counter() - t0) * 1e3)
         self.health.latency("frame age at publish", (self.now_ns() - frame.stamp_ns) * 1e-6)
+
+
+    def report_alignment(self, alignment: HandAlignment | None) -> None:
+        """Show the hand-model correction: a large one means the extrinsic is off."""
+        if alignment is None:
+            return
+        if alignment.ok:
+            self.health.set_value("hand alignment", f"{alignment.translation_mm:.1f} mm, {alignment.rotation_deg:.2f} deg "
+                                                    f"(fit rms {alignment.rms_mm:.2f} mm)")
+            if alignment.translation_mm > 20.0 or alignment.rotation_deg > 2.0:
+                self.health.problem("extrinsic off", Level.WARN,
+                                    f"the hand model needs a {alignment.translation_mm:.0f} mm / "
+                                    f"{alignment.rotation_deg:.1f} deg correction to fit the depth: check the "
+                                    "camera->palm extrinsic (dexterity-ros calib-check)")
+        else:
+            self.health.count("hand alignment failed")
+            self.health.problem("hand alignment", Level.WARN,
+                                f"hand model not aligned ({alignment.reason}); hand removal used the calibrated "
+                                "extrinsic as is")
 
 
 def main(args: list[str] | None = None) -> int:

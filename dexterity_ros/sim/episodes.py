@@ -79,13 +79,18 @@ class StudentActor:
 
 def run_episode(env: ReorientEnv, view: StudentView, actor: StudentActor, seed: int, index: int,
                 max_steps: int, writer: EpisodeBagWriter | None = None,
-                on_step: Callable[[int], None] | None = None, stamp_offset_ns: int = 0) -> EpisodeSummary:
+                on_step: Callable[[int], None] | None = None, stamp_offset_ns: int = 0,
+                fresh_graph: bool = True) -> EpisodeSummary:
     """Roll out one episode with the student acting; optionally write it as a bag.
 
     ``stamp_offset_ns`` shifts the bag stamps (episodes written back to back).
+    ``fresh_graph``: the episode starts a new replay, so the perception stream
+    state starts fresh too (False for later episodes of one stream bag).
     """
     obs = env.reset(seed=seed)
     actor.reset()
+    if fresh_graph:
+        view.reset()
     state = env.privileged_state()
     target = state.joint_targets.copy()          # hold the settled grasp until the student acts
     if writer is not None:
@@ -204,7 +209,7 @@ def generate_stream(path: str | Path, seed: int, total_steps: int, *, model: str
             remaining = total_steps
             while remaining > 0:
                 summary = run_episode(env, view, actor, episode_seed(seed, index), index, remaining, writer,
-                                      stamp_offset_ns=offset)
+                                      stamp_offset_ns=offset, fresh_graph=index == 0)
                 summaries.append(summary)
                 remaining -= summary.steps
                 offset += EPISODE_GAP_NS

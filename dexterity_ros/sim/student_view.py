@@ -36,11 +36,20 @@ class StudentFrame:
 
 
 class StudentView:
-    """Builds :class:`StudentFrame` s from simulator observations."""
+    """Builds :class:`StudentFrame` s from simulator observations.
+
+    Frames are a stream, exactly as segmentation_node sees them: the
+    extractor carries its warm start from frame to frame
+    (:meth:`ObjectCloudExtractor.extract_next`). Call :meth:`reset` where a
+    fresh node would start (each episode bag is replayed by a fresh graph).
+    """
 
     def __init__(self, perception: PerceptionConfig | None = None):
         self.perception = perception or load_perception_config()
         self.extractor = ObjectCloudExtractor(self.perception)
+
+    def reset(self) -> None:
+        self.extractor.reset_sequence()
 
     def frame(self, observation: Observation, want_mask: bool = False) -> StudentFrame | None:
         """The frame of ``observation``; None when the camera dropped it (no new frame)."""
@@ -53,7 +62,7 @@ class StudentView:
         intrinsics = rendered.calibrated_intrinsics
         extrinsic = rendered.calibrated_extrinsic.matrix
         q = np.asarray(observation.joint_positions, dtype=np.float64)
-        cloud = self.extractor.extract(depth, intrinsics, extrinsic, q, want_mask=want_mask)
+        cloud = self.extractor.extract_next(depth, intrinsics, extrinsic, q, want_mask=want_mask)
         return StudentFrame(observation.time_ns, depth, intrinsics, extrinsic, q,
                             np.asarray(observation.goal_quaternion, dtype=np.float64), cloud,
                             rendered.labels, rendered)

@@ -1,0 +1,91 @@
+"""replay.launch.xml through our launcher: the whole graph on a replayed episode.
+
+Asserts hand commands arrive in the driver's protocol, never leave the joint
+limits, and map onto the policy targets by joint name (each driver slot
+follows the target of the joint it is named after, not any other joint).
+"""
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+
+from dexterity_ros import topics
+from dexterity_ros.bags.episode import bag_topic
+from dexterity_ros.bags.io import BagReader
+from dexterity_ros.hand.profiles import make_profile
+from dexterity_ros.hand_model import default_hand
+from dexterity_ros.nodes.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
+from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.paths import launch_path
+from dexterity_ros.process_supervisor import launch
+from dexterity_ros.sim.episodes import generate_stream
+
+
+@pytest.fixture(scope="module")
+def episode(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "episode"
+    generate_stream(path, seed=11, total_steps=48)     # 4 s at 12 Hz
+    return path
+
+
+def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
+    hand = default_hand()
+    profile = make_profile("allegro_v4", hand)
+    monitor = GraphMonitor(profile.command_topic.name)
+    commands, targets = [], []
+    monitor.node.create_subscription(JointState, profile.command_topic.name,
+                                     lambda m: commands.append((time.monotonic(), list(m.name), np.array(m.position))),
+                                     qos_profile(profile.command_topic))
+    monitor.node.create_subscription(JointState, topics.JOINT_TARGETS.name,
+                                     lambda m: targets.append((time.monotonic(), list(m.name), np.array(m.position))),
+                                     qos_profile(topics.JOINT_TARGETS))
+    with BagReader(episode) as reader:
+        frames_in_bag = reader.topics()[bag_topic(topics.DEPTH_IMAGE)].count
+    handle = launch(launch_path("replay.launch.xml"), [f"bag:={episode}", "start_paused:=true"], echo=False)
+    try:
+        missing = wait_for_graph(monitor.node, replay_graph_requirements(True, profile.command_topic.name), 60)
+        assert not missing, (missing, handle.output[-3000:])
+        start_replay(monitor.node)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and monitor.report().frames < frames_in_bag:
+            time.sleep(0.2)
+        time.sleep(1.5)
+    finally:
+        code = handle.stop()
+        report = monitor.report()
+        monitor.close()
+    assert not [c.label for c in handle.children if c.crashed], handle.output[-3000:]
+    assert code == 0, handle.output[-3000:]
+    assert report.frames == frames_in_bag, report.lines()
+    assert report.clouds >= 0.5 * frames_in_bag, report.lines()      # frames without the object give none
+    assert len(targets) == report.targets == report.clouds and len(commands) > 100, (len(targets), report.lines())
+
+    # protocol: names in the driver's slot order, positions only, inside the limits
+    v4_names = list(profile.command_names)
+    assert all(names == v4_names for _, names, _ in commands)
+    lower, upper = hand.lower[profile.command_index], hand.upper[profile.command_index]
+    values = np.array([v for _, _, v in commands])
+    assert np.all(values >= lower - 1e-9) and np.all(values <= upper + 1e-9)
+    assert report.diagnostic_value("hand", "limit violations") in ("0", None)
+
+    # name mapping: each command slot carries the target of the joint it is named after.
+    # Targets change slowly, so after the ramp-in the command equals the latest target of
+    # its own joint; joints whose targets differ tell a wrong mapping apart.
+    target_t = np.array([t for t, _, _ in targets])
+    target_q = np.array([hand.to_canonical(n, v) for _, n, v in targets])
+    settled = [(t, v) for t, _, v in commands if target_t[0] + 1.5 <= t <= target_t[-1]]
+    assert len(settled) > 50
+    idx = np.clip(np.searchsorted(target_t, [t for t, _ in settled]) - 1, 0, len(target_t) - 1)
+    cmd = np.array([v for _, v in settled])
+    ref = target_q[idx]
+    errors = np.median(np.abs(cmd[:, :, None] - ref[:, None, :]), axis=0)   # [slot, canonical joint]
+    distinct = 0
+    for slot, canonical in enumerate(profile.command_index):
+        name = f"{v4_names[slot]} -> {hand.joint_names[canonical]}"
+        assert errors[slot, canonical] < 0.03, (name, errors[slot].round(3))
+        others = np.abs(np.median(ref, axis=0) - np.median(ref[:, canonical])) > 0.1
+        if others.any():
+            assert errors[slot, others].min() > errors[slot, canonical] + 0.05, name
+            distinct += 1
+    assert distinct == hand.num_joints
