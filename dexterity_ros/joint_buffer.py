@@ -20,6 +20,10 @@ class StampedJoints:
 
 
 class JointStateBuffer:
+    # A stamp this far behind the newest one means time jumped back (a looping bag, a reset clock): the
+    # older history belongs to another timeline and would crowd out the new states (eviction is by stamp).
+    TIME_JUMP_BACK_NS = 500_000_000
+
     def __init__(self, capacity: int = 200):
         self._stamps: list[int] = []
         self._items: list[StampedJoints] = []
@@ -29,6 +33,9 @@ class JointStateBuffer:
     def add(self, stamp_ns: int, positions: np.ndarray) -> None:
         item = StampedJoints(int(stamp_ns), np.asarray(positions, dtype=np.float64))
         with self._lock:
+            if self._stamps and item.stamp_ns < self._stamps[-1] - self.TIME_JUMP_BACK_NS:
+                self._stamps.clear()
+                self._items.clear()
             i = bisect.bisect_right(self._stamps, item.stamp_ns)
             self._stamps.insert(i, item.stamp_ns)
             self._items.insert(i, item)

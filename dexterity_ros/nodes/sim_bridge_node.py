@@ -66,6 +66,13 @@ class SimBridgeConfig:
                                                           "(empty: ascending names)")
     leap_feedback_topic: str = param("leap_joint_states", "live, leap: topic of LEAP positions by index")
     feedback_rate_hz: float = param(100.0, "live: driver feedback messages per second", min=1.0, max=1000.0)
+    # live mode, fault injection (runtime switches; dexterity-ros hil)
+    fault_camera_pause: bool = param(False, "live, fault: publish no depth/camera_info while true (runtime)")
+    fault_blank_depth: bool = param(False, "live, fault: publish all-zero depth, so segmentation finds nothing "
+                                           "(runtime)")
+    fault_frame_delay: float = param(0.0, "live, fault: s each depth frame is published late, with its original "
+                                          "stamp (runtime)", min=0.0, max=10.0)
+    fault_reorder_frames: bool = param(False, "live, fault: swap consecutive depth frames, newest first (runtime)")
 
 
 def default_episode_path() -> str:

@@ -6,6 +6,12 @@ camera_info on the camera topics, the driver's joint feedback in the chosen
 driver profile), takes the latest command the hand driver received (so the
 whole graph, safety layer included, drives the simulated hand), steps the
 physics and reports task metrics. Episodes restart automatically.
+
+Camera faults (``fault_*`` parameters, switched at runtime with
+``ros2 param set /sim_bridge fault_camera_pause true`` or the SetParameters
+service) run every frame through :class:`dexterity_ros.hil.faults.FramePipeline`:
+a paused camera, blank depth, late frames (original stamps) and swapped
+frames, for the HIL scenarios (``dexterity-ros hil``).
 """
 from __future__ import annotations
 
@@ -16,16 +22,27 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, QuaternionStamped, TwistStamped
+from rcl_interfaces.msg import SetParametersResult
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from .. import conversions, topics
+from ..config import ConfigError, to_dict
 from ..conversions import quantize_depth_mm
 from ..diagnostics import Level
 from ..hand.profiles import make_profile
+from ..hil.faults import CameraFaults, FramePipeline
 from .driver_endpoint import DriverEndpoint
 from .ros_common import qos_profile
+
+# runtime fault parameter -> CameraFaults field
+FAULT_PARAMETERS = {"fault_camera_pause": "camera_pause", "fault_blank_depth": "blank_depth",
+                    "fault_frame_delay": "frame_delay_s", "fault_reorder_frames": "reorder_frames"}
+
+
+def camera_faults(cfg) -> CameraFaults:
+    return CameraFaults(**{field: getattr(cfg, name) for name, field in FAULT_PARAMETERS.items()})
 
 
 class LiveSimulation:
@@ -59,11 +76,19 @@ class LiveSimulation:
         self.drops = 0
         self._last_goal: np.ndarray | None = None
         self._feedback: tuple[np.ndarray, np.ndarray] | None = None   # latest measured (q, qd)
+        # Camera frames (intrinsics, depth, stamp) pass the fault pipeline; one lock keeps publish order.
+        self.frames: FramePipeline = FramePipeline(camera_faults(cfg))
+        self._publish_lock = threading.Lock()
+        self._frame_wakeup = threading.Event()
+        self._report_faults()
+        n.add_on_set_parameters_callback(self._on_set_parameters)
         # Like a real driver, feedback streams at its own rate, also while an episode resets.
         n.create_timer(1.0 / cfg.feedback_rate_hz, self._publish_feedback)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-sim", daemon=True)
         self._thread.start()
+        self._late_thread = threading.Thread(target=self._publish_late_frames, name="late-frames", daemon=True)
+        self._late_thread.start()
         n.get_logger().info(f"live simulation: {self.env.config.mount}, objects {list(self.env.config.objects)}, "
                             f"{1.0 / self.env.policy_period_s:.0f} Hz, driver profile '{self.profile.name}' "
                             f"(commands on {self.profile.command_topic.name}, feedback on "
@@ -78,6 +103,33 @@ class LiveSimulation:
 
     def _on_protocol_error(self, message: str) -> None:
         self.node.bad_input("protocol error", f"{self.profile.name} command ignored: {message}", Level.ERROR)
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Fault switches take effect at once; they are validated like start-up parameters."""
+        changes = {p.name: p.value for p in parameters if p.name in FAULT_PARAMETERS}
+        if not changes:
+            return SetParametersResult(successful=True)
+        node = self.node
+        try:
+            merged = node.config_from_values(type(node.config), {**to_dict(node.config), **changes})
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        node.config = merged
+        self.cfg = merged
+        self.frames.set_faults(camera_faults(merged))
+        self._frame_wakeup.set()
+        self._report_faults()
+        node.get_logger().warning(f"camera faults changed: {changes} (active: "
+                                  f"{', '.join(self.frames.faults.active()) or 'none'})")
+        return SetParametersResult(successful=True)
+
+    def _report_faults(self) -> None:
+        active = self.frames.faults.active()
+        self.node.health.set_value("camera faults", ", ".join(active) if active else "none")
+        if active:
+            self.node.health.set_state(Level.WARN, f"fault injection active: {', '.join(active)}")
+        else:
+            self.node.health.set_state(Level.OK, "ok")
 
     # --------------------------------------------------------------- loop
     def _run(self) -> None:
@@ -141,11 +193,11 @@ class LiveSimulation:
         if not obs.frame_dropped:
             frame = obs.render()
             if frame is not None:
-                depth = quantize_depth_mm(frame.depth)
-                self.info_pub.publish(conversions.intrinsics_to_camera_info(
-                    frame.calibrated_intrinsics, stamp, topics.CAMERA_FRAME))
-                self.depth_pub.publish(conversions.depth_to_image(depth, stamp, topics.CAMERA_FRAME))
-                self.node.health.tick("frames")
+                rendered = (frame.calibrated_intrinsics, quantize_depth_mm(frame.depth), stamp)
+                with self._publish_lock:
+                    for item in self.frames.push(rendered, time.monotonic(), blank=_blank_depth):
+                        self._publish_frame(item)
+                self._frame_wakeup.set()
         else:
             self.node.health.count("camera frames dropped (randomization)")
         priv = self.env.privileged_state()
@@ -160,6 +212,24 @@ class LiveSimulation:
         self.twist_pub.publish(twist)
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(obs.time_ns)))
+
+    def _publish_frame(self, item) -> None:
+        intrinsics, depth, stamp = item
+        self.info_pub.publish(conversions.intrinsics_to_camera_info(intrinsics, stamp, topics.CAMERA_FRAME))
+        self.depth_pub.publish(conversions.depth_to_image(depth, stamp, topics.CAMERA_FRAME))
+        self.node.health.tick("frames")
+
+    def _publish_late_frames(self) -> None:
+        """Frames held back by ``fault_frame_delay`` go out here, at their due time."""
+        while not self._stop.is_set():
+            self._frame_wakeup.clear()          # before looking: a frame queued from now on wakes the wait
+            due = self.frames.next_due_s()
+            timeout = 0.1 if due is None else min(0.1, max(0.0, due - time.monotonic()))
+            if timeout > 0:
+                self._frame_wakeup.wait(timeout)
+            with self._publish_lock:
+                for item in self.frames.pop_due(time.monotonic()):
+                    self._publish_frame(item)
 
     def _publish_metrics(self, info: dict, episode_over: bool) -> None:
         values = {
@@ -179,8 +249,21 @@ class LiveSimulation:
         self.metrics_pub.publish(msg)
         for key, value in values.items():
             self.node.health.set_value(key, value)
+        counters = self.frames.counters
+        self.node.health.set_value("frames withheld (camera paused)", counters.withheld)
+        self.node.health.set_value("frames with blank depth", counters.blanked)
+        self.node.health.set_value("frames published late", counters.delayed)
+        self.node.health.set_value("frames published out of order", counters.reordered)
 
     def close(self) -> None:
         self._stop.set()
+        self._frame_wakeup.set()
         self._thread.join(timeout=5)
+        self._late_thread.join(timeout=1)
         self.env.close()
+
+
+def _blank_depth(item):
+    """The frame as a camera that sees nothing sends it: every pixel 0 (no return)."""
+    intrinsics, depth, stamp = item
+    return intrinsics, np.zeros_like(depth), stamp

@@ -1,0 +1,226 @@
+"""The scenario suite's independent observer of a running graph.
+
+It runs in its own rclpy context and executor thread and keeps, for every
+message, the DDS source timestamp (when the publisher sent it, wall clock,
+the same clock on every process of this machine) and, for the streams the
+verdicts judge byte for byte (hand commands, policy targets), the serialized
+message itself: the recording check compares these bytes with the bag.
+Subscriptions on reliable streams keep a deep history so a busy executor
+never loses a sample in the reader. It also drives the graph: parameters
+(fault switches), the hand's services.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState, PointCloud2
+
+from .. import topics
+from ..bags.io import message_class
+from ..hand.profiles import DriverProfile
+
+RELIABLE_DEPTH = 2000     # ~20 s of 100 Hz commands: the reader never overwrites a sample it has not handed over
+SENSOR_DEPTH = 50
+
+
+def _qos(reliable: bool, depth: int, latched: bool = False) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def cdr_stamp_ns(data: bytes) -> int:
+    """The leading builtin_interfaces/Time of a serialized message (a Header's stamp, a Clock's clock).
+
+    CDR: 4 bytes of encapsulation (byte 1 says the byte order), then int32 sec, uint32 nanosec.
+    """
+    if len(data) < 12:
+        raise ValueError(f"serialized message of {len(data)} bytes has no time stamp")
+    order = "<" if data[1] & 1 else ">"
+    sec, nanosec = struct.unpack_from(order + "iI", data, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One received message: when it was sent (source_ns) and received (received_ns), wall clock."""
+
+    source_ns: int
+    received_ns: int
+    data: bytes = field(repr=False, default=b"")
+    stamp_ns: int = 0            # header stamp (or /clock value) where the stream has one
+    sequence: int = 0            # publication sequence number: 1, 2, ... per publisher
+    publisher: bytes = b""       # the publisher's gid (a restarted node is a new publisher)
+
+
+@dataclass(frozen=True)
+class DiagnosticSample:
+    source_ns: int
+    status: DiagnosticStatus
+
+    def value(self, key: str) -> str | None:
+        for kv in self.status.values:
+            if kv.key == key:
+                return kv.value
+        return None
+
+
+class HilMonitor:
+    """Subscribes to the stages of the graph and the hand's driver side; calls its services."""
+
+    def __init__(self, profile: DriverProfile, name: str = "hil_monitor"):
+        self.profile = profile
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context, start_parameter_services=False)
+        self._lock = threading.Lock()
+        self.commands: list[Sample] = []
+        self.targets: list[Sample] = []
+        self.feedback: list[Sample] = []
+        self.frames: list[Sample] = []
+        self.clouds: list[Sample] = []
+        self.clock: list[Sample] = []
+        self.diagnostics: list[DiagnosticSample] = []
+        self.task_metrics: list[DiagnosticSample] = []
+        n = self.node
+        command_type = message_class(profile.command_topic.type_name)
+        n.create_subscription(command_type, profile.command_topic.name, self._keeper(self.commands, stamp=False),
+                              _qos(True, RELIABLE_DEPTH), raw=True)
+        n.create_subscription(JointState, topics.JOINT_TARGETS.name, self._keeper(self.targets, stamp=True),
+                              _qos(True, RELIABLE_DEPTH), raw=True)
+        if profile.feedback_topic is not None:
+            n.create_subscription(JointState, profile.feedback_topic.name, self._keeper(self.feedback, stamp=True),
+                                  _qos(False, 200), raw=True)
+        n.create_subscription(Image, topics.DEPTH_IMAGE.name, self._keeper(self.frames, stamp=True, keep=False),
+                              _qos(False, SENSOR_DEPTH), raw=True)
+        n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, self._keeper(self.clouds, stamp=True, keep=False),
+                              _qos(False, SENSOR_DEPTH), raw=True)
+        n.create_subscription(Clock, topics.CLOCK.name, self._keeper(self.clock, stamp=True, keep=False),
+                              _qos(True, RELIABLE_DEPTH), raw=True)
+        n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diagnostics,
+                              _qos(True, 500), raw=True)
+        n.create_subscription(DiagnosticStatus, topics.TASK_METRICS.name, self._on_metrics,
+                              _qos(True, 500), raw=True)
+        self._target_pub = n.create_publisher(JointState, topics.JOINT_TARGETS.name, _qos(True, 10))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="hil-monitor", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ receiving
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                raise
+
+    def _keeper(self, store: list[Sample], stamp: bool, keep: bool = True):
+        def on_message(data: bytes, info: dict[str, Any]) -> None:
+            sample = Sample(int(info.get("source_timestamp") or time.time_ns()),
+                            int(info.get("received_timestamp") or time.time_ns()),
+                            bytes(data) if keep else b"",
+                            cdr_stamp_ns(data) if stamp else 0,
+                            int(info.get("publication_sequence_number") or 0),
+                            bytes((info.get("publisher_gid") or {}).get("data", b"")))
+            with self._lock:
+                store.append(sample)
+
+        return on_message
+
+    def _on_diagnostics(self, data: bytes, info: dict[str, Any]) -> None:
+        msg = deserialize_message(bytes(data), DiagnosticArray)
+        source = int(info.get("source_timestamp") or time.time_ns())
+        with self._lock:
+            self.diagnostics.extend(DiagnosticSample(source, status) for status in msg.status)
+
+    def _on_metrics(self, data: bytes, info: dict[str, Any]) -> None:
+        msg = deserialize_message(bytes(data), DiagnosticStatus)
+        with self._lock:
+            self.task_metrics.append(DiagnosticSample(int(info.get("source_timestamp") or time.time_ns()), msg))
+
+    def snapshot(self, name: str) -> list:
+        with self._lock:
+            return list(getattr(self, name))
+
+    def node_diagnostics(self, node_name: str) -> list[DiagnosticSample]:
+        """The /diagnostics statuses of one of our nodes (``dexterity_ros: /<node_name>``)."""
+        suffix = f"/{node_name}"
+        with self._lock:
+            return [d for d in self.diagnostics if d.status.name.endswith(suffix)]
+
+    def latest_value(self, node_name: str, key: str) -> str | None:
+        for sample in reversed(self.node_diagnostics(node_name)):
+            value = sample.value(key)
+            if value is not None:
+                return value
+        return None
+
+    def wait_until(self, predicate, timeout: float, poll: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(poll)
+        return bool(predicate())
+
+    # ------------------------------------------------------------- driving
+    def publish_target(self, joint_names, positions) -> None:
+        """A policy target from the scenario itself (it takes the student's place while that is silent)."""
+        from ..conversions import arrays_to_joint_state
+        self._target_pub.publish(arrays_to_joint_state(joint_names, positions, time.time_ns()))
+
+    def _call(self, srv_type, service: str, request, timeout: float):
+        client = self.node.create_client(srv_type, service)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"service {service} is not available")
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if not future.done():
+                raise TimeoutError(f"service {service} did not answer within {timeout:g} s")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
+        """Set parameters of a running node (rcl_interfaces SetParameters); raises with the node's reason."""
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
+        response = self._call(SetParameters, f"/{node_name}/set_parameters", request, timeout)
+        refused = [f"{p.name}: {r.reason}" for p, r in zip(request.parameters, response.results) if not r.successful]
+        if refused:
+            raise RuntimeError(f"/{node_name} refused parameters: {'; '.join(refused)}")
+
+    def trigger(self, service: str, timeout: float = 10.0):
+        from std_srvs.srv import Trigger
+        return self._call(Trigger, service, Trigger.Request(), timeout)
+
+    def set_bool(self, service: str, value: bool, timeout: float = 10.0):
+        from std_srvs.srv import SetBool
+        return self._call(SetBool, service, SetBool.Request(data=value), timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
