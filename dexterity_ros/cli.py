@@ -13,8 +13,17 @@ import sys
 # module name in dexterity_ros.cli_commands, in help order
 COMMAND_MODULES = (
     "launch",
+    "demo",
+    "generate",
+    "parity",
     "export",
     "info",
+    "calib_check",
+    "record",
+    "play",
+    "reindex",
+    "doctor",
+    "hil",
 )
 
 
