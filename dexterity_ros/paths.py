@@ -28,9 +28,11 @@ def share_directory(package: str = PACKAGE_NAME) -> Path:
         # Source checkout first: editing the repo must affect the next run.
         if _looks_like_share(_SOURCE_ROOT) and (_SOURCE_ROOT / "package.xml").is_file():
             return _SOURCE_ROOT
-        candidate = Path(sys.prefix) / "share" / package
-        if _looks_like_share(candidate):
-            return candidate
+        # pip or colcon install: <prefix>/lib/pythonX.Y/site-packages/dexterity_ros -> <prefix>/share/
+        here = Path(__file__).resolve().parent
+        for prefix in (here.parents[3] if len(here.parents) > 3 else None, Path(sys.prefix)):
+            if prefix is not None and _looks_like_share(prefix / "share" / package):
+                return prefix / "share" / package
     try:
         from ament_index_python.packages import get_package_share_directory
         return Path(get_package_share_directory(package))
