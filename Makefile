@@ -1,6 +1,9 @@
 # Two commands on a fresh machine:  make demo   |   make test
 # Both create .venv (pinned versions) when it is missing or out of date.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# this machine's pip configuration lists local indexes that may be absent: drop that noise
+QUIET_PIP := 2>&1 | sed '/^WARNING: Location .* is ignored/d'
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -19,9 +22,9 @@ venv: $(STAMP)
 $(STAMP): requirements.txt requirements.lock setup.py package.xml
 	@bash dexterity_ros/tools/ensure_system_packages.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --disable-pip-version-check --upgrade pip
-	$(PIP) install -q --disable-pip-version-check -r requirements.txt -c requirements.lock
-	$(PIP) install -q --disable-pip-version-check --no-deps -e .
+	$(PIP) install -q --disable-pip-version-check --upgrade pip $(QUIET_PIP)
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt -c requirements.lock $(QUIET_PIP)
+	$(PIP) install -q --disable-pip-version-check --no-deps -e . $(QUIET_PIP)
 	@$(PY) -c "import tf2_msgs.msg" 2>/dev/null || bash dexterity_ros/tools/build_tf2_msgs.sh $(VENV) --no-test
 	@$(PY) -c "import rclpy, open3d, pyrealsense2, onnxruntime, mujoco, tf2_msgs.msg" \
 	  || { echo "error: the virtualenv is incomplete (see above)"; exit 1; }

@@ -62,6 +62,17 @@ class OutputLine:
 _LIVE_HANDLES: "weakref.WeakSet[LaunchHandle]" = weakref.WeakSet()
 
 
+def _default_stop_signals() -> None:
+    """In the child, before exec: SIGINT/SIGTERM back to their defaults.
+
+    A launcher started in the background inherits SIGINT ignored, and an
+    ignored signal would stay ignored in every node, so the SIGINT that
+    starts a clean shutdown would never arrive.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class LaunchHandle:
     """Running processes of a launch plan: wait for them, read their output, stop them."""
 
@@ -123,7 +134,8 @@ class LaunchHandle:
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             popen = subprocess.Popen(list(plan.cmd), env=env, cwd=plan.cwd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=_default_stop_signals)
         except OSError as exc:
             self.log("ERROR", child.label, f"exception occurred while executing process: {exc} "
                      f"[cmd '{shlex.join(plan.cmd)}']")

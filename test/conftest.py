@@ -7,6 +7,7 @@ never cross-talk. Child processes started by tests inherit this environment.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,3 +20,8 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fa
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+# A runner that starts us in the background (nohup, `cmd &` in a script) leaves SIGINT ignored, and
+# an ignored signal stays ignored in every child process. The tests stop nodes and launchers with
+# SIGINT as a user would, so give this process (and through exec, its children) the default.
+signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -188,7 +188,7 @@ def test_play_a_bag_from_another_writer_with_remap_clock_rate_and_recorded_qos(t
         code, text = run_cli("play", bag, "--remap", "/joints:=/replayed/joints", "--topics", "/joints", "chatter",
                              "--clock", "100", "--rate", "2", "--wait-for-subscribers", "15")
         assert code == 0, text
-        assert probe.wait_for(lambda: len(joints) == 10 and len(chatter) == 2, 5), text
+        assert probe.wait_for(lambda: len(joints) == 10 and len(chatter) == 2, 15), text
     assert [m.position[0] for _, m in joints] == [v for _, v in expected["/joints"]]
     assert [m.data for m in chatter] == [v for _, v in expected["/chatter"]]
     span_recorded = (expected["/joints"][-1][0] - expected["/joints"][0][0]) * 1e-9
