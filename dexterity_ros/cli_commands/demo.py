@@ -32,11 +32,23 @@ def demo_episode_path() -> Path:
 
 
 def ensure_demo_episode() -> Path:
+    """The demo episode, (re)generated when missing or made with another model or config."""
+    from ..bags.io import BagError, BagReader
+    from ..sim.episodes import data_fingerprint, generate_demo_episode
+
     path = demo_episode_path()
+    wanted = data_fingerprint()
     if (path / "metadata.yaml").is_file():
-        return path
-    from ..sim.episodes import generate_demo_episode
-    print(f"generating the demo episode into {path} (seeded; done once) ...", flush=True)
+        try:
+            with BagReader(path) as reader:
+                have = {k: reader.custom_data.get(f"dexterity_ros.{k}") for k in wanted}
+            if have == wanted:
+                return path
+            print(f"the demo episode in {path} was made with another model or configuration: regenerating",
+                  flush=True)
+        except BagError as exc:
+            print(f"the demo episode in {path} is unreadable ({exc}): regenerating", flush=True)
+    print(f"generating the demo episode into {path} (seeded) ...", flush=True)
     generate_demo_episode(path)
     return path
 

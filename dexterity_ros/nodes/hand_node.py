@@ -98,6 +98,7 @@ class HandNode(DexterityNode):
         self.targets = TargetDecoder(self.hand)
         self.feedback_decoder = FeedbackDecoder(self.profile, cfg.allow_extra_feedback_names)
         self.jitter = JitterMeter(period)
+        self._pending_target_stamp: int | None = None
         self._auto_enable_pending = cfg.enable_on_start
         self._feedback_messages = 0
 
@@ -243,6 +244,9 @@ class HandNode(DexterityNode):
         verdict = self.controller.target(q, t)
         if not verdict.accepted:
             self.bad_input("target rejected", f"policy target rejected: {verdict.message}")
+            return
+        # the target's stamp is the depth frame it came from: measure frame -> first command
+        self._pending_target_stamp = conversions.stamp_to_ns(msg.header.stamp) or None
 
     # ---------------------------------------------------------- services
     def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
@@ -285,6 +289,9 @@ class HandNode(DexterityNode):
         if out.command is not None:
             self._send(out.command)
             self.health.tick("commands")
+            if self._pending_target_stamp is not None:
+                self.health.latency("target stamp -> command", (self.now_ns() - self._pending_target_stamp) * 1e-6)
+                self._pending_target_stamp = None
         self._after_state_change()
 
     def _send(self, command: np.ndarray) -> None:

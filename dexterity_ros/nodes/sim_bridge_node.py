@@ -134,6 +134,8 @@ class SimBridgeNode(DexterityNode):
         self._start.set()
         return response
 
+    _depth_topic = bag_topic(topics.DEPTH_IMAGE)
+
     def _wait_for_graph(self) -> None:
         if self.config.start_paused:
             self.get_logger().info("paused: waiting for ~/start")
@@ -164,6 +166,8 @@ class SimBridgeNode(DexterityNode):
                         return
                 elif delay < -0.05:
                     self.health.count("late messages (>50 ms)")
+                if due.message.topic == self._depth_topic:
+                    self.health.latency("publish lag behind schedule", max(-delay, 0.0) * 1e3)
                 self._publish(due, origin_ns)
         except BagError as exc:
             self.bad_input("bag read error", f"replay stopped: {exc}", Level.ERROR)

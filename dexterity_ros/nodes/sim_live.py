@@ -166,7 +166,9 @@ class LiveSimulation:
                 next_tick = time.monotonic()
             with self._lock:
                 target = self._command if self._command is not None else self._hold
+            t_step = time.perf_counter()
             result = self.env.step(target)
+            self.node.health.latency("physics step", (time.perf_counter() - t_step) * 1e3)
             self._publish_metrics(result.info, result.terminated or result.truncated)
             obs = result.observation
             if result.terminated or result.truncated:
@@ -191,7 +193,9 @@ class LiveSimulation:
             self.goal_pub.publish(conversions.goal_msg(goal, stamp, topics.PALM_FRAME))
             self._last_goal = goal.copy()
         if not obs.frame_dropped:
+            t_render = time.perf_counter()
             frame = obs.render()
+            self.node.health.latency("render", (time.perf_counter() - t_render) * 1e3)
             if frame is not None:
                 rendered = (frame.calibrated_intrinsics, quantize_depth_mm(frame.depth), stamp)
                 with self._publish_lock:

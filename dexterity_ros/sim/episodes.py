@@ -13,6 +13,7 @@ the same command gives the same bags.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -161,7 +162,7 @@ def generate(out_dir: str | Path, episodes: int, seed: int = 0, *, model: str | 
             partial = staging / episode_name(index)
             s = episode_seed(seed, index)
             metadata = {"seed": seed, "episode_index": index, "episode_seed": s,
-                        "perception_config_hash": perception.config_hash(),
+                        **data_fingerprint(actor.model_path),
                         "policy": str(actor.model_path.name), "mount": env.config.mount}
             with EpisodeBagWriter(partial, metadata) as writer:
                 summary = run_episode(env, view, actor, s, index, steps_cap, writer)
@@ -200,7 +201,7 @@ def generate_stream(path: str | Path, seed: int, total_steps: int, *, model: str
     staging = path.parent / PARTIAL_DIR / path.name
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"seed": seed, "stream_steps": total_steps, "perception_config_hash": perception.config_hash(),
+    metadata = {"seed": seed, "stream_steps": total_steps, **data_fingerprint(actor.model_path),
                 "policy": actor.model_path.name, "mount": env.config.mount}
     try:
         with EpisodeBagWriter(staging, metadata) as writer:
@@ -224,6 +225,19 @@ def generate_stream(path: str | Path, seed: int, total_steps: int, *, model: str
         env.close()
         shutil.rmtree(staging.parent, ignore_errors=True)
     return summaries
+
+
+def data_fingerprint(model: str | Path | None = None) -> dict[str, str]:
+    """What generated data depends on: the policy file, the perception, sim and randomization configs.
+
+    Stored in every bag's metadata; cached demo data is regenerated when it no longer matches.
+    """
+    from ..paths import config_path
+    model = Path(model) if model else models_path("student.onnx")
+    digest = lambda path: hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return {"policy_sha256": digest(model), "perception_config_hash": load_perception_config().config_hash(),
+            "sim_config_sha256": digest(config_path("sim.yaml")),
+            "randomization_sha256": digest(config_path("randomization.yaml"))}
 
 
 def generate_demo_episode(path: str | Path) -> list[EpisodeSummary]:
