@@ -99,3 +99,10 @@ def project(points: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.
         u = intrinsics.fx * points[:, 0] / z + intrinsics.cx
         v = intrinsics.fy * points[:, 1] / z + intrinsics.cy
     return np.stack([u, v], axis=1), z
+
+
+def quantize_depth_mm(depth_m: np.ndarray) -> np.ndarray:
+    """What a depth image looks like after a 16UC1 round trip (float32 metres, 0 = no return)."""
+    mm = np.clip(np.rint(np.nan_to_num(depth_m.astype(np.float64) * 1000.0, nan=0, posinf=0, neginf=0)),
+                 0, 65535)
+    return mm.astype(np.uint16).astype(np.float32) * np.float32(0.001)

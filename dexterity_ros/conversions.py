@@ -116,13 +116,6 @@ def depth_to_image(depth_m: np.ndarray, stamp_ns: int, frame_id: str, encoding: 
     return msg
 
 
-def quantize_depth_mm(depth_m: np.ndarray) -> np.ndarray:
-    """What a depth image looks like after a 16UC1 round trip (float32 metres)."""
-    mm = np.clip(np.rint(np.nan_to_num(depth_m.astype(np.float64) * 1000.0, nan=0, posinf=0, neginf=0)),
-                 0, 65535)
-    return mm.astype(np.uint16).astype(np.float32) * np.float32(0.001)
-
-
 # ------------------------------------------------------------- camera info
 def camera_info_to_intrinsics(msg: CameraInfo) -> Intrinsics:
     k = list(msg.k)

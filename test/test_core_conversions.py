@@ -6,7 +6,7 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 
 from dexterity_ros import conversions as conv
-from dexterity_ros.camera_model import Intrinsics
+from dexterity_ros.camera_model import Intrinsics, quantize_depth_mm
 
 
 def test_depth_16uc1_round_trip_in_millimetres():
@@ -17,7 +17,7 @@ def test_depth_16uc1_round_trip_in_millimetres():
     assert frame.depth.dtype == np.float32
     assert np.abs(frame.depth - depth).max() <= 0.0005 + 1e-6
     assert frame.stamp_ns == 1_234_567_890_123 and frame.frame_id == "cam"
-    assert np.array_equal(frame.depth, conv.quantize_depth_mm(depth))
+    assert np.array_equal(frame.depth, quantize_depth_mm(depth))
 
 
 def test_depth_32fc1_nan_inf_become_invalid():

@@ -13,7 +13,7 @@ from dexterity_ros.bags.episode import EpisodeBagWriter, EpisodeStep
 from dexterity_ros.calibration import (CalibrationFrame, HandAlignmentConfig, align_hand, check_extrinsic,
                                        render_hand_depth, signed_distance, transform_difference)
 from dexterity_ros.cli import main as cli_main
-from dexterity_ros.conversions import quantize_depth_mm
+from dexterity_ros.camera_model import quantize_depth_mm
 from dexterity_ros.extrinsics import Extrinsic, load_extrinsic, save_extrinsic
 from dexterity_ros.geometry import axis_angle_to_quat, make_transform, quat_to_matrix
 from dexterity_ros.kinematics import HandKinematics

@@ -109,7 +109,7 @@ def sim_frames(seed: int, count: int, mount: str | None, jitter: bool, truths: l
     import dataclasses
 
     from ..calibration import CalibrationFrame
-    from ..conversions import quantize_depth_mm
+    from ..camera_model import quantize_depth_mm
     from ..sim.env import ReorientEnv
     from ..sim.randomization import load_randomization_config
     from ..sim.sim_config import load_sim_config

@@ -34,6 +34,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from ..camera_model import quantize_depth_mm
 from ..hand.profiles import DriverProfile, FeedbackDecoder, FeedbackMismatch, make_profile
 from ..hand.safety import SafetyLimits, load_hand_parameters, load_safety_tables
 from ..hand_model import default_hand
@@ -795,7 +796,7 @@ def write_hold_episode(path: Path, seconds: float, seed: int = 0, joint_rate_hz:
                     bag.write(bag_topic(topics.DEPTH_INFO), t + 1, conversions.intrinsics_to_camera_info(
                         frame.calibrated_intrinsics, t, topics.CAMERA_FRAME))
                     bag.write(bag_topic(topics.DEPTH_IMAGE), t + 2, conversions.depth_to_image(
-                        conversions.quantize_depth_mm(frame.depth), t, topics.CAMERA_FRAME))
+                        quantize_depth_mm(frame.depth), t, topics.CAMERA_FRAME))
                 obs = env.step(hold).observation
     finally:
         env.close()

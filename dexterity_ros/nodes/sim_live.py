@@ -29,7 +29,7 @@ from std_msgs.msg import String
 
 from .. import conversions, topics
 from ..config import ConfigError, to_dict
-from ..conversions import quantize_depth_mm
+from ..camera_model import quantize_depth_mm
 from ..diagnostics import Level
 from ..hand.profiles import make_profile
 from ..hil.faults import CameraFaults, FramePipeline

@@ -22,13 +22,16 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..bags.episode import EpisodeBagWriter, EpisodeStep
+from typing import TYPE_CHECKING
 from ..paths import models_path
 from ..perception import PerceptionConfig, load_perception_config
 from .env import ReorientEnv
 from .randomization import RandomizationConfig
 from .sim_config import SimConfig
 from .student_view import StudentView
+
+if TYPE_CHECKING:   # the bag layer needs ROS message packages; rollouts without bags must not
+    from ..bags.episode import EpisodeBagWriter
 
 PARTIAL_DIR = ".partial"      # episodes are written here, then moved into place
 
@@ -95,6 +98,7 @@ def run_episode(env: ReorientEnv, view: StudentView, actor: StudentActor, seed: 
     state = env.privileged_state()
     target = state.joint_targets.copy()          # hold the settled grasp until the student acts
     if writer is not None:
+        from ..bags.episode import EpisodeStep
         writer.write_physics(obs.time_ns + stamp_offset_ns, state.physics_params)
     frames = actions = idle = 0
     total_reward = 0.0
@@ -139,6 +143,8 @@ def generate(out_dir: str | Path, episodes: int, seed: int = 0, *, model: str | 
              indices: Iterable[int] | None = None, progress: bool = True) -> list[EpisodeSummary]:
     """Write ``episodes`` episode bags into ``out_dir`` (resumable; see module docstring)."""
     from tqdm import tqdm
+
+    from ..bags.episode import EpisodeBagWriter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +198,8 @@ def generate_stream(path: str | Path, seed: int, total_steps: int, *, model: str
     Consecutive episodes are separated by a 1 s stamp gap, so the live student
     resets its history exactly where the generator's did.
     """
+    from ..bags.episode import EpisodeBagWriter
+
     path = Path(path)
     perception = load_perception_config()
     env = ReorientEnv(sim_config, randomization, seed=seed)

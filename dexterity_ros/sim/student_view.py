@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera_model import Intrinsics
-from ..conversions import quantize_depth_mm
+from ..camera_model import quantize_depth_mm
 from ..perception import CloudResult, ObjectCloudExtractor, PerceptionConfig, load_perception_config
 from .env import DepthFrame, Observation
 
