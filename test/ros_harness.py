@@ -15,36 +15,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
+from dexterity_ros.nodes.background import BackgroundNode
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class RosProbe:
+class RosProbe(BackgroundNode):
     """A test-side node with its own context and a background executor thread."""
 
     def __init__(self, name: str = "probe"):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(name)
         self.received: dict[str, list[Any]] = {}
-        self._lock = threading.Lock()
-        self._stop = False
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop and self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if self._stop:
-                    return
-                raise
+        self._lock = self.lock
 
     def subscribe(self, msg_type, topic: str, qos, key: str | None = None,
                   stamp: bool = False) -> list[Any]:
@@ -73,29 +55,7 @@ class RosProbe:
             return predicate()
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
-        client = self.node.create_client(srv_type, name)
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f"service {name} not available")
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not future.done():
-            raise TimeoutError(f"service {name} did not answer")
-        return future.result()
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-    def __enter__(self) -> "RosProbe":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return self.call_service(srv_type, name, request, timeout)
 
 
 class NodeProcess:

@@ -46,7 +46,7 @@ def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
     try:
         missing = wait_for_graph(monitor.node, replay_graph_requirements(True, profile.command_topic.name), 60)
         assert not missing, (missing, handle.output[-3000:])
-        start_replay(monitor.node)
+        start_replay(monitor)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and monitor.report().frames < frames_in_bag:
             time.sleep(0.2)

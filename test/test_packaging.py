@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES = ["camera_node", "segmentation_node", "student_node", "hand_node", "sim_bridge_node",

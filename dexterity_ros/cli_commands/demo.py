@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: the graph did not come up within 60 s: {missing}", file=sys.stderr)
             handle.stop()
             return 1
-        start_replay(monitor.node)
+        start_replay(monitor)
         code = run_until_stopped(handle, duration=args.duration or episode_s + 1.5)
     finally:
         time.sleep(0.2)

@@ -9,7 +9,6 @@ only when every recorded action is reproduced within the tolerance.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from pathlib import Path
 
@@ -30,70 +29,46 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-class _ParityMonitor:
-    def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        from sensor_msgs.msg import Image, JointState, PointCloud2
+def _parity_monitor():
+    """A background observer collecting live and recorded targets and stage arrival times."""
+    from sensor_msgs.msg import Image, JointState, PointCloud2
 
-        from .. import topics
-        from ..hand_model import default_hand
-        from ..nodes.ros_common import qos_profile
-        from ..nodes.sim_bridge_node import RECORDED_TARGETS
+    from .. import topics
+    from ..conversions import stamp_to_ns
+    from ..hand_model import default_hand
+    from ..nodes.background import BackgroundNode
+    from ..nodes.ros_common import qos_profile
+    from ..nodes.sim_bridge_node import RECORDED_TARGETS
 
-        self.hand = default_hand()
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node("parity_monitor", context=self.context)
-        self.lock = threading.Lock()
-        self.live: dict[int, np.ndarray] = {}
-        self.recorded: dict[int, np.ndarray] = {}
-        self.arrival: dict[str, dict[int, int]] = {"depth": {}, "cloud": {}, "target": {}}
-        n = self.node
-        n.create_subscription(JointState, topics.JOINT_TARGETS.name, self._on_live, qos_profile(topics.JOINT_TARGETS))
-        n.create_subscription(JointState, RECORDED_TARGETS.name, self._on_recorded, qos_profile(RECORDED_TARGETS))
-        n.create_subscription(Image, topics.DEPTH_IMAGE.name, lambda m: self._arrive("depth", m),
-                              qos_profile(topics.DEPTH_IMAGE))
-        n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, lambda m: self._arrive("cloud", m),
-                              qos_profile(topics.OBJECT_CLOUD))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(n)
-        self._stop = False
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
+    class ParityMonitor(BackgroundNode):
+        def __init__(self):
+            super().__init__("parity_monitor")
+            self.hand = default_hand()
+            self.live: dict[int, np.ndarray] = {}
+            self.recorded: dict[int, np.ndarray] = {}
+            self.arrival: dict[str, dict[int, int]] = {"depth": {}, "cloud": {}, "target": {}}
+            n = self.node
+            n.create_subscription(JointState, topics.JOINT_TARGETS.name, lambda m: self._targets(m, self.live, True),
+                                  qos_profile(topics.JOINT_TARGETS))
+            n.create_subscription(JointState, RECORDED_TARGETS.name, lambda m: self._targets(m, self.recorded),
+                                  qos_profile(RECORDED_TARGETS))
+            n.create_subscription(Image, topics.DEPTH_IMAGE.name, lambda m: self._arrive("depth", m),
+                                  qos_profile(topics.DEPTH_IMAGE))
+            n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, lambda m: self._arrive("cloud", m),
+                                  qos_profile(topics.OBJECT_CLOUD))
 
-    def _spin(self) -> None:
-        while not self._stop and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        def _arrive(self, stage: str, msg) -> None:
+            with self.lock:
+                self.arrival[stage][stamp_to_ns(msg.header.stamp)] = time.time_ns()
 
-    def _stamp(self, msg) -> int:
-        from ..conversions import stamp_to_ns
-        return stamp_to_ns(msg.header.stamp)
+        def _targets(self, msg, store: dict, live: bool = False) -> None:
+            stamp = stamp_to_ns(msg.header.stamp)
+            with self.lock:
+                store[stamp] = self.hand.to_canonical(list(msg.name), np.asarray(msg.position))
+                if live:
+                    self.arrival["target"][stamp] = time.time_ns()
 
-    def _arrive(self, stage: str, msg) -> None:
-        with self.lock:
-            self.arrival[stage][self._stamp(msg)] = time.time_ns()
-
-    def _targets(self, msg) -> np.ndarray:
-        return self.hand.to_canonical(list(msg.name), np.asarray(msg.position))
-
-    def _on_live(self, msg) -> None:
-        with self.lock:
-            self.live[self._stamp(msg)] = self._targets(msg)
-            self.arrival["target"][self._stamp(msg)] = time.time_ns()
-
-    def _on_recorded(self, msg) -> None:
-        with self.lock:
-            self.recorded[self._stamp(msg)] = self._targets(msg)
-
-    def close(self) -> None:
-        import rclpy
-        self._stop = True
-        self.thread.join(timeout=2)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+    return ParityMonitor()
 
 
 def _stage_latencies(arrival: dict[str, dict[int, int]]) -> dict[str, list[float]]:
@@ -128,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if expected is None or expected.count == 0:
         print(f"error: {bag} has no recorded actions on {bag_topic(topics.JOINT_TARGETS)}")
         return 2
-    monitor = _ParityMonitor()
+    monitor = _parity_monitor()
     launch_args = [f"bag:={bag}", f"rate:={args.rate}", "hand:=false", "start_paused:=true"]
     if args.model:
         launch_args.append(f"model:={args.model}")
@@ -145,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: the graph did not come up: {missing}")
             return 1
         time.sleep(0.5)
-        start_replay(monitor.node)
+        start_replay(monitor)
         while time.monotonic() < deadline:
             with monitor.lock:
                 done = len(monitor.recorded) >= expected.count

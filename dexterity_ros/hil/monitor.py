@@ -12,16 +12,12 @@ never loses a sample in the reader. It also drives the graph: parameters
 from __future__ import annotations
 
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -30,6 +26,7 @@ from sensor_msgs.msg import Image, JointState, PointCloud2
 
 from .. import topics
 from ..bags.io import message_class
+from ..nodes.background import BackgroundNode
 from ..hand.profiles import DriverProfile
 
 RELIABLE_DEPTH = 2000     # ~20 s of 100 Hz commands: the reader never overwrites a sample it has not handed over
@@ -78,15 +75,13 @@ class DiagnosticSample:
         return None
 
 
-class HilMonitor:
+class HilMonitor(BackgroundNode):
     """Subscribes to the stages of the graph and the hand's driver side; calls its services."""
 
     def __init__(self, profile: DriverProfile, name: str = "hil_monitor"):
+        super().__init__(name, start_parameter_services=False)
         self.profile = profile
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context, start_parameter_services=False)
-        self._lock = threading.Lock()
+        self._lock = self.lock
         self.commands: list[Sample] = []
         self.targets: list[Sample] = []
         self.feedback: list[Sample] = []
@@ -115,21 +110,8 @@ class HilMonitor:
         n.create_subscription(DiagnosticStatus, topics.TASK_METRICS.name, self._on_metrics,
                               _qos(True, 500), raw=True)
         self._target_pub = n.create_publisher(JointState, topics.JOINT_TARGETS.name, _qos(True, 10))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="hil-monitor", daemon=True)
-        self._thread.start()
 
     # ------------------------------------------------------------ receiving
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if self._stop.is_set():
-                    return
-                raise
 
     def _keeper(self, store: list[Sample], stamp: bool, keep: bool = True):
         def on_message(data: bytes, info: dict[str, Any]) -> None:
@@ -186,41 +168,20 @@ class HilMonitor:
         from ..conversions import arrays_to_joint_state
         self._target_pub.publish(arrays_to_joint_state(joint_names, positions, time.time_ns()))
 
-    def _call(self, srv_type, service: str, request, timeout: float):
-        client = self.node.create_client(srv_type, service)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f"service {service} is not available")
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout
-            while not future.done() and time.monotonic() < deadline:
-                time.sleep(0.002)
-            if not future.done():
-                raise TimeoutError(f"service {service} did not answer within {timeout:g} s")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
     def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
         """Set parameters of a running node (rcl_interfaces SetParameters); raises with the node's reason."""
         request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
                                                     for k, v in values.items()])
-        response = self._call(SetParameters, f"/{node_name}/set_parameters", request, timeout)
+        response = self.call_service(SetParameters, f"/{node_name}/set_parameters", request, timeout)
         refused = [f"{p.name}: {r.reason}" for p, r in zip(request.parameters, response.results) if not r.successful]
         if refused:
             raise RuntimeError(f"/{node_name} refused parameters: {'; '.join(refused)}")
 
     def trigger(self, service: str, timeout: float = 10.0):
         from std_srvs.srv import Trigger
-        return self._call(Trigger, service, Trigger.Request(), timeout)
+        return self.call_service(Trigger, service, Trigger.Request(), timeout)
 
     def set_bool(self, service: str, value: bool, timeout: float = 10.0):
         from std_srvs.srv import SetBool
-        return self._call(SetBool, service, SetBool.Request(data=value), timeout)
+        return self.call_service(SetBool, service, SetBool.Request(data=value), timeout)
 
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)

@@ -9,18 +9,16 @@ computed from that frame.
 from __future__ import annotations
 
 import bisect
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
 
 from .. import conversions, topics
+from .background import BackgroundNode
 from .ros_common import qos_profile
 
 
@@ -61,14 +59,12 @@ class GraphReport:
         ]
 
 
-class GraphMonitor:
+class GraphMonitor(BackgroundNode):
     """Subscribes to every stage of the graph in its own context and executor thread."""
 
     def __init__(self, command_topic: str, command_type=JointState, name: str = "graph_monitor"):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self._lock = threading.Lock()
+        super().__init__(name)
+        self._lock = self.lock
         self.frames = 0
         self.clouds = 0
         self.target_events: list[tuple[int, int]] = []     # (receive ns, depth stamp ns)
@@ -81,16 +77,7 @@ class GraphMonitor:
                               qos_profile(topics.JOINT_TARGETS))
         n.create_subscription(command_type, command_topic, self._on_command, qos_profile(topics.QosClass.RELIABLE))
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diag, qos_profile(topics.DIAGNOSTICS))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._stop = False
         self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def _on_frame(self, _msg) -> None:
         with self._lock:
@@ -124,13 +111,6 @@ class GraphMonitor:
             return GraphReport(time.monotonic() - self._t0, self.frames, self.clouds, len(self.target_events),
                                len(commands), latencies, dict(self.diagnostics))
 
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
 
 def wait_for_graph(node: Node, requirements: dict[str, tuple[int, int]], timeout: float) -> list[str]:
     """Wait until each topic has at least (publishers, subscribers); return what is still missing."""
@@ -145,18 +125,10 @@ def wait_for_graph(node: Node, requirements: dict[str, tuple[int, int]], timeout
         time.sleep(0.1)
 
 
-def start_replay(node: Node, service: str = "/sim_bridge/start", timeout: float = 20.0) -> None:
+def start_replay(observer: BackgroundNode, service: str = "/sim_bridge/start", timeout: float = 20.0) -> None:
     """Call the sim bridge's start service (replay launched with start_paused:=true)."""
     from std_srvs.srv import Trigger
-    client = node.create_client(Trigger, service)
-    if not client.wait_for_service(timeout_sec=timeout):
-        raise TimeoutError(f"{service} did not appear within {timeout:.0f} s")
-    future = client.call_async(Trigger.Request())
-    deadline = time.monotonic() + timeout
-    while not future.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if not future.done():
-        raise TimeoutError(f"{service} did not answer")
+    observer.call_service(Trigger, service, Trigger.Request(), timeout)
 
 
 def replay_graph_requirements(with_hand: bool, command_topic: str | None = None) -> dict[str, tuple[int, int]]:

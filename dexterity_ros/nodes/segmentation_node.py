@@ -11,12 +11,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from .. import conversions, topics
 from ..camera_model import Intrinsics, IntrinsicsError
-from ..config import ConfigError, param
+from ..config import param
 from ..diagnostics import Level
 from ..extrinsics import load_extrinsic
 from ..geometry import TransformError

@@ -262,7 +262,7 @@ class ReorientEnv:
         self._task_rng = task_rng
         self._reference = np.array(self.config.mount_config().object_position)
         self.reset_attempts = self._settle(slot, task_rng)
-        m, d, scene = slot.model, slot.data, slot.scene
+        d, scene = slot.data, slot.scene
         start = d.ctrl[scene.actuator_index].copy()
         self._backlash_position = start.copy()
         self._action_queue = deque([start.copy()] * self._rand.params.action_delay_steps, maxlen=None)
