@@ -52,12 +52,17 @@ def main() -> int:
 
     contract = read_contract(args.model)
     builder = contract.provenance.get("reference_student")
-    if builder is None:
-        print(f"{args.model}: no reference_student provenance; cannot rebuild the torch module", file=sys.stderr)
+    if builder is not None:
+        module, _ = build_reference_student(builder["seed"], num_points=builder["num_points"],
+                                            history_length=builder["history_length"],
+                                            recurrent_size=builder["recurrent_size"])
+    elif "distilled_student" in contract.provenance:     # trained: weights read back from the graph
+        from dexterity_ros.learning.student import load_torch_student
+        module, _ = load_torch_student(args.model)
+    else:
+        print(f"{args.model}: no reference_student/distilled_student provenance; cannot rebuild the torch module",
+              file=sys.stderr)
         return 2
-    module, _ = build_reference_student(builder["seed"], num_points=builder["num_points"],
-                                        history_length=builder["history_length"],
-                                        recurrent_size=builder["recurrent_size"])
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     session = make_session(args.model, intra_op_threads=1)

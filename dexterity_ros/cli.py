@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "play",
     "reindex",
     "doctor",
+    "distill", "evaluate",
     "hil",
 )
 

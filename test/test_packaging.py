@@ -31,7 +31,9 @@ def test_colcon_build_installs_an_ament_python_package(tmp_path):
 
 def test_pip_install_without_ros_distro(tmp_path):
     prefix = tmp_path / "prefix"
+    # --ignore-installed: never uninstall the development install of this venv while testing another prefix
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                             "--ignore-installed",
                              "--prefix", str(prefix), str(ROOT)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     for node in NODES + ["dexterity-ros"]:

@@ -95,7 +95,7 @@ def test_valid_goal_gives_canonical_targets_within_limits(graph):
     assert probe.wait_for(lambda: int(last_values(diags).get("actions count", 0)) >= 8, 3)
     values = last_values(diags)
     assert float(values["inference latency p99 (ms)"]) > 0
-    assert "reference_student" in values["contract"]
+    assert "distilled_student" in values["contract"]
 
 
 def test_stale_inputs_give_nothing(graph):

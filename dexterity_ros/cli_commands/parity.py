@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1.0)")
     parser.add_argument("--model", type=Path, default=None, help="student model (default: the packaged one)")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    parser.add_argument("--max-input-age", type=float, default=2.0,
+                        help="student input staleness limit during the check (s; the robot uses 0.2)")
     parser.add_argument("--per-step", action="store_true", help="print one line per step")
     parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
     parser.set_defaults(func=run)
@@ -104,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {bag} has no recorded actions on {bag_topic(topics.JOINT_TARGETS)}")
         return 2
     monitor = _parity_monitor()
-    launch_args = [f"bag:={bag}", f"rate:={args.rate}", "hand:=false", "start_paused:=true"]
+    # Parity compares numbers, not timing: a cold start on a loaded machine must not make the
+    # student skip the first frame as stale (its history would then differ for the whole episode).
+    launch_args = [f"bag:={bag}", f"rate:={args.rate}", "hand:=false", "start_paused:=true",
+                   f"max_input_age:={args.max_input_age}"]
     if args.model:
         launch_args.append(f"model:={args.model}")
     handle = launch(launch_path("replay.launch.xml"), launch_args, echo=not args.quiet)

@@ -31,7 +31,8 @@ from .ros_common import DexterityNode, qos_profile, run_node
 class SegmentationNodeConfig:
     perception_config: str = param("", "perception YAML shared with the simulator (empty: config/perception.yaml)")
     extrinsic_file: str = param("", "camera->palm extrinsic YAML (empty: config/extrinsics.yaml)")
-    joint_state_wait: float = param(0.05, "s to wait for a joint state at the frame's stamp before using the nearest one",
+    joint_state_wait: float = param(0.05, "s a depth frame waits for its camera_info and a joint state at its stamp "
+                                          "before it is processed with the latest ones",
                                     min=0.0, max=1.0)
     max_joint_state_offset: float = param(0.1, "s; a frame whose nearest joint state is further away than this is dropped",
                                           min=0.0)
@@ -49,6 +50,7 @@ class SegmentationNode(DexterityNode):
         self.joints = JointStateBuffer()
         self.intrinsics: Intrinsics | None = None
         self._pending: tuple[Image, float] | None = None
+        self._info_stamp = -1
 
         self.cloud_pub = self.create_publisher(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD))
         self.create_subscription(Image, topics.DEPTH_IMAGE.name, self.on_depth, qos_profile(topics.DEPTH_IMAGE))
@@ -83,6 +85,8 @@ class SegmentationNode(DexterityNode):
             self.bad_input("bad camera_info", str(exc), Level.ERROR)
             return
         self.intrinsics = intrinsics
+        self._info_stamp = conversions.stamp_to_ns(msg.header.stamp)
+        self._try_pending()
 
     def on_joints(self, msg: JointState) -> None:
         try:
@@ -92,24 +96,34 @@ class SegmentationNode(DexterityNode):
             self.bad_input("bad joint_state", f"joint state rejected: {exc}")
             return
         self.joints.add(conversions.stamp_to_ns(msg.header.stamp), q)
-        if self._pending is not None:
+        self._try_pending()
+
+    def _ready(self, frame: Image) -> bool:
+        """The frame's own camera_info and a joint state at (or after) its stamp have arrived."""
+        stamp = conversions.stamp_to_ns(frame.header.stamp)
+        return (self.intrinsics is not None and self._info_stamp >= stamp
+                and self.joints.has_at_or_after(stamp))
+
+    def _try_pending(self) -> None:
+        if self._pending is not None and self._ready(self._pending[0]):
             frame, _ = self._pending
-            if self.joints.has_at_or_after(conversions.stamp_to_ns(frame.header.stamp)):
-                self._pending = None
-                self.process(frame)
+            self._pending = None
+            self.process(frame)
 
     def on_depth(self, msg: Image) -> None:
+        # Topics arrive independently: a frame waits (up to joint_state_wait) for its camera_info
+        # and for the joint state measured with it, then goes ahead with what is there.
         self.health.tick("depth frames")
-        stamp = conversions.stamp_to_ns(msg.header.stamp)
-        if self.joints.has_at_or_after(stamp) or self.config.joint_state_wait <= 0:
+        if self._ready(msg) or self.config.joint_state_wait <= 0:
             self.process(msg)
             return
         if self._pending is not None:
-            self.health.count("frames superseded while waiting for joint state")
+            self.health.count("frames superseded while waiting for joint state or camera_info")
+            self.flush_pending(force=True)
         self._pending = (msg, time.monotonic())
 
-    def flush_pending(self) -> None:
-        if self._pending is not None and time.monotonic() - self._pending[1] >= self.config.joint_state_wait:
+    def flush_pending(self, force: bool = False) -> None:
+        if self._pending is not None and (force or time.monotonic() - self._pending[1] >= self.config.joint_state_wait):
             frame, _ = self._pending
             self._pending = None
             self.process(frame)

@@ -1,0 +1,95 @@
+"""`dexterity-ros distill --config config/distill_small.yaml`: DAgger + BC distillation of the expert.
+
+    dexterity-ros distill --config config/distill_small.yaml --out runs/distill_small \\
+        [--workers N] [--plot docs/results_small.png] [--ship models/student.onnx]
+
+Resumable: every stage (collected data, trained and exported students,
+evaluations) is checkpointed under --out and skipped on a rerun of the same
+configuration. --ship re-exports the final DAgger student through the contract
+exporter with the run's metrics in its provenance.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "distill", help="distill the privileged MPC expert into the point-cloud student (DAgger + BC baseline)",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True,
+                        help="distillation YAML (e.g. config/distill_small.yaml or config/distill_full.yaml)")
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/distill_<name>)")
+    parser.add_argument("--workers", type=int, default=None, help="simulation worker processes (default: config)")
+    parser.add_argument("--plot", type=Path, default=None, help="also write the DAgger-vs-BC plot (PNG) here")
+    parser.add_argument("--ship", type=Path, default=None,
+                        help="export the final DAgger student here (e.g. models/student.onnx) with its metrics")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..learning.config import load_distill_config
+    from ..learning.dagger import run_distill
+    from ..learning.evaluate import metrics_line, results_table
+
+    try:
+        config = load_distill_config(args.config)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers is not None:
+        if args.workers < 0:
+            print("error: --workers must be >= 0", file=sys.stderr)
+            return 2
+        config = config.with_workers(args.workers)
+    out = args.out or Path("runs") / f"distill_{config.name}"
+    print(f"distill '{config.name}' -> {out} ({config.workers} worker(s), config digest {config.digest()})",
+          flush=True)
+    try:
+        results = run_distill(config, out, progress=not args.no_progress)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(metrics_line("expert (privileged, true state)", results["expert"]))
+    for entry in results["iterations"]:
+        print(metrics_line(f"DAgger iteration {entry['iteration']} ({entry['labels']} labels)", entry["dagger"]))
+        if "bc" in entry:
+            print(metrics_line(f"BC with the same labels          ", entry["bc"]))
+    print()
+    print(results_table(results))
+    print(f"\n{results['seconds'] / 60:.1f} min with {results['workers']} worker(s) (all invocations of this run: "
+          f"{results['total_seconds'] / 60:.1f} min); results in {out / 'results.json'}")
+    if args.plot:
+        from ..learning.plot import plot_results
+        print(f"plot: {plot_results(results, args.plot)}")
+    if args.ship:
+        ship(results, config, args, out)
+    return 0
+
+
+def ship(results: dict, config, args: argparse.Namespace, out: Path) -> None:
+    """Re-export the final DAgger student with the run's numbers in its provenance."""
+    from ..learning.student import load_torch_student
+    from ..policy.export import export_policy
+
+    final = Path(results["final_student"])
+    module, contract = load_torch_student(final)
+    last = results["iterations"][-1]
+    command = "dexterity-ros distill --config " + shlex.quote(str(args.config)) + " --out " + shlex.quote(str(out))
+    provenance = {k: v for k, v in contract.provenance.items()
+                  if k not in ("exporter", "torch", "onnx", "opset", "parity_max_abs_diff", "parity_trials")}
+    contract = dataclasses.replace(contract, provenance=provenance).with_provenance(
+        command=command, training_labels=last["labels"], dagger_iterations=len(results["iterations"]),
+        heldout_metrics={"student": last["dagger"], "expert": results["expert"]},
+        heldout_seed=config.evaluation.seed)
+    report = export_policy(module, contract, args.ship)
+    print(f"shipped {report.path}: {report.size_bytes / 1024:.0f} KiB, onnxruntime vs torch max |diff| "
+          f"{report.max_abs_diff:.2g}; {json.dumps(last['dagger'])}")

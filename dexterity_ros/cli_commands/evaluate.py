@@ -1,0 +1,65 @@
+"""`dexterity-ros evaluate`: held-out metrics of a student (through PolicyRuntime) or of the expert.
+
+    dexterity-ros evaluate models/student.onnx --config config/distill_small.yaml [--episodes 20]
+    dexterity-ros evaluate --expert --config config/distill_small.yaml
+    dexterity-ros evaluate --hold --config config/distill_small.yaml     # hold-still baseline
+
+Seeds come from the config's evaluation section (held out from training) unless --seed is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help="held-out success/drops/rotation error of a student or the expert",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, nargs="?", default=None, help="student ONNX (default models/student.onnx)")
+    parser.add_argument("--config", type=Path, default=Path("config/distill_small.yaml"),
+                        help="distillation YAML: simulation, expert and evaluation settings (default distill_small)")
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--expert", action="store_true", help="evaluate the privileged expert (true state, no camera)")
+    who.add_argument("--hold", action="store_true", help="evaluate holding the start grasp still (baseline)")
+    parser.add_argument("--episodes", type=int, default=None, help="episodes (default: the config's)")
+    parser.add_argument("--seed", type=int, default=None, help="seed stream (default: the config's evaluation seed)")
+    parser.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the config's)")
+    parser.add_argument("--label-every", type=int, default=None,
+                        help="expert label every k-th step for the action error (0: none; default: the config's)")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in-process)")
+    parser.add_argument("--json", type=Path, default=None, help="write metrics and per-episode summaries here")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..learning.config import load_distill_config
+    from ..learning.evaluate import evaluate_expert, evaluate_student, metrics_line
+    from ..paths import models_path
+    from ..policy.contract import PolicyError
+
+    try:
+        config = load_distill_config(args.config)
+        if args.expert or args.hold:
+            driver = "expert" if args.expert else "hold"
+            metrics, episodes = evaluate_expert(config, episodes=args.episodes, seed=args.seed,
+                                                max_steps=args.max_steps, workers=args.workers,
+                                                progress=not args.no_progress, driver=driver)
+            name = "expert (privileged)" if args.expert else "hold still"
+        else:
+            model = args.model or models_path("student.onnx")
+            metrics, episodes = evaluate_student(model, config, episodes=args.episodes, seed=args.seed,
+                                                 max_steps=args.max_steps, label_every=args.label_every,
+                                                 workers=args.workers, progress=not args.no_progress)
+            name = str(model)
+    except (ConfigError, PolicyError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(metrics_line(name, metrics))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"metrics": metrics, "episodes": episodes}, indent=1))
+    return 0

@@ -1,0 +1,16 @@
+"""Learning: the privileged expert and its distillation into the point-cloud student.
+
+| module | what it does |
+|---|---|
+| ``expert.py`` | ``SamplingExpert``: MPPI / predictive sampling with MuJoCo rollouts from the true state |
+| ``student.py`` | the student network, its contract, the action mapping, the runtime's exact inputs |
+| ``rollout.py`` | one episode: render, perceive, run the student through PolicyRuntime, label, drive |
+| ``dataset.py`` | the aggregated dataset, the beta schedule |
+| ``train.py`` | supervised training on (runtime inputs, expert target) |
+| ``dagger.py`` | DAgger + BC baseline, checkpointed and resumable |
+| ``evaluate.py`` | held-out metrics, result tables |
+| ``plot.py`` | the DAgger-vs-BC figure |
+| ``config.py`` | ``DistillConfig`` (config/distill_small.yaml, config/distill_full.yaml) |
+
+Torch is imported here (training); the robot-side runtime never imports this package.
+"""

@@ -1,0 +1,85 @@
+"""Typed distillation config (config/distill_small.yaml, config/distill_full.yaml; section ``distill``)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..config import load_config, to_dict
+from ..paths import config_path
+from .expert import ExpertConfig
+from .student import StudentArchitecture
+from .train import TrainConfig
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    iterations: int = 4                  # including iteration 0 (expert-driven rollouts only)
+    initial_episodes: int = 8            # iteration 0
+    episodes_per_iteration: int = 8      # iterations >= 1
+    beta_initial: float = 0.5            # P(expert drives an episode) at iteration 1
+    beta_decay: float = 0.5              # beta_i = beta_initial * beta_decay^(i-1)
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.initial_episodes < 1 or self.episodes_per_iteration < 1:
+            raise ValueError("dagger: iterations, initial_episodes and episodes_per_iteration must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    episodes: int = 10                   # held-out episodes per evaluated student
+    max_steps: int = 192                 # per episode (the sim's own limits still apply)
+    label_every: int = 2                 # expert labels every k-th student step (action error); 0: none
+    expert_episodes: int = 10            # held-out episodes for the expert's own metrics
+    seed: int = 1000                     # held-out seed stream (disjoint from the training seed)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    name: str = "small"
+    seed: int = 0                        # training seed stream: episode seeds, driver draws
+    workers: int = 2                     # simulation worker processes (0: in-process)
+    sim_config: str = ""                 # empty: config/sim.yaml
+    randomization: str = ""              # empty: config/randomization.yaml
+    episode_steps: int = 96              # max steps per training episode
+    bc_baseline: bool = True             # also train BC students with DAgger's label counts
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    student: StudentArchitecture = field(default_factory=StudentArchitecture)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.episode_steps < 1:
+            raise ValueError("episode_steps must be >= 1")
+        if self.evaluation.seed == self.seed:
+            raise ValueError(f"evaluation.seed must differ from seed ({self.seed}): held-out seeds must be disjoint")
+
+    def digest(self, ignore: tuple[str, ...] = ("workers",)) -> str:
+        """Identity of everything that changes results (the worker count does not)."""
+        data = {k: v for k, v in to_dict(self).items() if k not in ignore}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_workers(self, workers: int) -> "DistillConfig":
+        return replace(self, workers=workers)
+
+    def sim_config_value(self):
+        return _config_file(self.sim_config)
+
+    def randomization_value(self):
+        return _config_file(self.randomization)
+
+
+def _config_file(value: str):
+    if not value:
+        return None
+    path = Path(value)
+    return str(path if path.is_absolute() or path.exists() else config_path(value))
+
+
+def load_distill_config(path: str | Path) -> DistillConfig:
+    path = Path(path)
+    if not path.is_file() and not path.is_absolute() and config_path(str(path)).is_file():
+        path = config_path(str(path))
+    return load_config(DistillConfig, path, section="distill")

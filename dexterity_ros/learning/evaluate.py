@@ -1,0 +1,96 @@
+"""Held-out evaluation of a student (ONNX, through PolicyRuntime) or of the expert, and result tables.
+
+Metrics (per episode, averaged over episodes; :func:`.rollout.summarize`):
+
+* ``success_rate``: fraction of episodes that reached at least one goal
+  (rotation error < the task's success threshold, 0.4 rad by default);
+* ``consecutive_successes``: goals reached in a row before the episode ended;
+* ``drop_rate``: fraction of episodes that ended with the object dropped;
+* ``final_rotation_error_rad``: rotation error to the current goal at episode end;
+* ``action_error_rad``: mean |student target - expert target| (rad, over joints)
+  on states the student itself visits (expert labels every ``label_every``-th step).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..sim.randomization import as_randomization_config
+from ..sim.sim_config import as_sim_config
+from .config import DistillConfig
+from .rollout import EpisodeJob, WorkerSetup, make_executor, run_episodes, summaries, summarize
+
+
+def _setup(config: DistillConfig) -> WorkerSetup:
+    return WorkerSetup(as_sim_config(config.sim_config_value()), as_randomization_config(config.randomization_value()),
+                       config.expert, config.student.history_length)
+
+
+def evaluate_student(model: str | Path, config: DistillConfig, *, episodes: int | None = None,
+                     seed: int | None = None, max_steps: int | None = None, label_every: int | None = None,
+                     workers: int = 0, progress: bool = True) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Roll the student out on held-out seeds (defaults: the config's evaluation section)."""
+    e = config.evaluation
+    blob = Path(model).read_bytes()
+    jobs = [EpisodeJob(k, e.seed if seed is None else seed, "student", max_steps or e.max_steps,
+                       label_every=e.label_every if label_every is None else label_every, record=False)
+            for k in range(episodes or e.episodes)]
+    out = _run(config, [(job, blob) for job in jobs], workers, progress, f"evaluate {Path(model).name}")
+    return summarize(out), summaries(out)
+
+
+def evaluate_expert(config: DistillConfig, *, episodes: int | None = None, seed: int | None = None,
+                    max_steps: int | None = None, workers: int = 0, progress: bool = True,
+                    driver: str = "expert") -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """The expert acting on the true state every step (no camera), or ``driver='hold'`` (hold still)."""
+    e = config.evaluation
+    jobs = [EpisodeJob(k, e.seed if seed is None else seed, driver, max_steps or e.max_steps,
+                       render=False, label_every=0, record=False)
+            for k in range(episodes or e.expert_episodes)]
+    out = _run(config, [(job, None) for job in jobs], workers, progress, driver)
+    return summarize(out), summaries(out)
+
+
+def _run(config: DistillConfig, tasks, workers: int, progress: bool, what: str):
+    executor = make_executor(workers) if workers > 0 else None
+    try:
+        return run_episodes(_setup(config), tasks, workers=workers, progress=progress, description=what,
+                            executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def metrics_line(name: str, m: dict[str, float]) -> str:
+    return (f"{name}: success {_fmt(m['success_rate'])} ({m['episodes']} episodes), goals/episode "
+            f"{_fmt(m['consecutive_successes'])}, drops {_fmt(m['drop_rate'])}, final rotation error "
+            f"{_fmt(m['final_rotation_error_rad'])} rad, action error {_fmt(m['action_error_rad'], 3)} rad")
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """Markdown: DAgger vs BC per iteration (same labels, same held-out seeds), then the expert."""
+    rows = ["| iteration | labels | beta | policy | success rate | goals / episode | drop rate | "
+            "final rot. error (rad) | action error on own states (rad) | train loss (rad^2) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in results["iterations"]:
+        for policy, key, train in (("DAgger", "dagger", "train"), ("BC", "bc", "bc_train")):
+            if key not in e:
+                continue
+            m = e[key]
+            rows.append(f"| {e['iteration']} | {e['labels']} | {e['beta']:.2f} | {policy} | {_fmt(m['success_rate'])} | "
+                        f"{_fmt(m['consecutive_successes'])} | {_fmt(m['drop_rate'])} | "
+                        f"{_fmt(m['final_rotation_error_rad'])} | {_fmt(m['action_error_rad'], 3)} | "
+                        f"{_fmt(e[train]['final_loss'], 4)} |")
+    x = results["expert"]
+    rows.append(f"| - | - | - | expert (privileged) | {_fmt(x['success_rate'])} | {_fmt(x['consecutive_successes'])} | "
+                f"{_fmt(x['drop_rate'])} | {_fmt(x['final_rotation_error_rad'])} | - | - |")
+    return "\n".join(rows)

@@ -1,0 +1,341 @@
+"""The privileged expert: sampling-based MPC that plans with MuJoCo rollouts from the true state.
+
+MPPI (or predictive sampling) over joint-target sequences: a plan is a few
+knots over a short horizon, linearly interpolated to one target per policy
+step. Each control step draws ``num_samples`` noisy copies of a nominal plan
+(the nominal itself and "hold the current targets" are always candidates),
+rolls every one out open loop with :mod:`mujoco.rollout` from the *true*
+simulator state, and takes the cost-weighted average (MPPI) or the cheapest
+(predictive sampling); ``iterations`` rounds refine around the last result.
+The nominal is "hold the applied targets" (default: the action is then a
+function of the state alone, which is what DAgger labels need) or, with
+``warm_start``, the previous plan shifted by one step.
+
+What the expert knows (privileged, never a student input): the full physics
+state (object pose and velocity, joint positions and velocities, warm start),
+the goal, and this episode's randomized physics — it plans on a copy of the
+episode's ``MjModel`` (friction, mass, scale, damping, gains, joint limits,
+gravity as sampled), coarsened for speed (fewer, longer physics steps, fewer
+solver iterations), plus the episode's action delay, action bias and the
+object push currently acting (decaying as the env decays it). It does not
+know future random pushes, per-step action noise or backlash.
+
+Cost per rollout (summed over the policy steps of the horizon):
+``rotation * distance + position * |offset|^2 + drop * [offset > drop_margin]
++ reach * sum_tips max(0, |tip - object| - reach_free) + action * |target step|^2
+- goal_bonus * [distance < goal_radius]``, plus ``terminal_rotation * distance``
+at the last step; distance is the geodesic angle between the object and goal
+orientations, offset the object's distance from its grasp position, and the
+reach term (fingertip positions from framepos sensors added to the planner
+model) pulls the fingers onto the object, which rests on the palm out of their
+reach in the start pose. A rollout that diverges (coarse planner physics) is
+scored as the worst case.
+
+Planner model: compiled from the episode's MJCF with the sensors added, then
+every array the environment randomizes is copied in, so with the env's own
+solver settings the planner reproduces the simulator bit for bit
+(test_learning_expert.py); the default settings trade that for speed (about
+4x fewer physics steps per policy step).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import mujoco
+import mujoco.rollout
+import numpy as np
+
+from ..geometry import matrix_to_quat, quat_multiply
+from ..sim.env import ReorientEnv
+
+STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
+CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
+WRENCH_DECAY_FALLBACK = 0.9
+FINGERTIP_BODIES = ("ff_tip", "mf_tip", "rf_tip", "th_tip")
+# every MjModel array ReorientEnv._apply_params writes per episode (the planner copies them)
+RANDOMIZED_MODEL_FIELDS = ("geom_friction", "geom_size", "geom_rbound", "geom_aabb", "geom_pos", "body_mass",
+                           "body_inertia", "body_ipos", "dof_damping", "actuator_gainprm", "actuator_biasprm",
+                           "jnt_range", "bvh_aabb", "mesh_vert")
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    rotation: float = 1.0              # per rad of rotation distance, per policy step
+    terminal_rotation: float = 3.0     # per rad at the end of the horizon
+    position: float = 300.0            # per m^2 of object offset from its grasp position, per step
+    drop: float = 20.0                 # per step with the offset beyond drop_margin_m
+    drop_margin_m: float = 0.05
+    reach: float = 5.0                 # per m of fingertip-to-object distance (sum of 4 tips), per step
+    reach_free_m: float = 0.03         # distance below which a fingertip is not penalised
+    goal_bonus: float = 0.0            # subtracted once per step with the rotation error below goal_radius
+    goal_radius_rad: float = 0.4       # the task's success threshold
+    action: float = 0.05               # per rad^2 of target change between consecutive steps
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Planner settings (config/distill_*.yaml, section ``expert``)."""
+
+    method: Literal["predictive_sampling", "mppi"] = "mppi"
+    num_samples: int = 16              # rollouts per control step (incl. the plan and "hold")
+    horizon_steps: int = 8             # policy steps planned ahead (8 = 0.67 s at 12 Hz)
+    num_knots: int = 3                 # spline knots over the horizon
+    noise_std: float = 0.4             # rad, Gaussian noise on the knots
+    fine_noise_std: float = 0.0        # rad; > 0: the last half of the samples use this smaller noise
+    anchored: bool = False             # True: plans start from the targets applied now (smoother, slower)
+    warm_start: bool = False           # False: every plan starts from "hold", so the action is a function
+                                       # of the state alone (no hidden plan carried between steps)
+    iterations: int = 2                # sampling rounds per control step (each around the last result)
+    temperature: float = 0.5           # MPPI only: cost temperature
+    planner_substeps: int = 10         # physics steps per policy step in the planner (env: 42)
+    solver_iterations: int = 10        # planner model (env: config/sim.yaml physics)
+    line_search_iterations: int = 5
+    cone: Literal["elliptic", "pyramidal"] = "pyramidal"   # planner friction cone (cheaper, steadier)
+    impratio: float = 1.0              # planner (env: 10)
+    threads: int = 0                   # mujoco.rollout thread pool; 0 = the calling thread
+    model_delay: bool = True           # plan with the episode's action delay
+    model_bias: bool = True            # plan with the episode's correlated action bias
+    model_push: bool = True            # plan with the object push acting now (decaying)
+    weights: CostWeights = field(default_factory=CostWeights)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 2 or self.horizon_steps < 1 or self.num_knots < 1 or self.iterations < 1:
+            raise ValueError("expert: need num_samples >= 2, horizon_steps >= 1, num_knots >= 1, iterations >= 1")
+        if self.noise_std < 0 or self.temperature <= 0 or self.planner_substeps < 1:
+            raise ValueError("expert: need noise_std >= 0, temperature > 0, planner_substeps >= 1")
+
+
+@dataclass
+class ExpertStats:
+    plans: int = 0
+    plan_seconds: float = 0.0
+
+    @property
+    def ms_per_plan(self) -> float:
+        return 1e3 * self.plan_seconds / max(1, self.plans)
+
+
+class SamplingExpert:
+    """Acts on a :class:`ReorientEnv`'s true state; call :meth:`reset` after every ``env.reset``."""
+
+    def __init__(self, config: ExpertConfig | None = None):
+        self.config = config or ExpertConfig()
+        self.stats = ExpertStats()
+        self._pool = mujoco.rollout.Rollout(nthread=self.config.threads)
+        self._model: mujoco.MjModel | None = None
+        self._compiled: dict[str, mujoco.MjModel] = {}
+        self._episode_key: tuple | None = None
+        self._rng = np.random.default_rng(self.config.seed)
+
+    # ------------------------------------------------------------------ episode setup
+    def reset(self, env: ReorientEnv) -> None:
+        """Copy this episode's (randomized) model and coarsen it for planning; clear the plan."""
+        c = self.config
+        scene = env.scene
+        model = self._planner_model(env)
+        model.opt.timestep = env.policy_period_s / c.planner_substeps
+        model.opt.iterations = c.solver_iterations
+        model.opt.ls_iterations = c.line_search_iterations
+        model.opt.cone = (mujoco.mjtCone.mjCONE_PYRAMIDAL if c.cone == "pyramidal"
+                          else mujoco.mjtCone.mjCONE_ELLIPTIC)
+        model.opt.impratio = c.impratio
+        self._model = model
+        self._datas = [mujoco.MjData(model) for _ in range(max(1, c.threads))]
+        self._scene = scene
+        self._lower, self._upper = env.action_low.copy(), env.action_high.copy()
+        params = env.episode_params
+        self._delay = params.action_delay_steps if c.model_delay else 0
+        self._bias = params.action_bias.copy() if c.model_bias and params.action_bias.size else np.zeros(16)
+        self._actuators = scene.actuator_index
+        self._object_body = scene.object_body_id
+        self._qpos_object = 1 + scene.object_qpos_start          # FULLPHYSICS state: time, qpos, ...
+        palm_q = matrix_to_quat(scene.palm_rotation)
+        self._palm_q = palm_q
+        reference = np.asarray(env.config.mount_config().object_position, dtype=np.float64)
+        self._reference_world = scene.palm_position + scene.palm_rotation @ reference
+        self._nstate = mujoco.mj_stateSize(model, STATE_SPEC)
+        self._ncontrol = mujoco.mj_stateSize(model, CONTROL_SPEC)
+        self._plan: np.ndarray | None = None                     # (num_knots, 16) targets
+        if c.anchored:      # knots after now; the curve starts at the targets applied now (t = -1)
+            self._knot_times = (np.arange(1, c.num_knots + 1) * c.horizon_steps / c.num_knots - 1.0)
+        else:
+            self._knot_times = np.linspace(0.0, c.horizon_steps - 1, c.num_knots) if c.num_knots > 1 else np.zeros(1)
+        self._anchor: np.ndarray | None = None
+        self._episode_key = (env.seed, env.episode)
+        self._rng = np.random.default_rng([c.seed, env.seed & 0xFFFFFFFF, env.episode])
+        self.last_costs: np.ndarray | None = None
+
+    def _planner_model(self, env: ReorientEnv) -> mujoco.MjModel:
+        """The episode's model (randomized parameters copied in) plus fingertip position sensors."""
+        name = env.scene.object.name
+        if name not in self._compiled:
+            spec = mujoco.MjSpec.from_string(env.scene.mjcf)
+            for body in FINGERTIP_BODIES:
+                sensor = spec.add_sensor()
+                sensor.type = mujoco.mjtSensor.mjSENS_FRAMEPOS
+                sensor.objtype = mujoco.mjtObj.mjOBJ_BODY
+                sensor.objname = body
+            self._compiled[name] = spec.compile()
+        model = copy.copy(self._compiled[name])
+        source = env.model
+        for field_name in RANDOMIZED_MODEL_FIELDS:
+            getattr(model, field_name)[:] = getattr(source, field_name)
+        model.opt.gravity[:] = source.opt.gravity
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+        return model
+
+    # ------------------------------------------------------------------ planning
+    def _curve(self, knots: np.ndarray, anchor: np.ndarray | None, times: np.ndarray) -> np.ndarray:
+        """The plan's targets at ``times`` (policy steps from now): piecewise linear through the knots
+        (after the last knot: held), starting from ``anchor`` at t = -1 when anchored."""
+        knot_times = self._knot_times
+        if anchor is not None:
+            knot_times = np.concatenate([[-1.0], knot_times])
+            knots = np.concatenate([np.broadcast_to(anchor, (*knots.shape[:-2], 1, knots.shape[-1])), knots], -2)
+        if len(knot_times) == 1:
+            return np.repeat(knots, len(times), axis=-2)
+        t = np.clip(times, knot_times[0], knot_times[-1])
+        idx = np.clip(np.searchsorted(knot_times, t, side="right") - 1, 0, len(knot_times) - 2)
+        t0, t1 = knot_times[idx], knot_times[idx + 1]
+        w = ((t - t0) / (t1 - t0))[:, None]
+        return knots[..., idx, :] * (1 - w) + knots[..., idx + 1, :] * w
+
+    def _interpolate(self, knots: np.ndarray, anchor: np.ndarray | None) -> np.ndarray:
+        """(..., K, J) knots -> (..., H, J) one target per policy step."""
+        return self._curve(knots, anchor, np.arange(self.config.horizon_steps, dtype=np.float64))
+
+    def _shifted_plan(self) -> np.ndarray:
+        """The previous plan advanced by one policy step (its last target held)."""
+        return self._curve(self._plan, self._anchor, self._knot_times + 1.0)
+
+    def act(self, env: ReorientEnv) -> np.ndarray:
+        """Joint targets (canonical order, rad) for the env's current true state."""
+        if self._model is None or self._episode_key != (env.seed, env.episode):
+            self.reset(env)
+        t0 = time.perf_counter()
+        c = self.config
+        state = env.get_state()
+        applied = np.asarray(state.env["applied_targets"], dtype=np.float64)
+        queue = [np.asarray(a, dtype=np.float64) for a in state.env["action_queue"]][: self._delay]
+        wrench = np.asarray(state.env["wrench"], dtype=np.float64) if c.model_push else np.zeros(6)
+        goal = np.asarray(state.env["goal"], dtype=np.float64)
+
+        # candidates: the (shifted) plan, "hold what is applied", and noisy copies of the plan
+        if c.warm_start and self._plan is not None:
+            nominal = self._shifted_plan()
+        else:
+            nominal = np.repeat(applied[None], c.num_knots, 0)
+        anchor = applied if c.anchored else None
+        for _ in range(c.iterations):
+            knots = np.repeat(nominal[None], c.num_samples, axis=0)
+            knots[1] = applied[None]
+            noise = self._rng.normal(0.0, 1.0, size=knots[2:].shape)
+            scale = np.full(len(noise), c.noise_std)
+            if c.fine_noise_std > 0:
+                scale[len(noise) // 2:] = c.fine_noise_std
+            knots[2:] += noise * scale[:, None, None]
+            knots = np.clip(knots, self._lower, self._upper)
+            targets = self._interpolate(knots, anchor)                 # (S, H, J) commands
+            costs = self._rollout_costs(env, targets, queue, wrench, goal, applied)
+            if c.method == "mppi":
+                w = np.exp(-(costs - costs.min()) / c.temperature)
+                nominal = np.clip(np.tensordot(w / w.sum(), knots, axes=1), self._lower, self._upper)
+            else:
+                nominal = knots[int(np.argmin(costs))]
+        self._plan = nominal
+        action = self._interpolate(nominal, anchor)[0]
+        self._anchor = anchor
+        self.last_costs = costs
+        self.stats.plans += 1
+        self.stats.plan_seconds += time.perf_counter() - t0
+        return action.copy()
+
+    def _simulate(self, env: ReorientEnv, commands: np.ndarray, queue: list[np.ndarray], wrench: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Roll ``commands`` (S, H, J) out from the env's true state: states and fingertip positions
+        at the end of every policy step, (S, H, nstate) and (S, H, 4, 3)."""
+        samples, horizon, joints = commands.shape
+        sub = self.config.planner_substeps
+        # what reaches the actuators: commands plus the known bias, delayed behind the env's queue
+        # (whose entries already carry the bias), clipped into the joint limits
+        delayed = commands + self._bias
+        if self._delay:
+            head = np.broadcast_to(np.stack(queue)[None], (samples, len(queue), joints))
+            delayed = np.concatenate([head, delayed], axis=1)[:, :horizon]
+        applied_seq = np.clip(delayed, self._lower, self._upper)                     # (S, H, J)
+        control = np.zeros((samples, horizon * sub, self._ncontrol))
+        ctrl = np.zeros((samples, horizon, self._model.nu))
+        ctrl[:, :, self._actuators] = applied_seq
+        control[:, :, :self._model.nu] = np.repeat(ctrl, sub, axis=1)
+        if np.any(wrench):
+            decay = self._wrench_decay(env)
+            push = wrench[None, :] * (decay ** np.arange(1, horizon + 1))[:, None]  # (H, 6)
+            start = self._model.nu + 6 * self._object_body
+            control[:, :, start:start + 6] = np.repeat(push, sub, axis=0)[None]
+        initial = np.empty(self._nstate)
+        mujoco.mj_getState(env.model, env.data, initial, STATE_SPEC)
+        states, sensors = self._pool.rollout(self._model, self._datas, initial[None], control,
+                                             control_spec=CONTROL_SPEC, skip_checks=False,
+                                             initial_warmstart=env.data.qacc_warmstart[None].copy())
+        ends = states[:, sub - 1::sub]
+        tips = sensors[:, sub - 1::sub].reshape(samples, horizon, len(FINGERTIP_BODIES), 3)
+        return ends, tips
+
+    def predict_object_qpos(self, env: ReorientEnv, commands: np.ndarray) -> np.ndarray:
+        """The planner's prediction of the object's world pose (position, quaternion) after each of
+        ``commands`` (S, H, J) — for checking the planner model against the simulator."""
+        if self._model is None or self._episode_key != (env.seed, env.episode):
+            self.reset(env)
+        state = env.get_state()
+        queue = [np.asarray(a, dtype=np.float64) for a in state.env["action_queue"]][: self._delay]
+        wrench = np.asarray(state.env["wrench"], dtype=np.float64) if self.config.model_push else np.zeros(6)
+        ends, _ = self._simulate(env, np.asarray(commands, dtype=np.float64), queue, wrench)
+        return ends[:, :, self._qpos_object:self._qpos_object + 7]
+
+    def _rollout_costs(self, env: ReorientEnv, commands: np.ndarray, queue: list[np.ndarray],
+                       wrench: np.ndarray, goal: np.ndarray, applied: np.ndarray) -> np.ndarray:
+        w = self.config.weights
+        samples = commands.shape[0]
+        ends, tips = self._simulate(env, commands, queue, wrench)
+        a = self._qpos_object
+        pos = ends[:, :, a:a + 3]
+        quat = ends[:, :, a + 3:a + 7]
+        quat = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+        goal_world = quat_multiply(self._palm_q, goal)
+        dist = 2.0 * np.arccos(np.clip(np.abs(quat @ goal_world), 0.0, 1.0))    # (S, H)
+        offset = np.linalg.norm(pos - self._reference_world, axis=-1)
+        reach = np.maximum(np.linalg.norm(tips - pos[:, :, None, :], axis=-1) - w.reach_free_m, 0.0).sum(-1)
+        bad = ~np.all(np.isfinite(ends), axis=-1)          # a diverged rollout: worst case everywhere
+        reach = np.where(bad, 1.0, reach)
+        dist = np.where(bad, math.pi, dist)
+        offset = np.where(bad, 1.0, offset)
+        steps = np.diff(np.concatenate([np.broadcast_to(applied, (samples, 1, applied.size)), commands], 1), axis=1)
+        return (w.rotation * dist.sum(1) + w.terminal_rotation * dist[:, -1]
+                + w.position * (offset ** 2).sum(1) + w.drop * (offset > w.drop_margin_m).sum(1)
+                + w.reach * reach.sum(1) + w.action * (steps ** 2).sum((1, 2))
+                - w.goal_bonus * (dist < w.goal_radius_rad).sum(1))
+
+    @staticmethod
+    def _wrench_decay(env: ReorientEnv) -> float:
+        term = getattr(env.randomization, "object_force", None)
+        return float(getattr(term, "decay", WRENCH_DECAY_FALLBACK)) if term is not None else WRENCH_DECAY_FALLBACK
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+class HoldStillPolicy:
+    """The baseline the expert must beat: keep the settled grasp targets."""
+
+    def reset(self, env: ReorientEnv) -> None:
+        self._target = env.privileged_state().joint_targets.copy()
+
+    def act(self, env: ReorientEnv) -> np.ndarray:
+        return self._target.copy()

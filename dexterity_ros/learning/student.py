@@ -1,0 +1,248 @@
+"""The distilled student: network, contract, and the exact inputs the runtime will feed it.
+
+Action semantics (the contract's, applied by :meth:`PolicyRuntime._action_to_target`):
+``absolute`` mode, ``action_ema`` 0, ``default_joint_pos`` = the mount's start
+grasp, ``action_scale`` = per joint the larger distance from that pose to a
+joint limit (plus a small margin). So ``target = clip(default + scale * action)``
+is invertible on the joint range, the expert's target becomes the label
+``(target - default) / scale`` in (-1, 1), and a perfect network reproduces the
+expert's target exactly through the unchanged runtime.
+
+All normalisation is folded into the graph (``in_graph``): the runtime feeds raw
+points, joint positions, previous raw actions and the goal, and the dataset
+stores exactly those feeds (:class:`StudentInputs` reproduces the runtime's
+history and reset rules so expert-driven steps get the same inputs a student
+would have seen; on student-driven steps the two are checked equal).
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..hand_model import HandDescription, default_hand
+from ..perception import PerceptionConfig, load_perception_config
+from ..policy.contract import (CONTRACT_VERSION, GoalSpec, HistorySpec, Normalization, PointCloudSpec,
+                               PolicyContract, TensorSpec)
+from ..policy.networks import PointNetStudent
+from ..policy.runtime import RuntimeOptions, normalize_goal
+from ..topics import PALM_FRAME
+
+ACTION_SCALE_MARGIN = 1.02          # labels stay inside (-1, 1): tanh can reach them
+PROVENANCE_KEY = "distilled_student"
+
+
+@dataclass(frozen=True)
+class StudentArchitecture:
+    """Network shape (config ``student`` section); recorded in the model's provenance."""
+
+    point_widths: tuple[int, ...] = (32, 64)
+    hidden: tuple[int, ...] = (256, 128)
+    history_length: int = 3
+    point_center: tuple[float, float, float] = (0.05, 0.0, -0.04)    # palm frame, m: where objects sit
+    point_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.point_widths or not self.hidden or min(*self.point_widths, *self.hidden) < 1:
+            raise ValueError("student: point_widths and hidden need positive widths")
+        if self.history_length < 1:
+            raise ValueError("student: history_length must be >= 1 (the contract asks for previous actions)")
+
+
+class DistilledStudent(nn.Module):
+    """PointNetStudent with the joint normalisation folded in (the graph takes raw radians)."""
+
+    def __init__(self, architecture: StudentArchitecture, joint_mean: Sequence[float], joint_std: Sequence[float]):
+        super().__init__()
+        a = architecture
+        self.architecture = a
+        self.net = PointNetStudent(num_joints=len(joint_mean), history_length=a.history_length, goal_points=0,
+                                   point_widths=a.point_widths, hidden=a.hidden, recurrent_size=0,
+                                   point_center=a.point_center, point_scale=a.point_scale)
+        self.register_buffer("joint_mean", torch.tensor(joint_mean, dtype=torch.float32))
+        self.register_buffer("joint_inv_std", 1.0 / torch.tensor(joint_std, dtype=torch.float32))
+
+    def forward(self, object_points: torch.Tensor, joint_positions: torch.Tensor, action_history: torch.Tensor,
+                goal_quaternion: torch.Tensor) -> torch.Tensor:
+        joints = (joint_positions - self.joint_mean) * self.joint_inv_std
+        return self.net(object_points, joints, action_history, goal_quaternion)
+
+
+@dataclass(frozen=True)
+class ActionMapping:
+    """target = clip(default + scale * action, lower, upper) (contract: absolute, ema 0)."""
+
+    default: np.ndarray
+    scale: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def for_pose(cls, default_pose: np.ndarray, hand: HandDescription) -> "ActionMapping":
+        default = np.clip(np.round(np.asarray(default_pose, dtype=np.float64), 6), hand.lower, hand.upper)
+        reach = np.maximum(hand.upper - default, default - hand.lower)
+        scale = np.round(np.maximum(reach, 1e-3) * ACTION_SCALE_MARGIN, 6)
+        return cls(default, scale, hand.lower.copy(), hand.upper.copy())
+
+    def action(self, target: np.ndarray) -> np.ndarray:
+        """The raw action whose runtime target is ``target`` (clipped into the limits first)."""
+        clipped = np.clip(np.asarray(target, dtype=np.float64), self.lower, self.upper)
+        return ((clipped - self.default) / self.scale).astype(np.float32)
+
+    def target(self, action: np.ndarray) -> np.ndarray:
+        return np.clip(self.default + self.scale * np.asarray(action, dtype=np.float64), self.lower, self.upper)
+
+
+def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *, seed: int = 0,
+                  perception: PerceptionConfig | None = None, hand: HandDescription | None = None,
+                  control_rate_hz: float = 12.0, name: str = "distilled_student", description: str = "",
+                  provenance: dict[str, Any] | None = None) -> tuple[DistilledStudent, PolicyContract]:
+    """A seeded student network and its complete contract (canonical joint order)."""
+    hand = hand or default_hand()
+    perception = perception or load_perception_config()
+    mapping = ActionMapping.for_pose(default_pose, hand)
+    mean = np.round((hand.lower + hand.upper) / 2, 6)
+    std = np.round((hand.upper - hand.lower) / 2, 6)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = DistilledStudent(architecture, mean.tolist(), std.tolist())
+        with torch.no_grad():          # start near "hold the default pose"
+            module.net.head.weight.mul_(0.1)
+            module.net.head.bias.zero_()
+    module.eval()
+    joints, n_points, h = hand.num_joints, perception.num_points, architecture.history_length
+    inputs = (
+        TensorSpec("object_points", (1, n_points, 3), "object_points",
+                   description="segmented object points in the palm frame (m)", normalization=Normalization("in_graph")),
+        TensorSpec("joint_positions", (1, joints), "joint_positions",
+                   description="measured joint positions (rad)", normalization=Normalization("in_graph")),
+        TensorSpec("action_history", (1, h, joints), "action_history",
+                   description="previous raw actions, oldest first (zeros after a reset)"),
+        TensorSpec("goal_quaternion", (1, 4), "goal_quaternion",
+                   description="goal orientation (w, x, y, z) in the palm frame"),
+    )
+    outputs = (TensorSpec("action", (1, joints), "action",
+                          description="absolute: target = default_joint_pos + action_scale * action"),)
+    record = {"architecture": _jsonable(asdict(architecture)), "seed": seed,
+              "joint_mean": mean.tolist(), "joint_std": std.tolist()}
+    contract = PolicyContract(
+        contract_version=CONTRACT_VERSION, name=name,
+        description=description or "PointNet student distilled from a privileged sampling-MPC expert (DAgger)",
+        joint_names=hand.joint_names, control_rate_hz=float(control_rate_hz), action_mode="absolute",
+        action_scale=tuple(mapping.scale.tolist()), action_ema=0.0,
+        default_joint_pos=tuple(mapping.default.tolist()),
+        inputs=inputs, outputs=outputs, point_cloud=PointCloudSpec(n_points, PALM_FRAME),
+        segmentation_config_hash=perception.config_hash(), history=HistorySpec(h, ("actions",)),
+        goal=GoalSpec("quaternion"), provenance={PROVENANCE_KEY: record, **(provenance or {})})
+    contract.validate()
+    return module, contract
+
+
+def mapping_from_contract(contract: PolicyContract, hand: HandDescription | None = None) -> ActionMapping:
+    hand = hand or default_hand()
+    if tuple(contract.joint_names) != tuple(hand.joint_names):
+        raise ValueError("distilled students use the hand's canonical joint order")
+    if contract.action_mode != "absolute" or contract.action_ema != 0.0:
+        raise ValueError(f"distilled students are absolute with ema 0, got {contract.action_mode} / "
+                         f"{contract.action_ema}")
+    return ActionMapping(np.asarray(contract.default_joint_pos, dtype=np.float64),
+                         np.asarray(contract.action_scale, dtype=np.float64), hand.lower.copy(), hand.upper.copy())
+
+
+def student_from_contract(contract: PolicyContract) -> DistilledStudent:
+    """An (untrained) module with the architecture recorded in ``contract``'s provenance."""
+    record = contract.provenance.get(PROVENANCE_KEY)
+    if record is None:
+        raise ValueError(f"contract '{contract.name}' has no '{PROVENANCE_KEY}' provenance")
+    arch = record["architecture"]
+    architecture = StudentArchitecture(
+        point_widths=tuple(arch["point_widths"]), hidden=tuple(arch["hidden"]),
+        history_length=int(arch["history_length"]), point_center=tuple(arch["point_center"]),
+        point_scale=float(arch["point_scale"]))
+    return DistilledStudent(architecture, record["joint_mean"], record["joint_std"])
+
+
+def load_torch_student(onnx_path: str | Path) -> tuple[DistilledStudent, PolicyContract]:
+    """Rebuild the torch module of a distilled ONNX student (weights read back from the graph).
+
+    Used by benchmarks to compare torch eager against onnxruntime on the same weights.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from ..policy.contract import read_contract
+
+    contract = read_contract(onnx_path)
+    module = student_from_contract(contract)
+    graph = onnx.load(str(onnx_path)).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    state = module.state_dict()
+    missing = [k for k in state if k not in weights]
+    if missing:
+        raise ValueError(f"{onnx_path}: graph initializers do not name the module's tensors {missing[:4]}")
+    module.load_state_dict({k: torch.from_numpy(np.array(weights[k])).reshape(v.shape) for k, v in state.items()})
+    module.eval()
+    return module, contract
+
+
+class StudentInputs:
+    """The runtime's feeds for the current step, kept exactly as PolicyRuntime keeps them.
+
+    Mirrors PolicyRuntime's rules: history of raw actions (zeros after a reset),
+    resets on the first step, a new goal, a gap longer than ``reset_after_gap_s``
+    or time going backwards. :meth:`feeds` builds one step's inputs; :meth:`commit`
+    records the raw action that was executed (the student's own, or the expert's
+    label when the expert drove that step).
+    """
+
+    def __init__(self, history_length: int, num_joints: int = 16, options: RuntimeOptions = RuntimeOptions()):
+        self.history_length, self.num_joints = history_length, num_joints
+        self.gap_ns = int(round(options.reset_after_gap_s * 1e9))
+        self.reset()
+
+    def reset(self) -> None:
+        self._initialized = False
+        self._history: collections.deque = collections.deque(maxlen=self.history_length)
+        self._last_goal: np.ndarray | None = None
+        self._last_stamp: int | None = None
+        self._pending: np.ndarray | None = None
+
+    def feeds(self, points: np.ndarray, joint_positions: np.ndarray, goal_wxyz: np.ndarray, stamp_ns: int
+              ) -> dict[str, np.ndarray]:
+        goal = normalize_goal(goal_wxyz)
+        reset = (not self._initialized
+                 or (self._last_goal is not None and not np.array_equal(goal, self._last_goal))
+                 or (self._last_stamp is not None and (stamp_ns < self._last_stamp
+                                                       or stamp_ns - self._last_stamp > self.gap_ns)))
+        if reset:
+            self._history = collections.deque([np.zeros(self.num_joints, np.float32)] * self.history_length,
+                                              maxlen=self.history_length)
+            self._initialized = True
+        self._pending = (goal, int(stamp_ns))
+        return {
+            "object_points": np.ascontiguousarray(np.asarray(points, np.float32)[None]),
+            "joint_positions": np.asarray(joint_positions, np.float64).astype(np.float32)[None],
+            "action_history": np.stack(list(self._history))[None].astype(np.float32),
+            "goal_quaternion": goal.astype(np.float32)[None],
+        }
+
+    def commit(self, action: np.ndarray) -> None:
+        """The raw action executed for the step whose feeds were built last."""
+        if self._pending is None:
+            raise RuntimeError("commit() without feeds()")
+        self._history.append(np.asarray(action, dtype=np.float32).copy())
+        self._last_goal, self._last_stamp = self._pending
+        self._pending = None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

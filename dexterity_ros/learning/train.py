@@ -1,0 +1,135 @@
+"""Supervised training of the student on (runtime inputs, expert target) pairs.
+
+The loss is the squared joint-target error in radians *after* the contract's
+action mapping (``default + scale * action``), i.e. what the hand would be
+commanded, averaged over joints. Labels are the expert's targets mapped into
+action space with :class:`~.student.ActionMapping`; the graph ends in tanh, so
+labels stay inside (-1, 1) by construction. Point noise (Gaussian, per point)
+is the only augmentation; it is applied on top of the simulated sensor noise.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .dataset import Dataset
+from .student import ActionMapping, DistilledStudent
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    point_noise_std: float = 0.002      # m, augmentation
+    final_lr_fraction: float = 0.1      # cosine decay to this fraction of learning_rate
+    validation_fraction: float = 0.1    # held-out episodes (by episode index) for the validation loss
+    threads: int = 2                    # torch intra-op threads
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("train: need epochs >= 1, batch_size >= 1, learning_rate > 0")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError("train: validation_fraction must be in [0, 1)")
+
+
+@dataclass
+class TrainResult:
+    train_loss: list[float] = field(default_factory=list)        # per epoch, rad^2 (mean over joints)
+    validation_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    samples: int = 0
+    validation_samples: int = 0
+
+    def to_json(self) -> dict:
+        return {"train_loss": self.train_loss, "validation_loss": self.validation_loss,
+                "seconds": self.seconds, "samples": self.samples, "validation_samples": self.validation_samples}
+
+
+def _tensors(data: Dataset, index: np.ndarray, mapping: ActionMapping) -> dict[str, torch.Tensor]:
+    labels = np.stack([mapping.action(t) for t in data.expert_target[index]]) if len(index) else \
+        np.zeros((0, data.expert_target.shape[1]), np.float32)
+    return {"points": torch.from_numpy(np.ascontiguousarray(data.points[index])),
+            "joints": torch.from_numpy(np.ascontiguousarray(data.joints[index])),
+            "history": torch.from_numpy(np.ascontiguousarray(data.history[index])),
+            "goal": torch.from_numpy(np.ascontiguousarray(data.goal[index])),
+            "label": torch.from_numpy(labels.astype(np.float32))}
+
+
+def split_by_episode(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train / validation sample indices, whole episodes on one side (no leakage between steps)."""
+    keys = data.iteration.astype(np.int64) * 1_000_000_007 + data.episode
+    unique = np.unique(keys)
+    count = int(math.floor(fraction * len(unique)))
+    if fraction > 0 and len(unique) >= 4:
+        count = max(1, count)
+    held = set(np.random.default_rng([seed, 0x5A1]).permutation(unique)[:count].tolist())
+    is_val = np.array([k in held for k in keys], dtype=bool)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def train_student(module: DistilledStudent, data: Dataset, mapping: ActionMapping, config: TrainConfig,
+                  progress: bool = False, description: str = "train") -> TrainResult:
+    """Train ``module`` in place (seeded: same data + config -> same weights)."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train_idx, val_idx = split_by_episode(data, config.validation_fraction, config.seed)
+    train, val = _tensors(data, train_idx, mapping), _tensors(data, val_idx, mapping)
+    scale = torch.tensor(mapping.scale, dtype=torch.float32)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    batches_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
+    total = config.epochs * batches_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: config.final_lr_fraction + (
+        1 - config.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
+    result = TrainResult(samples=len(train_idx), validation_samples=len(val_idx))
+    t0 = time.perf_counter()
+    bar = tqdm(range(config.epochs), desc=description, unit="epoch", disable=not progress, dynamic_ncols=True)
+    for _ in bar:
+        module.train()
+        order = rng.permutation(len(train_idx))
+        running, seen = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            batch = torch.from_numpy(order[start:start + config.batch_size])
+            points = train["points"][batch]
+            if config.point_noise_std > 0:
+                points = points + config.point_noise_std * torch.from_numpy(
+                    rng.standard_normal(points.shape).astype(np.float32))
+            predicted = module(points, train["joints"][batch], train["history"][batch], train["goal"][batch])
+            loss = (((predicted - train["label"][batch]) * scale) ** 2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += float(loss.detach()) * len(batch)
+            seen += len(batch)
+        result.train_loss.append(running / max(1, seen))
+        result.validation_loss.append(evaluate_loss(module, val, scale, config.batch_size * 4))
+        bar.set_postfix(loss=f"{result.train_loss[-1]:.4f}", val=f"{result.validation_loss[-1]:.4f}")
+    bar.close()
+    module.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+@torch.no_grad()
+def evaluate_loss(module: DistilledStudent, tensors: dict[str, torch.Tensor], scale: torch.Tensor,
+                  batch_size: int) -> float:
+    n = len(tensors["label"])
+    if n == 0:
+        return float("nan")
+    module.eval()
+    total = 0.0
+    for start in range(0, n, batch_size):
+        s = slice(start, start + batch_size)
+        predicted = module(tensors["points"][s], tensors["joints"][s], tensors["history"][s], tensors["goal"][s])
+        total += float((((predicted - tensors["label"][s]) * scale) ** 2).mean()) * len(tensors["label"][s])
+    return total / n
