@@ -53,6 +53,7 @@ RESUME_LIMIT_S = 2.0
 # (measured 0.02-0.04 s, the first message of a loop is its first frame's joint state). A graph that keeps
 # pairing frames with joint states of the previous loop takes 1-2 s here.
 JUMP_RESUME_LIMIT_S = 0.5
+OBSERVER_MATCH_TIMEOUT_S = 15.0  # hand ACTIVE -> the observer receives targets and commands
 STARTUP_TIMEOUT_S = 90.0         # launch -> hand ACTIVE (MuJoCo, onnxruntime and DDS start on a busy machine)
 STUDENT_RESTART_LIMIT_S = 45.0   # a fresh student process loads onnxruntime and its model before acting
 TARGET_AGE_SLACK_S = 0.10        # inference + publication after the student's max_input_age check
@@ -201,8 +202,23 @@ class ScenarioRun:
             raise ScenarioError(f"the hand did not become ACTIVE within {timeout:.0f} s of launch "
                                 f"(state {self.hand_state()}, {len(self.monitor.snapshot('targets'))} targets, "
                                 f"{len(self.monitor.snapshot('commands'))} commands seen)")
+        self.wait_observing(time.monotonic() + OBSERVER_MATCH_TIMEOUT_S)
         self.mark("ready")
         return notes
+
+    def wait_observing(self, deadline: float) -> None:
+        """Until the observer receives the streams it judges: the hand can be ACTIVE before DDS
+        discovery has matched the observer's own subscriptions, and a fault injected then would be
+        judged on a timeline with no targets before it."""
+        needed = {"targets": 3, "commands": 10}
+        while time.monotonic() < deadline:
+            counts = {name: len(self.monitor.snapshot(name)) for name in needed}
+            if all(counts[name] >= n for name, n in needed.items()):
+                return
+            self.sleep(0.05)
+        counts = {name: len(self.monitor.snapshot(name)) for name in needed}
+        raise ScenarioError(f"the hand is ACTIVE but the observer received only {counts} "
+                            f"within {OBSERVER_MATCH_TIMEOUT_S:.0f} s (DDS discovery)")
 
     def check_alive(self) -> None:
         dead = [c.label for c in self.children() if c.exited.is_set() and not self.was_killed(c)]
