@@ -45,7 +45,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dexterity_ros.camera_model import RayGrid  # noqa: E402
-from dexterity_ros.conversions import quantize_depth_mm  # noqa: E402
+from dexterity_ros.camera_model import quantize_depth_mm  # noqa: E402
 from dexterity_ros.perception import ObjectCloudExtractor, PerceptionConfig, load_perception_config  # noqa: E402
 from dexterity_ros.sim.model import LABEL_HAND, LABEL_OBJECT  # noqa: E402
 
