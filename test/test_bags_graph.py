@@ -12,6 +12,7 @@ import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from rosbags.rosbag2 import Reader as RosbagsReader
 from rosgraph_msgs.msg import Clock
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
@@ -87,6 +88,7 @@ def test_record_closes_cleanly_on_sigint_and_sigterm(tmp_path, storage, compress
         depth = probe.publisher(Image, "/rec/depth", qos_profile(QosClass.SENSOR))
         status = probe.publisher(String, "/rec/status", qos_profile(QosClass.LATCHED))
         status.publish(String(data="latched before the recorder started"))
+        health = probe.subscribe(DiagnosticArray, "/diagnostics", qos_profile(QosClass.RELIABLE))
         recorder = Cli("record", "/rec/joints", "rec/depth", "/rec/status", "-o", out, "--storage", storage,
                        "--compression", compression, "--chunk-interval", "0.2")
         try:
@@ -100,7 +102,18 @@ def test_record_closes_cleanly_on_sigint_and_sigterm(tmp_path, storage, compress
                 if k % 5 == 0:
                     depth.publish(image)
                 time.sleep(0.002)
-            time.sleep(1.0)
+
+            def reported_joints() -> str | None:      # the recorder's own /diagnostics, 1 Hz
+                for array in list(health):
+                    for status_msg in array.status:
+                        if "/dexterity_recorder_" in status_msg.name:
+                            values = {kv.key: kv.value for kv in status_msg.values}
+                            if values.get("/rec/joints received") == "100":
+                                return status_msg.hardware_id
+                return None
+
+            assert probe.wait_for(lambda: reported_joints() is not None, 5), recorder.output
+            assert reported_joints() == "rosbag2 recorder"
         finally:
             code = recorder.finish(sig)
     assert code == 0, recorder.output

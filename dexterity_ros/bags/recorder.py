@@ -232,6 +232,15 @@ class TopicRecorder:
                 self._error = exc
                 return
 
+    def diagnostic_values(self) -> list[tuple[str, str]]:
+        """Per-topic counters for /diagnostics: what a run's observer checks before it relies on the recording."""
+        values = [("written", str(self.stats.written)), ("max queue MiB", f"{self.stats.max_queue_bytes / 2**20:.1f}")]
+        for t in self.stats.topics.values():
+            values.append((f"{t.topic} received", str(t.received)))
+            if t.dropped_by_recorder or t.lost_in_middleware:
+                values.append((f"{t.topic} dropped", str(t.dropped_by_recorder + t.lost_in_middleware)))
+        return values
+
     @property
     def error(self) -> BaseException | None:
         return self._error

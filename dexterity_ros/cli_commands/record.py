@@ -104,6 +104,34 @@ def run(args: argparse.Namespace) -> int:
     return _record(args, writer, BagError)
 
 
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+def _diagnostics_publisher(node, recorder, path):
+    """The recorder's own /diagnostics (1 Hz): per-topic received counts, drops; WARN once anything is dropped."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    from .. import topics
+    from ..nodes.ros_common import qos_profile
+    publisher = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS.name, qos_profile(topics.DIAGNOSTICS))
+    name = f"dexterity_ros: {node.get_fully_qualified_name()}"
+
+    def publish() -> None:
+        values = recorder.diagnostic_values()
+        dropped = any(key.endswith(" dropped") for key, _ in values)
+        status = DiagnosticStatus(level=DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK, name=name,
+                                  hardware_id="rosbag2 recorder",
+                                  message=(f"recording {len(recorder.stats.topics)} topic(s) to {path}"
+                                           + ("; messages dropped" if dropped else ""))[:1000])
+        status.values = [KeyValue(key=k, value=v) for k, v in values]
+        msg = DiagnosticArray()
+        msg.header.stamp = node.get_clock().now().to_msg()
+        msg.status = [status]
+        publisher.publish(msg)
+
+    return publish
+
+
 def _record(args, writer, BagError) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
@@ -118,13 +146,18 @@ def _record(args, writer, BagError) -> int:
         recorder = TopicRecorder(session.node, writer, options, log=log)
         executor = SingleThreadedExecutor(context=session.context)
         executor.add_node(session.node)
+        publish_health = _diagnostics_publisher(session.node, recorder, writer.path)
         log(f"[INFO] [recorder]: Recording to '{writer.path}' ({args.storage}, compression {args.compression})")
         started = time.monotonic()
         next_poll = 0.0
+        next_health = started + DIAGNOSTICS_PERIOD_S
         waiting_reported = False
         try:
             while not session.stop.is_set():
                 now = time.monotonic()
+                if now >= next_health:
+                    publish_health()
+                    next_health = now + DIAGNOSTICS_PERIOD_S
                 if now >= next_poll and recorder.needs_polling:
                     recorder.poll_graph()
                     next_poll = now + args.polling_interval

@@ -177,11 +177,12 @@ class RecordingAudit:
     lost: int = 0                     # missing after the recorder had the publisher's stream
     before_match: int = 0             # published before the recorder had matched the publisher
     match_lag_s: float = 0.0          # worst: first observed -> first recorded message of a publisher
-    never_matched: int = 0            # publishers the recording has nothing of
+    never_matched: int = 0            # publishers the recording has nothing of (counted as lost)
+    joined_at_end: int = 0            # publishers first seen less than match_limit_s before the end, not recorded yet
 
 
 def audit_recording(observed: Sequence[ObservedMessage], recorded: Sequence[tuple[int, bytes]],
-                    window_s: float = 2.0) -> RecordingAudit:
+                    window_s: float = 2.0, match_limit_s: float = 5.0) -> RecordingAudit:
     """Match each publisher's observed messages to the recording (receive time, bytes), newest first.
 
     A reliable publisher's messages reach every subscriber in publication order,
@@ -189,10 +190,15 @@ def audit_recording(observed: Sequence[ObservedMessage], recorded: Sequence[tupl
     (a hand holding still on a stopped clock sends identical commands) are
     assigned in order, and a message is looked for only among recorded ones
     received within ``window_s`` of when the observer received it, so one
-    lost message cannot be mistaken for the recorder joining late.
+    lost message cannot be mistaken for the recorder joining late. A publisher
+    the recording has nothing of is lost, unless it appeared less than
+    ``match_limit_s`` before the observer's last message (a process started
+    near the end: discovery may not have matched it yet); those messages count
+    as published before the match.
     """
     audit = RecordingAudit(observed=len(observed))
     window = int(window_s * 1e9)
+    end_ns = max((m.received_ns for m in observed), default=0)
     used: set[int] = set()
     by_publisher: dict[bytes, list[ObservedMessage]] = collections.defaultdict(list)
     for m in observed:
@@ -214,8 +220,14 @@ def audit_recording(observed: Sequence[ObservedMessage], recorded: Sequence[tupl
             used.add(k)
             j = k - 1
         if not any(matched):
-            audit.never_matched += 1
-            audit.lost += len(messages)
+            joined_ns = min(m.received_ns for m in messages)
+            if end_ns - joined_ns < match_limit_s * 1e9:
+                audit.joined_at_end += 1
+                audit.before_match += len(messages)
+                audit.match_lag_s = max(audit.match_lag_s, (end_ns - joined_ns) * 1e-9)
+            else:
+                audit.never_matched += 1
+                audit.lost += len(messages)
             continue
         first = matched.index(True)
         audit.before_match += first

@@ -147,6 +147,17 @@ class HilMonitor(BackgroundNode):
         with self._lock:
             return [d for d in self.diagnostics if d.status.name.endswith(suffix)]
 
+    def recorder_received(self, topic: str) -> int:
+        """How many messages of ``topic`` our recorder (``dexterity-ros record``) reports on /diagnostics."""
+        key = f"{topic if topic.startswith('/') else '/' + topic} received"
+        with self._lock:
+            samples = [d for d in self.diagnostics if "/dexterity_recorder_" in d.status.name]
+        for sample in reversed(samples):
+            value = sample.value(key)
+            if value is not None:
+                return int(value)
+        return 0
+
     def latest_value(self, node_name: str, key: str) -> str | None:
         for sample in reversed(self.node_diagnostics(node_name)):
             value = sample.value(key)

@@ -34,6 +34,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from .. import topics
 from ..camera_model import quantize_depth_mm
 from ..hand.profiles import DriverProfile, FeedbackDecoder, FeedbackMismatch, make_profile
 from ..hand.safety import SafetyLimits, load_hand_parameters, load_safety_tables
@@ -53,7 +54,6 @@ RESUME_LIMIT_S = 2.0
 # (measured 0.02-0.04 s, the first message of a loop is its first frame's joint state). A graph that keeps
 # pairing frames with joint states of the previous loop takes 1-2 s here.
 JUMP_RESUME_LIMIT_S = 0.5
-OBSERVER_MATCH_TIMEOUT_S = 15.0  # hand ACTIVE -> the observer receives targets and commands
 STARTUP_TIMEOUT_S = 90.0         # launch -> hand ACTIVE (MuJoCo, onnxruntime and DDS start on a busy machine)
 STUDENT_RESTART_LIMIT_S = 45.0   # a fresh student process loads onnxruntime and its model before acting
 TARGET_AGE_SLACK_S = 0.10        # inference + publication after the student's max_input_age check
@@ -77,6 +77,7 @@ class HilTiming:
     command_period_s: float
     max_input_age_s: float
     control_rate_hz: float
+    feedback_timeout_s: float = 0.25
 
     @property
     def hold_limit_s(self) -> float:
@@ -87,7 +88,7 @@ class HilTiming:
         from ..nodes.student_node import StudentNodeConfig   # defaults only; the launch files do not override
         hand = load_hand_parameters()
         return cls(float(hand["target_timeout"]), float(hand["home_timeout"]), 1.0 / float(hand["command_rate_hz"]),
-                   StudentNodeConfig().max_input_age, control_rate_hz)
+                   StudentNodeConfig().max_input_age, control_rate_hz, float(hand["feedback_timeout"]))
 
 
 def student_contract() -> tuple[float, str | None]:
@@ -184,41 +185,38 @@ class ScenarioRun:
             time.sleep(0.05)
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> list[str]:
-        """Until the hand is ACTIVE (policy targets flowing through the whole graph).
+        """Until the hand is ACTIVE and the observer and the recorder receive what the verdict judges.
 
         Start-up is not under test: all nodes start at once on a busy machine, and a driver starved of
-        CPU for feedback_timeout latches FAULT. Like an operator, reset and enable then (said in a note).
+        CPU for feedback_timeout latches FAULT (also just after ACTIVE). Like an operator, reset and
+        enable then (said in a note). DDS discovery can match the observer's and the recorder's
+        subscriptions after the hand is ACTIVE; a fault injected before that would be judged on a
+        timeline (or a recording) with nothing before it.
         """
-        notes = []
+        notes: list[str] = []
         deadline = time.monotonic() + timeout
-        while self.wait_for_state("ACTIVE", self.marks["launched"], 0.5) is None and time.monotonic() < deadline:
-            if self.hand_state() == "FAULT" and len(notes) < 2:
+        needed = {"targets": 3, "commands": 10}
+        recorded = (self.profile.command_topic.name, topics.JOINT_TARGETS.name)
+        counts: dict = {}
+        in_bag: dict = {}
+        while time.monotonic() < deadline:
+            state = self.hand_state()
+            if state == "FAULT" and len(notes) < 3:
                 reason = self.monitor.latest_value("hand", "state reason")
                 self.monitor.trigger("/hand/reset")
                 enabled = self.monitor.set_bool("/hand/enable", True)
                 notes.append(f"hand FAULT during start-up ({reason}): reset and enabled "
                              f"({'ok' if enabled.success else enabled.message})")
-        if self.wait_for_state("ACTIVE", self.marks["launched"], 0.1) is None:
-            raise ScenarioError(f"the hand did not become ACTIVE within {timeout:.0f} s of launch "
-                                f"(state {self.hand_state()}, {len(self.monitor.snapshot('targets'))} targets, "
-                                f"{len(self.monitor.snapshot('commands'))} commands seen)")
-        self.wait_observing(time.monotonic() + OBSERVER_MATCH_TIMEOUT_S)
-        self.mark("ready")
-        return notes
-
-    def wait_observing(self, deadline: float) -> None:
-        """Until the observer receives the streams it judges: the hand can be ACTIVE before DDS
-        discovery has matched the observer's own subscriptions, and a fault injected then would be
-        judged on a timeline with no targets before it."""
-        needed = {"targets": 3, "commands": 10}
-        while time.monotonic() < deadline:
+                continue
             counts = {name: len(self.monitor.snapshot(name)) for name in needed}
-            if all(counts[name] >= n for name, n in needed.items()):
-                return
-            self.sleep(0.05)
-        counts = {name: len(self.monitor.snapshot(name)) for name in needed}
-        raise ScenarioError(f"the hand is ACTIVE but the observer received only {counts} "
-                            f"within {OBSERVER_MATCH_TIMEOUT_S:.0f} s (DDS discovery)")
+            in_bag = {topic: self.monitor.recorder_received(topic) for topic in recorded}
+            if (state == "ACTIVE" and all(counts[name] >= n for name, n in needed.items())
+                    and all(in_bag.values())):
+                self.mark("ready")
+                return notes
+            self.sleep(0.1)
+        raise ScenarioError(f"not ready within {timeout:.0f} s of launch: hand state {self.hand_state()}, the observer "
+                            f"received {counts}, the recorder reported {in_bag}")
 
     def check_alive(self) -> None:
         dead = [c.label for c in self.children() if c.exited.is_set() and not self.was_killed(c)]
@@ -377,7 +375,7 @@ def common_checks(run: ScenarioRun, verdict: Verdict, limits: SafetyLimits) -> N
                                 ("targets", "policy/joint_targets", "targets")):
         observed = [ObservedMessage(s.publisher, s.sequence, s.received_ns, s.data)
                     for s in run.monitor.snapshot(stream)]
-        audit = audit_recording(observed, run.recorded(topic))
+        audit = audit_recording(observed, run.recorded(topic), match_limit_s=RECORDER_MATCH_LIMIT_S)
         parts.append(f"{audit.recorded}/{audit.observed - audit.before_match} {what}")
         lag = max(lag, audit.match_lag_s)
         if audit.before_match:
@@ -499,6 +497,35 @@ def segmentation_empty(run: ScenarioRun, verdict: Verdict) -> None:
     verdict.require(after > before, "segmentation did not report the frames without an object")
 
 
+def recover_from_driver_starvation(run: ScenarioRun, verdict: Verdict, since_ns: int, deadline_s: float) -> None:
+    """Starting a process on a 2-core machine can starve the simulated driver past feedback_timeout.
+
+    hand_node is right to latch FAULT then; an operator would reset and enable. Only a FAULT that the
+    observer's own feedback stream justifies (a gap longer than feedback_timeout) is recovered so,
+    and the run says so in a note; any other FAULT stays a failure.
+    """
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and run.wait_for_state("ACTIVE", since_ns, 0.2) is None:
+        if run.hand_state() != "FAULT":
+            continue
+        reason = str(run.monitor.latest_value("hand", "state reason") or "")
+        times = sorted(s.received_ns for s in run.monitor.snapshot("feedback") if s.received_ns >= since_ns)
+        gap = max((b - a for a, b in zip(times, times[1:])), default=0) * 1e-9
+        if "feedback" not in reason:
+            verdict.require(False, f"hand FAULT during the restart: {reason}")
+            return
+        if not verdict.require(gap > run.timing.feedback_timeout_s,
+                               f"hand FAULT ({reason}) but the observer saw feedback gaps of at most {gap:.3f} s "
+                               f"(feedback_timeout {run.timing.feedback_timeout_s:g} s)"):
+            return
+        run.monitor.trigger("/hand/reset")
+        enabled = run.monitor.set_bool("/hand/enable", True)
+        verdict.notes.append(f"the simulated driver was starved for {gap:.3f} s while the new student started "
+                             f"(hand FAULT: {reason}): reset and enabled "
+                             f"({'ok' if enabled.success else enabled.message})")
+        return
+
+
 def student_restart(run: ScenarioRun, verdict: Verdict) -> None:
     """SIGKILL the student: HOLD within its timeout; a new student process: ACTIVE again."""
     from ..process_supervisor import LaunchHandle
@@ -513,6 +540,7 @@ def student_restart(run: ScenarioRun, verdict: Verdict) -> None:
     restarted_at = run.mark("student restarted")
     replacement = LaunchHandle([child.plan], echo=run.echo).start()   # the same command line and parameters
     run.extra_handles.append(replacement)
+    recover_from_driver_starvation(run, verdict, restarted_at, STUDENT_RESTART_LIMIT_S)
     t_active = active_again(run, verdict, restarted_at, "the restart", STUDENT_RESTART_LIMIT_S)
     old = {s.publisher for s in run.monitor.snapshot("targets") if s.source_ns < killed_at}
 
@@ -782,7 +810,7 @@ def write_hold_episode(path: Path, seconds: float, seed: int = 0, joint_rate_hz:
     with ``restamp:=false`` they are far from the wall clock, so the graph can
     only work on the replayed /clock, and they jump back at every loop.
     """
-    from .. import conversions, topics
+    from .. import conversions
     from ..bags.episode import bag_topic
     from ..bags.io import BagWriter
     from ..sim.env import ReorientEnv

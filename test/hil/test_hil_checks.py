@@ -138,7 +138,20 @@ def test_recording_audit_separates_discovery_from_loss():
     assert (audit.observed, audit.before_match, audit.lost, audit.recorded) == (30, 5, 1, 24)
     assert audit.match_lag_s == pytest.approx(0.03)
     assert audit_recording(a + b, recording(merged)).lost == 0
-    assert audit_recording(a + b, []).never_matched == 2
+    assert audit_recording(a + b, [], match_limit_s=0.0).never_matched == 2
+
+
+def test_a_publisher_that_appears_just_before_the_end_is_not_counted_lost():
+    # A runs 10 s and is recorded; a restarted B appears 1 s before the end, before the recorder matched it
+    a = observed(b"A", [b"a%d" % k for k in range(1000)])
+    late = observed(b"B", [b"b%d" % k for k in range(90)], t0=9 * 10**9)
+    audit = audit_recording(a + late, recording(a), match_limit_s=5.0)
+    assert (audit.lost, audit.never_matched, audit.joined_at_end, audit.before_match) == (0, 0, 1, 90)
+    assert audit.match_lag_s == pytest.approx(0.99)
+    # one that appeared 6 s before the end and was never recorded is lost
+    early = observed(b"C", [b"c%d" % k for k in range(90)], t0=4 * 10**9)
+    audit = audit_recording(a + early, recording(a), match_limit_s=5.0)
+    assert (audit.lost, audit.never_matched, audit.joined_at_end) == (90, 1, 0)
 
 
 def test_recording_audit_assigns_identical_messages_in_order():
