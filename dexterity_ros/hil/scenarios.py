@@ -203,10 +203,7 @@ class ScenarioRun:
             state = self.hand_state()
             if state == "FAULT" and len(notes) < 3:
                 reason = self.monitor.latest_value("hand", "state reason")
-                self.monitor.trigger("/hand/reset")
-                enabled = self.monitor.set_bool("/hand/enable", True)
-                notes.append(f"hand FAULT during start-up ({reason}): reset and enabled "
-                             f"({'ok' if enabled.success else enabled.message})")
+                notes.append(f"hand FAULT during start-up ({reason}): {self.reset_and_enable()}")
                 continue
             counts = {name: len(self.monitor.snapshot(name)) for name in needed}
             in_bag = {topic: self.monitor.recorder_received(topic) for topic in recorded}
@@ -217,6 +214,12 @@ class ScenarioRun:
             self.sleep(0.1)
         raise ScenarioError(f"not ready within {timeout:.0f} s of launch: hand state {self.hand_state()}, the observer "
                             f"received {counts}, the recorder reported {in_bag}")
+
+    def reset_and_enable(self) -> str:
+        """What an operator does after a FAULT: ``~/reset``, then ``~/enable``; says how it went."""
+        self.monitor.trigger("/hand/reset")
+        enabled = self.monitor.set_bool("/hand/enable", True)
+        return f"reset and enabled ({'ok' if enabled.success else enabled.message})"
 
     def check_alive(self) -> None:
         dead = [c.label for c in self.children() if c.exited.is_set() and not self.was_killed(c)]
@@ -518,11 +521,8 @@ def recover_from_driver_starvation(run: ScenarioRun, verdict: Verdict, since_ns:
                                f"hand FAULT ({reason}) but the observer saw feedback gaps of at most {gap:.3f} s "
                                f"(feedback_timeout {run.timing.feedback_timeout_s:g} s)"):
             return
-        run.monitor.trigger("/hand/reset")
-        enabled = run.monitor.set_bool("/hand/enable", True)
         verdict.notes.append(f"the simulated driver was starved for {gap:.3f} s while the new student started "
-                             f"(hand FAULT: {reason}): reset and enabled "
-                             f"({'ok' if enabled.success else enabled.message})")
+                             f"(hand FAULT: {reason}): {run.reset_and_enable()}")
         return
 
 
