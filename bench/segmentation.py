@@ -85,7 +85,7 @@ def render_frames(width: int, height: int, episodes: int, steps: int, jitter: bo
                             extrinsic=rendered.calibrated_extrinsic.matrix,
                             joints=np.array(obs.joint_positions, dtype=np.float64),
                             true_intrinsics=rendered.intrinsics, true_extrinsic=rendered.extrinsic.matrix,
-                            mount=mount))
+                            true_joints=rendered.true_joint_positions, mount=mount))
                     step = env.step(env.initial_joint_positions + rng.normal(0.0, 0.05, env.num_joints))
                     obs = step.observation
                     if step.terminated or step.truncated:

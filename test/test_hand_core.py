@@ -268,9 +268,13 @@ def test_hold_then_home_then_resume_without_jumps():
 
 def test_feedback_loss_faults_and_needs_reset():
     c = enabled_controller()
-    assert c.tick(0.01).command is not None
-    out = c.tick(0.07)
-    assert out.state is HandState.FAULT and out.command is None
+    ticks = [round(k * PERIOD, 6) for k in range(1, 10)]
+    outs = {t: c.tick(t) for t in ticks}
+    assert all(outs[t].command is not None for t in ticks if t <= WATCHDOG.feedback_timeout)
+    faulted = [t for t in ticks if outs[t].state is HandState.FAULT]
+    assert faulted and faulted[0] <= WATCHDOG.feedback_timeout + PERIOD + 1e-9     # the first tick past it
+    out = outs[faulted[0]]
+    assert out.command is None and c.counters.late_ticks == 0
     assert "no feedback" in c.state_reason
     ok, msg = c.enable(0.08)
     assert not ok and "reset" in msg
@@ -279,6 +283,28 @@ def test_feedback_loss_faults_and_needs_reset():
     assert c.enable(0.09)[0]
     kinds = [(tr.old, tr.new) for tr in c.drain_transitions()]
     assert (HandState.HOLD, HandState.FAULT) in kinds and (HandState.FAULT, HandState.DISABLED) in kinds
+
+
+def test_a_late_tick_waits_one_tick_for_queued_feedback_before_faulting():
+    """A tick delayed past feedback_timeout (our process starved) while feedback was fresh sends
+    nothing and lets the next tick decide: feedback read in between keeps the hand enabled, none
+    faults it."""
+    for feedback_arrives in (True, False):
+        c = enabled_controller()
+        assert c.tick(0.01).command is not None
+        late = c.tick(0.09)                                    # 80 ms late, feedback 90 ms old
+        assert late.command is None and late.state is not HandState.FAULT and c.counters.late_ticks == 1
+        if feedback_arrives:
+            c.feedback(LIMITS.home, 0.091)                     # it was waiting in the queue
+        nxt = c.tick(0.10)
+        if feedback_arrives:
+            assert nxt.command is not None and nxt.state is not HandState.FAULT
+        else:
+            assert nxt.command is None and nxt.state is HandState.FAULT and "no feedback" in c.state_reason
+    c = enabled_controller()
+    c.tick(0.01)
+    c.tick(0.09)
+    assert c.tick(0.17).state is HandState.FAULT            # late again with nothing read: no second deferral
 
 
 def test_feedback_name_mismatch_while_enabled_faults_immediately():

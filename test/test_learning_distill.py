@@ -145,3 +145,39 @@ def test_an_episode_does_not_depend_on_what_its_worker_ran_before():
     for name in ("points", "joints", "history", "goal", "expert_target", "student_target"):
         np.testing.assert_array_equal(getattr(fresh, name), getattr(again, name), err_msg=name)
     assert fresh.labels > 0
+
+
+def test_task_section_changes_the_run_sim_config_and_rejects_unknown_keys(tmp_path):
+    from dexterity_ros.config import ConfigError
+    from dexterity_ros.learning.config import load_distill_config
+    from dexterity_ros.learning.evaluate import _setup
+
+    rotate = load_distill_config("config/distill_rotate.yaml")
+    task = _setup(rotate).sim_config.task                    # what every worker's env is built from
+    assert (task.goal_axis, task.min_goal_distance_rad, task.max_goal_distance_rad) == ("palm_normal", 0.6, 1.1)
+    for name in ("small", "full"):                           # the full task: uniform SO(3) goals
+        task = load_distill_config(f"config/distill_{name}.yaml").build_sim_config().task
+        assert (task.goal_axis, task.max_goal_distance_rad) == ("any", pytest.approx(np.pi))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  task: {goal_axes: palm_normal}"))
+    with pytest.raises(ConfigError, match="goal_axes"):
+        load_distill_config(bad)
+    bounds = tmp_path / "bounds.yaml"
+    bounds.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  task: {max_goal_distance_rad: 5.0}"))
+    with pytest.raises(ConfigError, match="max_goal_distance_rad"):
+        load_distill_config(bounds).build_sim_config()
+
+
+def test_label_noise_cli_measures_the_spread_between_plans_of_one_state(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "noise.json"
+    assert cli(["evaluate", "--label-noise", "--config", str(config), "--episodes", "1", "--max-steps", "2",
+                "--repeats", "3", "--json", str(out)]) == 0
+    noise = json.loads(out.read_text())
+    assert noise["states"] == 2 and noise["repeats"] == 3
+    assert noise["label_std_rad"] > 0.0 and noise["mean_change_rad"] > 0.0   # independent plans differ
+    assert noise["leftover_noise_rad"] == pytest.approx(noise["label_std_rad"] / np.sqrt(3) * np.sqrt(2 / np.pi))
+    assert "label std" in capsys.readouterr().out
+    assert cli(["evaluate", "--label-noise", "--config", str(config), "--repeats", "1"]) == 2
+    assert "repeats >= 2" in capsys.readouterr().err

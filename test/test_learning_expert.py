@@ -65,6 +65,22 @@ def test_expert_is_seeded_and_within_limits():
     env.close()
 
 
+def test_a_plan_with_its_own_noise_stream_is_reproducible_and_leaves_the_episode_stream_alone():
+    env = ReorientEnv()
+    env.reset(seed=22)
+    expert = SamplingExpert(ExpertConfig(num_samples=8, horizon_steps=4))
+    a = expert.act(env, noise_rng=np.random.default_rng(5))
+    b = expert.act(env, noise_rng=np.random.default_rng(5))
+    c = expert.act(env, noise_rng=np.random.default_rng(6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    first = expert.act(env)                     # the episode stream was not consumed by the plans above
+    expert.reset(env)
+    np.testing.assert_array_equal(first, expert.act(env))
+    expert.close()
+    env.close()
+
+
 def run_policy(env: ReorientEnv, policy, seed: int, steps: int) -> tuple[float, float]:
     env.reset(seed=seed)
     policy.reset(env)

@@ -80,6 +80,38 @@ def test_drop_palm_down_ends_the_episode_with_a_penalty():
         env.config.palm_down.object_position)) > env.config.task.drop_distance_m
 
 
+def test_palm_normal_goals_turn_the_object_about_the_palm_normal_within_the_bounds():
+    from dexterity_ros.geometry import quat_conjugate, quat_multiply
+
+    env = ReorientEnv(config(task__success_threshold_rad=3.2, task__goal_axis="palm_normal",
+                             task__min_goal_distance_rad=0.6, task__max_goal_distance_rad=1.1), OFF, seed=3)
+    env.reset()
+    rng = np.random.default_rng(3)
+    senses = set()
+    for _ in range(12):                                   # every step a success: a new goal each step
+        env.step(hold(env, rng))
+        state = env.privileged_state()
+        turn = quat_multiply(state.goal_quaternion, quat_conjugate(state.object_quaternion))  # palm frame
+        turn = turn if turn[0] >= 0 else -turn
+        angle = 2 * np.arccos(min(1.0, turn[0]))
+        axis = turn[1:] / np.linalg.norm(turn[1:])
+        assert 0.6 - 1e-9 <= angle <= 1.1 + 1e-9
+        assert abs(abs(axis[0]) - 1.0) < 1e-9, axis           # about the palm normal (+x) only
+        senses.add(np.sign(axis[0]))
+        if env.privileged_state().consecutive_successes >= 11:
+            break
+    assert senses == {-1.0, 1.0}
+
+
+def test_goal_distance_bounds_are_validated():
+    from dexterity_ros.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_goal_distance_rad"):
+        config(task__min_goal_distance_rad=1.0, task__max_goal_distance_rad=0.5)
+    with pytest.raises(ConfigError, match="max_goal_distance_rad"):
+        config(task__max_goal_distance_rad=4.0)
+
+
 def test_goal_timeout_truncates():
     env = ReorientEnv(config(task__goal_timeout_s=0.25), OFF, seed=4)     # 3 steps at 12 Hz
     env.reset()

@@ -3,6 +3,7 @@
     dexterity-ros evaluate models/student.onnx --config config/distill_small.yaml [--episodes 20]
     dexterity-ros evaluate --expert --config config/distill_small.yaml
     dexterity-ros evaluate --hold --config config/distill_small.yaml     # hold-still baseline
+    dexterity-ros evaluate --label-noise --config config/distill_small.yaml   # expert label noise
 
 Seeds come from the config's evaluation section (held out from training) unless --seed is given.
 """
@@ -23,6 +24,10 @@ def register(subparsers) -> None:
     who = parser.add_mutually_exclusive_group()
     who.add_argument("--expert", action="store_true", help="evaluate the privileged expert (true state, no camera)")
     who.add_argument("--hold", action="store_true", help="evaluate holding the start grasp still (baseline)")
+    who.add_argument("--label-noise", action="store_true",
+                     help="plan states of expert rollouts --repeats times: how much of a label is noise "
+                          "(--episodes default 2, --max-steps default 20)")
+    parser.add_argument("--repeats", type=int, default=6, help="plans per state for --label-noise (default 6)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes (default: the config's)")
     parser.add_argument("--seed", type=int, default=None, help="seed stream (default: the config's evaluation seed)")
     parser.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the config's)")
@@ -37,12 +42,23 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..learning.config import load_distill_config
-    from ..learning.evaluate import evaluate_expert, evaluate_student, metrics_line
+    from ..learning.evaluate import evaluate_expert, evaluate_student, expert_label_noise, metrics_line
     from ..paths import models_path
     from ..policy.contract import PolicyError
 
     try:
         config = load_distill_config(args.config)
+        if args.label_noise:
+            noise = expert_label_noise(config, episodes=args.episodes or 2, steps=args.max_steps or 20,
+                                       repeats=args.repeats, seed=args.seed)
+            print(f"expert label noise: {noise['states']} states x {noise['repeats']} plans: label std "
+                  f"{noise['label_std_rad']:.3f} rad per joint; |mean of plans - applied| "
+                  f"{noise['mean_change_rad']:.3f} rad per joint, of which ~{noise['leftover_noise_rad']:.3f} "
+                  "is leftover noise")
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(noise, indent=1))
+            return 0
         if args.expert or args.hold:
             driver = "expert" if args.expert else "hold"
             metrics, episodes = evaluate_expert(config, episodes=args.episodes, seed=args.seed,

@@ -6,7 +6,8 @@ States::
     ACTIVE   --no target for target_timeout------> HOLD      (keep the last command)
     HOLD     --no target for home_timeout--------> HOMING    (ramp to the home pose)
     HOLD/HOMING --fresh target-------------------> ACTIVE    (continue from the last command)
-    enabled  --no feedback for feedback_timeout--> FAULT     (stop commanding)
+    enabled  --no feedback for feedback_timeout--> FAULT     (stop commanding; a tick that came late
+                                                           while feedback was fresh defers it one tick)
     any      --estop-----------------------------> ESTOP     (stop commanding, latched)
     FAULT/ESTOP --reset--------------------------> DISABLED
     enabled/FAULT --disable----------------------> DISABLED
@@ -69,6 +70,7 @@ class Counters:
     limit_violations: int = 0       # outputs the OutputMonitor flagged (must stay 0)
     estops: int = 0
     enables: int = 0
+    late_ticks: int = 0             # ticks that came late with stale feedback: decided on the next tick
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,21 @@ class HandController:
             return f"no feedback from the driver for {age:.3f} s (feedback_timeout {self.config.feedback_timeout} s)"
         return None
 
+    def _late_tick_may_hide_feedback(self, t: float, previous_tick: float | None) -> bool:
+        """This tick came late and the feedback was fresh at the previous one.
+
+        Then our own process was not scheduled (a loaded machine), and the
+        driver's messages may be waiting in our subscription queue, to be read
+        right after this tick: feedback age measured now says more about us than
+        about the driver. Such a tick sends nothing and the next one decides, so
+        a real feedback loss is still a FAULT one tick later.
+        """
+        fb = self._feedback
+        if previous_tick is None or fb.t is None or fb.mismatch:
+            return False
+        late = t - previous_tick > max(3 * self.config.command_period, 0.5 * self.config.feedback_timeout)
+        return late and previous_tick - fb.t <= self.config.feedback_timeout
+
     @property
     def measured(self) -> np.ndarray | None:
         return None if self._feedback.positions is None else self._feedback.positions.copy()
@@ -218,12 +235,16 @@ class HandController:
     def tick(self, t: float) -> TickOutput:
         """One command period: watchdog, state machine, then the filtered command (or None)."""
         period = self.config.command_period
-        dt = period if self._last_tick is None else min(max(t - self._last_tick, 0.0), period)
+        previous_tick = self._last_tick
+        dt = period if previous_tick is None else min(max(t - previous_tick, 0.0), period)
         self._last_tick = t
         if self.state not in COMMANDING:
             return TickOutput(None, self.state, dt)
         problem = self.feedback_problem(t)
         if problem:
+            if self._late_tick_may_hide_feedback(t, previous_tick):
+                self.counters.late_ticks += 1
+                return TickOutput(None, self.state, dt)      # send nothing; decide on the next tick
             self.counters.watchdog_trips += 1
             self._set_state(HandState.FAULT, t, problem)
             return TickOutput(None, self.state, dt)

@@ -5,6 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from ..config import load_config, to_dict
 from ..paths import config_path
@@ -36,12 +37,27 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class TaskOverrides:
+    """This run's changes to the sim config's ``task`` section (None: keep the sim config's value)."""
+
+    goal_axis: Literal["any", "palm_normal"] | None = None
+    min_goal_distance_rad: float | None = None
+    max_goal_distance_rad: float | None = None
+
+    def apply(self, sim_config):
+        """The sim config with these task values in (validated by TaskConfig)."""
+        changes = {f"task__{k}": v for k, v in to_dict(self).items() if v is not None}
+        return sim_config.with_overrides(**changes) if changes else sim_config
+
+
+@dataclass(frozen=True)
 class DistillConfig:
     name: str = "small"
     seed: int = 0                        # training seed stream: episode seeds, driver draws
     workers: int = 2                     # simulation worker processes (0: in-process)
     sim_config: str = ""                 # empty: config/sim.yaml
     randomization: str = ""              # empty: config/randomization.yaml
+    task: TaskOverrides = field(default_factory=TaskOverrides)
     episode_steps: int = 96              # max steps per training episode
     bc_baseline: bool = True             # also train BC students with DAgger's label counts
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
@@ -66,6 +82,11 @@ class DistillConfig:
 
     def sim_config_value(self):
         return _config_file(self.sim_config)
+
+    def build_sim_config(self):
+        """The SimConfig every episode of this run uses: the sim config file plus ``task``."""
+        from ..sim.sim_config import as_sim_config
+        return self.task.apply(as_sim_config(self.sim_config_value()))
 
     def randomization_value(self):
         return _config_file(self.randomization)

@@ -37,7 +37,6 @@ import torch
 from ..config import to_dict
 from ..policy.export import export_policy
 from ..sim.randomization import as_randomization_config
-from ..sim.sim_config import as_sim_config
 from .config import DistillConfig
 from .dataset import Dataset, beta_schedule, episode_drivers
 from .rollout import EpisodeData, EpisodeJob, WorkerSetup, make_executor, run_episodes, summaries, summarize
@@ -57,7 +56,7 @@ class Distiller:
         self.progress = progress
         self.log = log
         c = config
-        self.sim_config = as_sim_config(c.sim_config_value())
+        self.sim_config = c.build_sim_config()
         self.randomization = as_randomization_config(c.randomization_value())
         from ..perception import load_perception_config
         self.perception = load_perception_config()        # once: a run is consistent even if the file changes

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..sim.randomization import as_randomization_config
-from ..sim.sim_config import as_sim_config
 from .config import DistillConfig
 from .rollout import EpisodeJob, WorkerSetup, make_executor, run_episodes, summaries, summarize
 
 
 def _setup(config: DistillConfig) -> WorkerSetup:
-    return WorkerSetup(as_sim_config(config.sim_config_value()), as_randomization_config(config.randomization_value()),
+    return WorkerSetup(config.build_sim_config(), as_randomization_config(config.randomization_value()),
                        config.expert, config.student.history_length)
 
 
@@ -50,6 +49,46 @@ def evaluate_expert(config: DistillConfig, *, episodes: int | None = None, seed:
             for k in range(episodes or e.expert_episodes)]
     out = _run(config, [(job, None) for job in jobs], workers, progress, driver)
     return summarize(out), summaries(out)
+
+
+def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int = 20, repeats: int = 6,
+                       seed: int | None = None) -> dict[str, float]:
+    """How much of an expert label is signal: plan each state ``repeats`` times with independent noise.
+
+    States come from expert-driven episodes of the held-out seed stream. Returns
+    ``label_std_rad`` (per joint, between plans of one state: what no student can
+    fit), ``mean_change_rad`` (|mean of the plans - the targets applied now|, per
+    joint: the systematic part, plus label_std / sqrt(repeats) of leftover noise)
+    and ``leftover_noise_rad`` (that expected leftover, E|N(0, std^2 / repeats)|).
+    """
+    import numpy as np
+
+    from ..sim.env import ReorientEnv
+    from .expert import SamplingExpert
+
+    if episodes < 1 or steps < 1 or repeats < 2:
+        raise ValueError("label noise: need episodes >= 1, steps >= 1, repeats >= 2")
+    setup = _setup(config)
+    stream = config.evaluation.seed if seed is None else seed
+    spread, change = [], []
+    with ReorientEnv(setup.sim_config, setup.randomization, seed=stream) as env:
+        expert = SamplingExpert(config.expert)
+        for episode in range(episodes):
+            env.reset(seed=stream + episode)
+            for step in range(steps):
+                applied = np.asarray(env.get_state().env["applied_targets"], dtype=np.float64)
+                plans = np.array([expert.act(env, noise_rng=np.random.default_rng([stream, episode, step, k]))
+                                  for k in range(repeats)])
+                spread.append(plans.std(axis=0, ddof=1).mean())
+                change.append(np.abs(plans.mean(axis=0) - applied).mean())
+                result = env.step(plans[0])
+                if result.terminated or result.truncated:
+                    break
+        expert.close()
+    std = float(np.mean(spread))
+    return {"states": len(spread), "repeats": repeats, "label_std_rad": std,
+            "mean_change_rad": float(np.mean(change)),
+            "leftover_noise_rad": std / math.sqrt(repeats) * math.sqrt(2 / math.pi)}
 
 
 def _run(config: DistillConfig, tasks, workers: int, progress: bool, what: str):

@@ -213,8 +213,12 @@ class SamplingExpert:
         """The previous plan advanced by one policy step (its last target held)."""
         return self._curve(self._plan, self._anchor, self._knot_times + 1.0)
 
-    def act(self, env: ReorientEnv) -> np.ndarray:
-        """Joint targets (canonical order, rad) for the env's current true state."""
+    def act(self, env: ReorientEnv, noise_rng: np.random.Generator | None = None) -> np.ndarray:
+        """Joint targets (canonical order, rad) for the env's current true state.
+
+        ``noise_rng``: draw this plan's sampling noise from it instead of the
+        episode's stream (to plan the same state several times: label noise).
+        """
         if self._model is None or self._episode_key != (env.seed, env.episode):
             self.reset(env)
         t0 = time.perf_counter()
@@ -234,7 +238,7 @@ class SamplingExpert:
         for _ in range(c.iterations):
             knots = np.repeat(nominal[None], c.num_samples, axis=0)
             knots[1] = applied[None]
-            noise = self._rng.normal(0.0, 1.0, size=knots[2:].shape)
+            noise = (noise_rng or self._rng).normal(0.0, 1.0, size=knots[2:].shape)
             scale = np.full(len(noise), c.noise_std)
             if c.fine_noise_std > 0:
                 scale[len(noise) // 2:] = c.fine_noise_std

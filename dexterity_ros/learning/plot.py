@@ -80,8 +80,10 @@ def _panel(size: tuple[int, int], title: str, x: list[int], x_labels: list[str],
     return img
 
 
-def plot_results(results: dict, output: str | Path, width: int = 1100, height: int = 760) -> Path:
-    """Write the 2x2 figure of ``results`` (results.json of a distillation run) to ``output``."""
+def plot_results(results: dict, output: str | Path, width: int = 1100, height: int = 760,
+                 name: str | None = None) -> Path:
+    """Write the 2x2 figure of ``results`` (results.json of a distillation run) to ``output``;
+    ``name``: the run's name in the title (default: the config name recorded in the results)."""
     its = results["iterations"]
     x = [e["iteration"] for e in its]
     x_labels = [str(e["labels"]) for e in its]
@@ -96,7 +98,7 @@ def plot_results(results: dict, output: str | Path, width: int = 1100, height: i
     grid = np.vstack([np.hstack(panels[:2]), np.hstack(panels[2:])])
     header = np.full((50, grid.shape[1], 3), 255, np.uint8)
     e = its[0]["dagger"]["episodes"]
-    cv2.putText(header, f"distillation '{results['config']}': DAgger vs BC (same labels), {e} held-out episodes "
+    cv2.putText(header, f"distillation '{name or results['config']}': DAgger vs BC (same labels), {e} held-out episodes "
                 f"per point", (12, 22), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
     xpos = 12
     for name, color in COLORS.items():
@@ -116,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="results.json of a distillation run")
     parser.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--name", default=None, help="run name in the title (default: the results' config name)")
     args = parser.parse_args(argv)
-    path = plot_results(json.loads(args.results.read_text()), args.output)
+    path = plot_results(json.loads(args.results.read_text()), args.output, name=args.name)
     print(f"wrote {path}")
     return 0
 

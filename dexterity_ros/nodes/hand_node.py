@@ -338,6 +338,7 @@ class HandNode(DexterityNode):
         self.health.set_value("clamps", counters.clamps)
         self.health.set_value("rate limits hit", counters.rate_limits_hit)
         self.health.set_value("watchdog trips", counters.watchdog_trips)
+        self.health.set_value("late ticks", counters.late_ticks)
         self.health.set_value("limit violations", counters.limit_violations)
         self.health.set_value("estops", counters.estops)
         self.health.set_value("feedback messages", self._feedback_messages)

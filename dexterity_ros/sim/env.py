@@ -53,6 +53,7 @@ class DepthFrame:
     time_ns: int
     episode: int
     step: int
+    true_joint_positions: np.ndarray | None = None   # (16,) the pose rendered (ground truth, never the student's)
 
 
 class _FrameSource:
@@ -352,12 +353,31 @@ class ReorientEnv:
         return MAX_RESET_ATTEMPTS + 1          # not held: the first step will report the drop
 
     def _sample_goal(self, current: np.ndarray) -> np.ndarray:
-        """A uniformly random orientation at least min_goal_distance_rad from ``current``."""
-        for _ in range(100):
-            goal = random_quaternion(self._task_rng)
-            if rotation_distance(goal, current) >= self.config.task.min_goal_distance_rad:
-                return goal
-        return goal
+        """A random goal orientation between min_ and max_goal_distance_rad from ``current``.
+
+        ``goal_axis: any`` without an upper bound: uniform over SO(3) (rejection, the
+        Dactyl task). Otherwise the object is turned from ``current`` by an angle
+        uniform in [min, max] about a uniformly random axis, or about the palm normal
+        (+x of the palm frame, either sense) for ``goal_axis: palm_normal``.
+        """
+        task = self.config.task
+        if task.goal_axis == "any" and task.max_goal_distance_rad >= math.pi:
+            for _ in range(100):
+                goal = random_quaternion(self._task_rng)
+                if rotation_distance(goal, current) >= task.min_goal_distance_rad:
+                    return goal
+            return goal
+        rng = self._task_rng
+        angle = rng.uniform(task.min_goal_distance_rad, task.max_goal_distance_rad)
+        if task.goal_axis == "palm_normal":
+            axis = np.array([1.0, 0.0, 0.0]) * rng.choice((-1.0, 1.0))
+        else:
+            axis = rng.normal(size=3)
+            axis /= np.linalg.norm(axis)
+        turn = np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
+        goal = quat_multiply(turn, current)                   # a turn in the palm frame
+        goal /= np.linalg.norm(goal)
+        return goal if goal[0] >= 0 else -goal
 
     # ------------------------------------------------------------------ pose helpers
     def _object_position(self) -> np.ndarray:
@@ -515,7 +535,8 @@ class ReorientEnv:
             quantization=p.depth_quantization_m, edge_probability=p.edge_dropout_probability,
             edge_threshold=edge.threshold_m, edge_dilation=edge.dilation_px)
         return DepthFrame(depth, labels, self._true_intrinsics, self._true_extrinsic, scene.intrinsics,
-                          scene.extrinsic, source.time_ns, source.episode, source.step)
+                          scene.extrinsic, source.time_ns, source.episode, source.step,
+                          source.qpos[scene.joint_qpos_index].copy())
 
     # ------------------------------------------------------------------ ground truth and state
     def privileged_state(self) -> PrivilegedState:

@@ -81,6 +81,9 @@ class TaskConfig:
     goal_timeout_s: float = 8.0          # truncate when a goal is not reached within this
     max_consecutive_successes: int = 50  # terminate (task done) after this many
     min_goal_distance_rad: float = 0.8   # new goals at least this far from the current pose
+    max_goal_distance_rad: float = math.pi  # ... and at most this far (pi: any orientation)
+    goal_axis: Literal["any", "palm_normal"] = "any"   # palm_normal: goals rotate the object about the
+                                                        # palm normal only (in-hand rotation, an easier task)
     random_initial_orientation: bool = True
     object_points: int = 256             # points in Observation.object_points
 
@@ -90,6 +93,9 @@ class TaskConfig:
                   drop_distance_m=self.drop_distance_m, goal_timeout_s=self.goal_timeout_s)
         if self.max_episode_steps < 1 or self.max_consecutive_successes < 1:
             raise ConfigError("task.max_episode_steps and max_consecutive_successes must be >= 1")
+        if not 0.0 <= self.min_goal_distance_rad <= self.max_goal_distance_rad <= math.pi:
+            raise ConfigError("task: need 0 <= min_goal_distance_rad <= max_goal_distance_rad <= pi, got "
+                              f"{self.min_goal_distance_rad}, {self.max_goal_distance_rad}")
         if not 1 <= self.object_points <= 1024:
             raise ConfigError(f"task.object_points must be in [1, 1024], got {self.object_points}")
 
