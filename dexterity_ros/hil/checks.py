@@ -179,10 +179,12 @@ class RecordingAudit:
     match_lag_s: float = 0.0          # worst: first observed -> first recorded message of a publisher
     never_matched: int = 0            # publishers the recording has nothing of (counted as lost)
     joined_at_end: int = 0            # publishers first seen less than match_limit_s before the end, not recorded yet
+    after_stop: int = 0               # received after the graph's shutdown began: not judged
 
 
 def audit_recording(observed: Sequence[ObservedMessage], recorded: Sequence[tuple[int, bytes]],
-                    window_s: float = 2.0, match_limit_s: float = 5.0) -> RecordingAudit:
+                    window_s: float = 2.0, match_limit_s: float = 5.0,
+                    stop_ns: int | None = None) -> RecordingAudit:
     """Match each publisher's observed messages to the recording (receive time, bytes), newest first.
 
     A reliable publisher's messages reach every subscriber in publication order,
@@ -194,9 +196,18 @@ def audit_recording(observed: Sequence[ObservedMessage], recorded: Sequence[tupl
     the recording has nothing of is lost, unless it appeared less than
     ``match_limit_s`` before the observer's last message (a process started
     near the end: discovery may not have matched it yet); those messages count
-    as published before the match.
+    as published before the match. With ``stop_ns`` (when the graph's shutdown
+    began), messages the observer received after it are not judged: a node
+    that publishes while it exits can reach one subscriber and not another
+    (a reliable writer that is gone cannot resend), which says nothing about
+    the recorder.
     """
-    audit = RecordingAudit(observed=len(observed))
+    if stop_ns is not None:
+        late = [m for m in observed if m.received_ns > stop_ns]
+        observed = [m for m in observed if m.received_ns <= stop_ns]
+    else:
+        late = []
+    audit = RecordingAudit(observed=len(observed), after_stop=len(late))
     window = int(window_s * 1e9)
     end_ns = max((m.received_ns for m in observed), default=0)
     used: set[int] = set()

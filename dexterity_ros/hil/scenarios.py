@@ -378,9 +378,12 @@ def common_checks(run: ScenarioRun, verdict: Verdict, limits: SafetyLimits) -> N
                                 ("targets", "policy/joint_targets", "targets")):
         observed = [ObservedMessage(s.publisher, s.sequence, s.received_ns, s.data)
                     for s in run.monitor.snapshot(stream)]
-        audit = audit_recording(observed, run.recorded(topic), match_limit_s=RECORDER_MATCH_LIMIT_S)
+        audit = audit_recording(observed, run.recorded(topic), match_limit_s=RECORDER_MATCH_LIMIT_S,
+                                stop_ns=run.marks.get("end"))
         parts.append(f"{audit.recorded}/{audit.observed - audit.before_match} {what}")
         lag = max(lag, audit.match_lag_s)
+        if audit.after_stop:
+            verdict.notes.append(f"{audit.after_stop} {what} arrived after the graph's shutdown began; not judged")
         if audit.before_match:
             verdict.notes.append(f"{audit.before_match} {what} were published before the recorder had matched "
                                  f"their publisher ({audit.match_lag_s:.2f} s of DDS discovery); not counted")

@@ -154,6 +154,18 @@ def test_a_publisher_that_appears_just_before_the_end_is_not_counted_lost():
     assert (audit.lost, audit.never_matched, audit.joined_at_end) == (90, 1, 0)
 
 
+def test_messages_after_the_shutdown_began_are_not_judged():
+    # the student published its last target while the graph was exiting: the observer got it, the recorder not
+    stream = observed(b"S", [b"t%d" % k for k in range(100)])
+    recorded = recording(stream[:-1])
+    assert audit_recording(stream, recorded).lost == 1
+    audit = audit_recording(stream, recorded, stop_ns=stream[-2].received_ns + 5 * MS)
+    assert (audit.observed, audit.lost, audit.recorded, audit.after_stop) == (99, 0, 99, 1)
+    # a loss before the shutdown still counts
+    audit = audit_recording(stream, recording(stream, skip={b"t50", b"t99"}), stop_ns=stream[-2].received_ns + 5 * MS)
+    assert (audit.lost, audit.after_stop) == (1, 1)
+
+
 def test_recording_audit_assigns_identical_messages_in_order():
     # a hand holding still before /clock starts sends identical commands; the recorder joined after two
     same = observed(b"H", [b"hold"] * 5 + [b"x", b"y"])
