@@ -778,7 +778,8 @@ def run_scenario(name: str, options: SuiteOptions | None = None) -> Verdict:
         launch_file, recorded = "replay.launch.xml", RECORDED_TOPICS_SIM[:4] + ("/diagnostics", "/clock")
         episode = workdir / "episode"
         write_hold_episode(episode, seconds=3.0, seed=options.seed)
-        args.update(bag=str(episode), loop="true", restamp="false", use_sim_time="true")
+        args.update(bag=str(episode), loop="true", restamp="false", use_sim_time="true",
+                    feedback_timeout=f"{timing.feedback_timeout_s:g}")   # the robot's value, not the demo's
     run = ScenarioRun(name, workdir, launch_file, args, profile, timing, recorded, echo=options.echo)
     try:
         run.start()
