@@ -70,10 +70,6 @@ def measure(sequences, config: PerceptionConfig, oracle: bool) -> Tally:
     return tally
 
 
-def pr(tally: Tally) -> tuple[float, float]:
-    return tally.tp / max(tally.tp + tally.fp, 1), tally.tp / max(tally.visible, 1)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--width", type=int, default=640)
@@ -99,15 +95,15 @@ def main(argv: list[str] | None = None) -> int:
             mask[kept] = True
             reference.add_pixels(mask.reshape(frame["labels"].shape), frame["labels"],
                                  visible_object_pixels(frame, config))
-    o3d_p, o3d_r = pr(reference)
+    o3d_p, o3d_r = reference.precision_recall()
     print(f"frames: {frames} at {args.width}x{args.height} (palm_up + palm_down), randomization on; "
           f"config/perception.yaml margin {config.hand_margin * 1e3:g}/{config.hand_margin_behind * 1e3:g} mm")
     print(f"open3d (keeps the hand): precision {o3d_p:.4f} recall {o3d_r:.4f}")
     print(f"{'margin mm':>10s} {'ours P':>8s} {'ours R':>8s} {'oracle P':>9s} {'oracle R':>9s}  "
           f"{'ours: P>=0.95 and R>=open3d':s}")
     for front, behind in parse_margins(args.margins):
-        ours_p, ours_r = pr(measure(sequences, with_margin(config, front, behind, True), oracle=False))
-        best_p, best_r = pr(measure(sequences, with_margin(config, front, behind, False), oracle=True))
+        ours_p, ours_r = measure(sequences, with_margin(config, front, behind, True), oracle=False).precision_recall()
+        best_p, best_r = measure(sequences, with_margin(config, front, behind, False), oracle=True).precision_recall()
         both = "yes" if ours_p >= 0.95 and ours_r >= o3d_r else "no"
         print(f"{front * 1e3:5.1f}/{behind * 1e3:<4.1f} {ours_p:8.4f} {ours_r:8.4f} {best_p:9.4f} {best_r:9.4f}  {both}")
     return 0

@@ -222,9 +222,11 @@ class Tally:
         self.cloud_object += int(np.count_nonzero(cloud_labels == LABEL_OBJECT))
         self.cloud_points += len(cloud_labels)
 
+    def precision_recall(self) -> tuple[float, float]:
+        return self.tp / max(self.tp + self.fp, 1), self.tp / max(self.visible, 1)
+
     def row(self) -> str:
-        precision = self.tp / max(self.tp + self.fp, 1)
-        recall = self.tp / max(self.visible, 1)
+        precision, recall = self.precision_recall()
         cloud = self.cloud_object / max(self.cloud_points, 1)
         return f"{precision:9.4f} {recall:9.4f} {cloud:9.4f} {self.no_cloud:6d}"
 

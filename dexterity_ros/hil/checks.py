@@ -202,12 +202,9 @@ def audit_recording(observed: Sequence[ObservedMessage], recorded: Sequence[tupl
     (a reliable writer that is gone cannot resend), which says nothing about
     the recorder.
     """
-    if stop_ns is not None:
-        late = [m for m in observed if m.received_ns > stop_ns]
-        observed = [m for m in observed if m.received_ns <= stop_ns]
-    else:
-        late = []
-    audit = RecordingAudit(observed=len(observed), after_stop=len(late))
+    judged = observed if stop_ns is None else [m for m in observed if m.received_ns <= stop_ns]
+    audit = RecordingAudit(observed=len(judged), after_stop=len(observed) - len(judged))
+    observed = judged
     window = int(window_s * 1e9)
     end_ns = max((m.received_ns for m in observed), default=0)
     used: set[int] = set()

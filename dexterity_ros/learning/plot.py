@@ -101,8 +101,8 @@ def plot_results(results: dict, output: str | Path, width: int = 1100, height: i
     cv2.putText(header, f"distillation '{name or results['config']}': DAgger vs BC (same labels), {e} held-out episodes "
                 f"per point", (12, 22), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
     xpos = 12
-    for name, color in COLORS.items():
-        label = name + (" (dashed)" if name == "expert" else "")
+    for series, color in COLORS.items():
+        label = series + (" (dashed)" if series == "expert" else "")
         cv2.line(header, (xpos, 38), (xpos + 24, 38), color, 3)
         cv2.putText(header, label, (xpos + 30, 43), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
         xpos += 40 + 10 * len(label)

@@ -22,8 +22,8 @@ import numpy as np
 from ..camera_model import Intrinsics
 from ..config import ConfigError
 from ..extrinsics import Extrinsic
-from ..geometry import (make_transform, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix,
-                        random_quaternion, rotation_distance)
+from ..geometry import (axis_angle_to_quat, make_transform, matrix_to_quat, quat_conjugate, quat_multiply,
+                        quat_to_matrix, random_quaternion, rotation_distance)
 from .model import LABEL_BACKGROUND, OPTICAL_TO_MUJOCO_CAMERA, SceneModel, build_scene
 from .objects import canonical_points
 from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer,
@@ -372,10 +372,8 @@ class ReorientEnv:
         if task.goal_axis == "palm_normal":
             axis = np.array([1.0, 0.0, 0.0]) * rng.choice((-1.0, 1.0))
         else:
-            axis = rng.normal(size=3)
-            axis /= np.linalg.norm(axis)
-        turn = np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
-        goal = quat_multiply(turn, current)                   # a turn in the palm frame
+            axis = rng.normal(size=3)                         # axis_angle_to_quat normalizes it
+        goal = quat_multiply(axis_angle_to_quat(axis, angle), current)      # a turn in the palm frame
         goal /= np.linalg.norm(goal)
         return goal if goal[0] >= 0 else -goal
 
