@@ -128,3 +128,35 @@ def test_torch_student_is_rebuilt_from_the_onnx_file(tmp_path):
     for (name, a), (_, b) in zip(module.state_dict().items(), rebuilt.state_dict().items()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
     assert read.provenance["distilled_student"]["architecture"]["point_widths"] == [32, 64]
+
+
+def test_residual_student_adds_its_bounded_output_to_the_last_action_in_the_graph(tmp_path):
+    """residual > 0: action = clip(history[-1] + residual * tanh(net)); exported, run and rebuilt alike."""
+    import torch
+
+    architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), residual=0.25)
+    module, contract = build_student(architecture, START_POSE, seed=3)
+    rng = np.random.default_rng(7)
+    points = torch.from_numpy(rng.normal([0.05, 0, -0.04], 0.02, (1, 512, 3)).astype(np.float32))
+    joints = torch.from_numpy(START_POSE[None].astype(np.float32))
+    goal = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    history = torch.from_numpy(rng.uniform(-0.9, 0.9, (1, 3, J)).astype(np.float32))
+    with torch.no_grad():
+        module.net.head.weight.zero_()
+        module.net.head.bias.zero_()
+        held = module(points, joints, history, goal)
+        np.testing.assert_array_equal(held.numpy(), history[:, -1].numpy())        # zero head: hold exactly
+        module.net.head.bias.fill_(10.0)                                           # tanh saturates at +1
+        moved = module(points, joints, history, goal)
+    np.testing.assert_allclose(moved.numpy(), np.clip(history[:, -1].numpy() + 0.25, -1, 1), atol=1e-6)
+    path = tmp_path / "residual.onnx"
+    export_policy(module, contract, path)
+    runtime = PolicyRuntime(path)                         # the contract is unchanged: absolute, ema 0
+    out = runtime.step(points[0].numpy(), START_POSE, np.array([1.0, 0, 0, 0]), 0)
+    np.testing.assert_allclose(out.action, np.clip(0.0 + 0.25, -1, 1) * np.ones(J), atol=1e-6)   # reset: zeros
+    rebuilt, read = load_torch_student(path)
+    assert rebuilt.architecture.residual == 0.25
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(points, joints, history, goal).numpy(), moved.numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="residual"):
+        StudentArchitecture(residual=-0.1)

@@ -181,3 +181,20 @@ def test_label_noise_cli_measures_the_spread_between_plans_of_one_state(tmp_path
     assert "label std" in capsys.readouterr().out
     assert cli(["evaluate", "--label-noise", "--config", str(config), "--repeats", "1"]) == 2
     assert "repeats >= 2" in capsys.readouterr().err
+
+
+def test_options_added_later_change_the_digest_only_when_used():
+    """Runs made before an option existed keep their digest (and resume) while it is at its default."""
+    from dataclasses import replace
+
+    from dexterity_ros.learning.config import load_distill_config
+
+    base = load_distill_config("config/distill_small.yaml")
+    assert base.digest() == replace(base, expert=replace(base.expert, plans_per_action=1, hold="applied"),
+                                    student=replace(base.student, residual=0.0)).digest()
+    changed = {replace(base, expert=replace(base.expert, plans_per_action=2)).digest(),
+               replace(base, expert=replace(base.expert, hold="commanded")).digest(),
+               replace(base, student=replace(base.student, residual=0.5)).digest(),
+               replace(base, task=replace(base.task, goal_axis="palm_normal")).digest()}
+    assert len(changed) == 4 and base.digest() not in changed
+    assert base.digest() != replace(base, expert=replace(base.expert, num_samples=17)).digest()

@@ -81,6 +81,45 @@ def test_a_plan_with_its_own_noise_stream_is_reproducible_and_leaves_the_episode
     env.close()
 
 
+def test_plans_per_action_averages_independent_plans_of_the_same_state():
+    """k plans averaged: the mean of the k single plans drawn one after another from the same stream."""
+    env = ReorientEnv()
+    env.reset(seed=23)
+    single = SamplingExpert(ExpertConfig(num_samples=8, horizon_steps=4))
+    averaged = SamplingExpert(ExpertConfig(num_samples=8, horizon_steps=4, plans_per_action=3))
+    stream = np.random.default_rng(9)
+    plans = [single.act(env, noise_rng=stream) for _ in range(3)]
+    mean = averaged.act(env, noise_rng=np.random.default_rng(9))
+    np.testing.assert_allclose(mean, np.mean(plans, axis=0), atol=1e-12)
+    assert np.all(mean >= env.action_low) and np.all(mean <= env.action_high)
+    assert not np.allclose(plans[0], plans[1])
+    with pytest.raises(ValueError, match="plans_per_action"):
+        ExpertConfig(plans_per_action=0)
+    single.close()
+    averaged.close()
+    env.close()
+
+
+def test_hold_repeats_the_applied_or_the_commanded_targets():
+    """With no sampling noise every candidate is "hold": the action is exactly what hold repeats.
+    'applied' carries the episode's action bias and noise (plans drift with them), 'commanded' does not."""
+    env = ReorientEnv()
+    env.reset(seed=24)
+    command = np.clip(env.privileged_state().joint_targets + 0.05, env.action_low, env.action_high)
+    for _ in range(2):
+        env.step(command)
+    state = env.get_state().env
+    np.testing.assert_array_equal(state["commanded_targets"], command)
+    assert not np.allclose(state["applied_targets"], command)           # bias, noise, backlash
+    for hold, key in (("applied", "applied_targets"), ("commanded", "commanded_targets")):
+        expert = SamplingExpert(ExpertConfig(num_samples=4, horizon_steps=3, noise_std=0.0, hold=hold))
+        np.testing.assert_allclose(expert.act(env), state[key], atol=1e-12)
+        expert.close()
+    with pytest.raises(ValueError, match="hold"):
+        ExpertConfig(hold="previous")
+    env.close()
+
+
 def run_policy(env: ReorientEnv, policy, seed: int, steps: int) -> tuple[float, float]:
     env.reset(seed=seed)
     policy.reset(env)

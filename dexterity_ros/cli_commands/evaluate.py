@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             noise = expert_label_noise(config, episodes=args.episodes or 2, steps=args.max_steps or 20,
                                        repeats=args.repeats, seed=args.seed)
             print(f"expert label noise: {noise['states']} states x {noise['repeats']} plans: label std "
-                  f"{noise['label_std_rad']:.3f} rad per joint; |mean of plans - applied| "
+                  f"{noise['label_std_rad']:.3f} rad per joint; |mean of plans - held targets| "
                   f"{noise['mean_change_rad']:.3f} rad per joint, of which ~{noise['leftover_noise_rad']:.3f} "
                   "is leftover noise")
             if args.json:

@@ -50,6 +50,12 @@ class TaskOverrides:
         return sim_config.with_overrides(**changes) if changes else sim_config
 
 
+# (section, key) -> the default that reproduces the behaviour from before the option existed;
+# key None: the whole section
+LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per_action"): 1,
+                 ("expert", "hold"): "applied", ("student", "residual"): 0.0}
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     name: str = "small"
@@ -73,8 +79,17 @@ class DistillConfig:
             raise ValueError(f"evaluation.seed must differ from seed ({self.seed}): held-out seeds must be disjoint")
 
     def digest(self, ignore: tuple[str, ...] = ("workers",)) -> str:
-        """Identity of everything that changes results (the worker count does not)."""
+        """Identity of everything that changes results (the worker count does not).
+
+        Options added after runs were made are left out while at their default (which
+        is the behaviour before they existed), so those runs keep their digest and resume.
+        """
         data = {k: v for k, v in to_dict(self).items() if k not in ignore}
+        for (section, key), default in LATER_OPTIONS.items():
+            if key is None and data.get(section) == default:
+                del data[section]
+            elif key is not None and section in data and data[section].get(key) == default:
+                del data[section][key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_workers(self, workers: int) -> "DistillConfig":

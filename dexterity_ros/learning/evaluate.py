@@ -57,7 +57,7 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
 
     States come from expert-driven episodes of the held-out seed stream. Returns
     ``label_std_rad`` (per joint, between plans of one state: what no student can
-    fit), ``mean_change_rad`` (|mean of the plans - the targets applied now|, per
+    fit), ``mean_change_rad`` (|mean of the plans - the targets "hold" repeats|, per
     joint: the systematic part, plus label_std / sqrt(repeats) of leftover noise)
     and ``leftover_noise_rad`` (that expected leftover, E|N(0, std^2 / repeats)|).
     """
@@ -76,7 +76,7 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
         for episode in range(episodes):
             env.reset(seed=stream + episode)
             for step in range(steps):
-                applied = np.asarray(env.get_state().env["applied_targets"], dtype=np.float64)
+                applied = expert.hold_targets(env.get_state().env)
                 plans = np.array([expert.act(env, noise_rng=np.random.default_rng([stream, episode, step, k]))
                                   for k in range(repeats)])
                 spread.append(plans.std(axis=0, ddof=1).mean())

@@ -7,9 +7,15 @@ step. Each control step draws ``num_samples`` noisy copies of a nominal plan
 rolls every one out open loop with :mod:`mujoco.rollout` from the *true*
 simulator state, and takes the cost-weighted average (MPPI) or the cheapest
 (predictive sampling); ``iterations`` rounds refine around the last result.
-The nominal is "hold the applied targets" (default: the action is then a
-function of the state alone, which is what DAgger labels need) or, with
-``warm_start``, the previous plan shifted by one step.
+With ``plans_per_action`` = k, k such plans are made independently from the
+same state and averaged: a single plan's weights concentrate on its few best
+samples, so two plans of one state differ by ~0.16 rad per joint (measured,
+``dexterity-ros evaluate --label-noise``); averaging shrinks that as 1/sqrt(k).
+The nominal is "hold" — repeat the targets applied now (``hold: applied``) or
+the last command (``hold: commanded``: the applied targets also carry the
+episode's action bias, noise, delay and backlash, which plans around them
+inherit) — so the action is a function of the state alone, which is what DAgger
+labels need; or, with ``warm_start``, the previous plan shifted by one step.
 
 What the expert knows (privileged, never a student input): the full physics
 state (object pose and velocity, joint positions and velocities, warm start),
@@ -89,8 +95,14 @@ class ExpertConfig:
     anchored: bool = False             # True: plans start from the targets applied now (smoother, slower)
     warm_start: bool = False           # False: every plan starts from "hold", so the action is a function
                                        # of the state alone (no hidden plan carried between steps)
+    hold: Literal["applied", "commanded"] = "applied"   # what "hold" repeats: the targets acting now (the
+                                       # last command plus the episode's action bias, noise, delay and backlash,
+                                       # so plans drift with them) or the last command itself (what a policy
+                                       # repeating its previous action sends; a residual student's base)
     iterations: int = 2                # sampling rounds per control step (each around the last result)
     temperature: float = 0.5           # MPPI only: cost temperature
+    plans_per_action: int = 1          # independent plans averaged into one action: the label noise of
+                                       # a single plan falls as 1/sqrt(k), at k times the planning cost
     planner_substeps: int = 10         # physics steps per policy step in the planner (env: 42)
     solver_iterations: int = 10        # planner model (env: config/sim.yaml physics)
     line_search_iterations: int = 5
@@ -104,8 +116,12 @@ class ExpertConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.num_samples < 2 or self.horizon_steps < 1 or self.num_knots < 1 or self.iterations < 1:
-            raise ValueError("expert: need num_samples >= 2, horizon_steps >= 1, num_knots >= 1, iterations >= 1")
+        if (self.num_samples < 2 or self.horizon_steps < 1 or self.num_knots < 1 or self.iterations < 1
+                or self.plans_per_action < 1):
+            raise ValueError("expert: need num_samples >= 2, horizon_steps >= 1, num_knots >= 1, iterations >= 1, "
+                             "plans_per_action >= 1")
+        if self.hold not in ("applied", "commanded"):
+            raise ValueError(f"expert: hold must be 'applied' or 'commanded', got {self.hold!r}")
         if self.noise_std < 0 or self.temperature <= 0 or self.planner_substeps < 1:
             raise ValueError("expert: need noise_std >= 0, temperature > 0, planner_substeps >= 1")
 
@@ -224,33 +240,38 @@ class SamplingExpert:
         t0 = time.perf_counter()
         c = self.config
         state = env.get_state()
-        applied = np.asarray(state.env["applied_targets"], dtype=np.float64)
+        held = self.hold_targets(state.env)      # what "hold" repeats (config hold)
         queue = [np.asarray(a, dtype=np.float64) for a in state.env["action_queue"]][: self._delay]
         wrench = np.asarray(state.env["wrench"], dtype=np.float64) if c.model_push else np.zeros(6)
         goal = np.asarray(state.env["goal"], dtype=np.float64)
 
-        # candidates: the (shifted) plan, "hold what is applied", and noisy copies of the plan
+        # candidates: the (shifted) plan, "hold", and noisy copies of the plan
         if c.warm_start and self._plan is not None:
-            nominal = self._shifted_plan()
+            start = self._shifted_plan()
         else:
-            nominal = np.repeat(applied[None], c.num_knots, 0)
-        anchor = applied if c.anchored else None
-        for _ in range(c.iterations):
-            knots = np.repeat(nominal[None], c.num_samples, axis=0)
-            knots[1] = applied[None]
-            noise = (noise_rng or self._rng).normal(0.0, 1.0, size=knots[2:].shape)
-            scale = np.full(len(noise), c.noise_std)
-            if c.fine_noise_std > 0:
-                scale[len(noise) // 2:] = c.fine_noise_std
-            knots[2:] += noise * scale[:, None, None]
-            knots = np.clip(knots, self._lower, self._upper)
-            targets = self._interpolate(knots, anchor)                 # (S, H, J) commands
-            costs = self._rollout_costs(env, targets, queue, wrench, goal, applied)
-            if c.method == "mppi":
-                w = np.exp(-(costs - costs.min()) / c.temperature)
-                nominal = np.clip(np.tensordot(w / w.sum(), knots, axes=1), self._lower, self._upper)
-            else:
-                nominal = knots[int(np.argmin(costs))]
+            start = np.repeat(held[None], c.num_knots, 0)
+        anchor = held if c.anchored else None
+        plans = []
+        for _ in range(c.plans_per_action):     # independent plans from the same start, averaged
+            nominal = start
+            for _ in range(c.iterations):
+                knots = np.repeat(nominal[None], c.num_samples, axis=0)
+                knots[1] = held[None]
+                noise = (noise_rng or self._rng).normal(0.0, 1.0, size=knots[2:].shape)
+                scale = np.full(len(noise), c.noise_std)
+                if c.fine_noise_std > 0:
+                    scale[len(noise) // 2:] = c.fine_noise_std
+                knots[2:] += noise * scale[:, None, None]
+                knots = np.clip(knots, self._lower, self._upper)
+                targets = self._interpolate(knots, anchor)                 # (S, H, J) commands
+                costs = self._rollout_costs(env, targets, queue, wrench, goal, held)
+                if c.method == "mppi":
+                    w = np.exp(-(costs - costs.min()) / c.temperature)
+                    nominal = np.clip(np.tensordot(w / w.sum(), knots, axes=1), self._lower, self._upper)
+                else:
+                    nominal = knots[int(np.argmin(costs))]
+            plans.append(nominal)
+        nominal = plans[0] if len(plans) == 1 else np.mean(plans, axis=0)
         self._plan = nominal
         action = self._interpolate(nominal, anchor)[0]
         self._anchor = anchor
@@ -258,6 +279,11 @@ class SamplingExpert:
         self.stats.plans += 1
         self.stats.plan_seconds += time.perf_counter() - t0
         return action.copy()
+
+    def hold_targets(self, env_state: dict) -> np.ndarray:
+        """The targets "hold" repeats (config ``hold``), from ``env.get_state().env``."""
+        key = "commanded_targets" if self.config.hold == "commanded" else "applied_targets"
+        return np.asarray(env_state[key], dtype=np.float64)
 
     def _simulate(self, env: ReorientEnv, commands: np.ndarray, queue: list[np.ndarray], wrench: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +328,7 @@ class SamplingExpert:
         return ends[:, :, self._qpos_object:self._qpos_object + 7]
 
     def _rollout_costs(self, env: ReorientEnv, commands: np.ndarray, queue: list[np.ndarray],
-                       wrench: np.ndarray, goal: np.ndarray, applied: np.ndarray) -> np.ndarray:
+                       wrench: np.ndarray, goal: np.ndarray, held: np.ndarray) -> np.ndarray:
         w = self.config.weights
         samples = commands.shape[0]
         ends, tips = self._simulate(env, commands, queue, wrench)
@@ -318,7 +344,7 @@ class SamplingExpert:
         reach = np.where(bad, 1.0, reach)
         dist = np.where(bad, math.pi, dist)
         offset = np.where(bad, 1.0, offset)
-        steps = np.diff(np.concatenate([np.broadcast_to(applied, (samples, 1, applied.size)), commands], 1), axis=1)
+        steps = np.diff(np.concatenate([np.broadcast_to(held, (samples, 1, held.size)), commands], 1), axis=1)
         return (w.rotation * dist.sum(1) + w.terminal_rotation * dist[:, -1]
                 + w.position * (offset ** 2).sum(1) + w.drop * (offset > w.drop_margin_m).sum(1)
                 + w.reach * reach.sum(1) + w.action * (steps ** 2).sum((1, 2))

@@ -17,6 +17,7 @@ would have seen; on student-driven steps the two are checked equal).
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,16 +47,27 @@ class StudentArchitecture:
     history_length: int = 3
     point_center: tuple[float, float, float] = (0.05, 0.0, -0.04)    # palm frame, m: where objects sit
     point_scale: float = 10.0
+    residual: float = 0.0              # > 0: action = previous action + residual * tanh(net) (clipped to
+                                       # [-1, 1]), so "hold" is exact and the net only learns the change
 
     def __post_init__(self) -> None:
         if not self.point_widths or not self.hidden or min(*self.point_widths, *self.hidden) < 1:
             raise ValueError("student: point_widths and hidden need positive widths")
+        if not (math.isfinite(self.residual) and 0.0 <= self.residual <= 2.0):
+            raise ValueError(f"student: residual must be in [0, 2] (0 = off), got {self.residual}")
         if self.history_length < 1:
             raise ValueError("student: history_length must be >= 1 (the contract asks for previous actions)")
 
 
 class DistilledStudent(nn.Module):
-    """PointNetStudent with the joint normalisation folded in (the graph takes raw radians)."""
+    """PointNetStudent with the joint normalisation folded in (the graph takes raw radians).
+
+    With ``architecture.residual`` > 0 the graph adds the network's bounded output to
+    the last raw action of ``action_history`` (zeros after a reset, i.e. the default
+    pose, which is where an episode starts). An expert label moves a target by a few
+    hundredths of a radian per step; an absolute head must reproduce the held target to
+    that precision before it can express the move, a residual head holds it exactly.
+    """
 
     def __init__(self, architecture: StudentArchitecture, joint_mean: Sequence[float], joint_std: Sequence[float]):
         super().__init__()
@@ -70,7 +82,10 @@ class DistilledStudent(nn.Module):
     def forward(self, object_points: torch.Tensor, joint_positions: torch.Tensor, action_history: torch.Tensor,
                 goal_quaternion: torch.Tensor) -> torch.Tensor:
         joints = (joint_positions - self.joint_mean) * self.joint_inv_std
-        return self.net(object_points, joints, action_history, goal_quaternion)
+        action = self.net(object_points, joints, action_history, goal_quaternion)
+        if self.architecture.residual > 0:
+            action = torch.clamp(action_history[:, -1] + self.architecture.residual * action, -1.0, 1.0)
+        return action
 
 
 @dataclass(frozen=True)
@@ -163,7 +178,7 @@ def student_from_contract(contract: PolicyContract) -> DistilledStudent:
     architecture = StudentArchitecture(
         point_widths=tuple(arch["point_widths"]), hidden=tuple(arch["hidden"]),
         history_length=int(arch["history_length"]), point_center=tuple(arch["point_center"]),
-        point_scale=float(arch["point_scale"]))
+        point_scale=float(arch["point_scale"]), residual=float(arch.get("residual", 0.0)))
     return DistilledStudent(architecture, record["joint_mean"], record["joint_std"])
 
 

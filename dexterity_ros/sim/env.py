@@ -268,6 +268,7 @@ class ReorientEnv:
         self._backlash_position = start.copy()
         self._action_queue = deque([start.copy()] * self._rand.params.action_delay_steps, maxlen=None)
         self._applied_targets = start.copy()
+        self._commanded_targets = start.copy()     # the last action given to step() (before noise/delay)
         self._wrench = np.zeros(6)
         self._step = 0
         self._steps_since_goal = 0
@@ -405,6 +406,7 @@ class ReorientEnv:
         slot, scene, rand = self._slot, self.scene, self._rand
         m, d, p = slot.model, slot.data, rand.params
         action = np.clip(action, self.action_low, self.action_high)
+        self._commanded_targets = action.copy()
         noisy = action + p.action_bias
         noise = rand.action_noise()
         if noise is not None:
@@ -573,7 +575,8 @@ class ReorientEnv:
                "successes": self._successes, "done": self._done, "goal": self._goal.copy(),
                "distance": self._distance, "action_queue": [a.copy() for a in self._action_queue],
                "backlash_position": self._backlash_position.copy(),
-               "applied_targets": self._applied_targets.copy(), "wrench": self._wrench.copy(),
+               "applied_targets": self._applied_targets.copy(),
+               "commanded_targets": self._commanded_targets.copy(), "wrench": self._wrench.copy(),
                "freeze_left": self._freeze_left, "last_obs": self._last_obs, "clock_ns": self._clock_ns,
                "streams": copy.deepcopy(self._rand.stream_states()),
                "task_rng": copy.deepcopy(self._task_rng.bit_generator.state)}
@@ -597,6 +600,7 @@ class ReorientEnv:
         self._action_queue = deque(a.copy() for a in e["action_queue"])
         self._backlash_position = e["backlash_position"].copy()
         self._applied_targets = e["applied_targets"].copy()
+        self._commanded_targets = e.get("commanded_targets", e["applied_targets"]).copy()
         self._wrench = e["wrench"].copy()
         self._freeze_left, self._last_obs, self._clock_ns = e["freeze_left"], e["last_obs"], e["clock_ns"]
         self._rand.restore_streams(copy.deepcopy(e["streams"]))
