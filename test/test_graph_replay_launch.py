@@ -59,7 +59,18 @@ def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
     assert code == 0, handle.output[-3000:]
     assert report.frames == frames_in_bag, report.lines()
     assert report.clouds >= 0.5 * frames_in_bag, report.lines()      # frames without the object give none
-    assert len(targets) == report.targets == report.clouds and len(commands) > 100, (len(targets), report.lines())
+    # every cloud the student receives gives a target, except those it says on /diagnostics it
+    # passed over (a newer cloud came while it waited for the joint state, or stale inputs).
+    # Counted by the nodes themselves: clouds travel best-effort (sensor QoS), so an observer
+    # may miss one that the student got; targets are reliable, so the observer sees them all
+    published = int(report.diagnostic_value("segmentation", "clouds published count") or -1)
+    actions = int(report.diagnostic_value("student", "actions count") or -1)
+    passed_over = {k: int(report.diagnostic_value("student", f"{k} count") or 0) for k in ("skipped", "stale")}
+    assert published > 0 and actions > 0, ("diagnostics not received", report.lines())
+    assert len(targets) == report.targets == actions, (actions, report.lines())
+    assert actions + sum(passed_over.values()) <= published, (published, actions, passed_over)
+    assert actions >= 0.9 * published, (published, actions, passed_over, report.lines())
+    assert len(commands) > 100, report.lines()
 
     # protocol: names in the driver's slot order, positions only, inside the limits
     v4_names = list(profile.command_names)

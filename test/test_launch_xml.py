@@ -505,3 +505,33 @@ def test_respawn_and_stop_on_death(tmp_path):
     assert run_until_stopped(handle, duration=20, handle_signals=False) == 1
     assert time.monotonic() - started < 10
     assert handle.child("sleeper").returncode == -signal.SIGINT and handle.child("fails").returncode == 5
+
+
+RUN_NODE_SCRIPT = """
+import sys, rclpy
+from rclpy.node import Node
+from dexterity_ros.nodes.ros_common import run_node
+
+def make():
+    node = Node("run_node_probe")
+    def tick():
+        if sys.argv[1] == "after_shutdown":
+            rclpy.shutdown()          # what the SIGINT handler does, then rclpy raises while taking
+        raise RuntimeError("Unable to convert call argument '0' to Python object")
+    node.create_timer(0.05, tick)
+    return node
+
+sys.exit(run_node(make, args=[]))
+"""
+
+
+@pytest.mark.parametrize("when,code", [("after_shutdown", 0), ("while_running", 1)])
+def test_run_node_treats_an_error_after_shutdown_as_the_shutdown_and_any_other_as_a_crash(when, code):
+    """rclpy can raise from take_message when a signal shuts the context down mid-spin; that is the
+    requested shutdown (exit 0), while the same error with the context alive is a crash (exit 1)."""
+    done = subprocess.run([sys.executable, "-c", RUN_NODE_SCRIPT, when], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, done.stderr[-2000:]
+    if code:
+        assert "Traceback" in done.stderr and "Unable to convert" in done.stderr
+    else:
+        assert "shut down while spinning" in done.stderr and "Traceback" not in done.stderr

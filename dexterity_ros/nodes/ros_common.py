@@ -192,9 +192,15 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     except NodeExit as exc:
         print(f"[{'ERROR' if exc.code else 'INFO'}] {exc}", file=sys.stderr, flush=True)
         code = exc.code
-    except Exception:  # last resort: a crash must name its cause
-        traceback.print_exc()
-        code = 1
+    except Exception as exc:  # last resort: a crash must name its cause
+        if node is not None and not rclpy.ok():
+            # a signal shut the context down while the executor was taking a message: rclpy then
+            # raises from inside take_message (seen as "Unable to convert call argument"); that is
+            # the shutdown the signal asked for, not a crash of this node
+            print(f"[INFO] shut down while spinning ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        else:
+            traceback.print_exc()
+            code = 1
     finally:
         if node is not None:
             try:
