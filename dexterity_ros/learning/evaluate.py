@@ -76,11 +76,11 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
         for episode in range(episodes):
             env.reset(seed=stream + episode)
             for step in range(steps):
-                applied = expert.hold_targets(env.get_state().env)
+                held = expert.hold_targets(env.get_state().env)
                 plans = np.array([expert.act(env, noise_rng=np.random.default_rng([stream, episode, step, k]))
                                   for k in range(repeats)])
                 spread.append(plans.std(axis=0, ddof=1).mean())
-                change.append(np.abs(plans.mean(axis=0) - applied).mean())
+                change.append(np.abs(plans.mean(axis=0) - held).mean())
                 result = env.step(plans[0])
                 if result.terminated or result.truncated:
                     break
