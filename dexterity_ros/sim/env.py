@@ -600,7 +600,7 @@ class ReorientEnv:
         self._action_queue = deque(a.copy() for a in e["action_queue"])
         self._backlash_position = e["backlash_position"].copy()
         self._applied_targets = e["applied_targets"].copy()
-        self._commanded_targets = e.get("commanded_targets", e["applied_targets"]).copy()
+        self._commanded_targets = e["commanded_targets"].copy()
         self._wrench = e["wrench"].copy()
         self._freeze_left, self._last_obs, self._clock_ns = e["freeze_left"], e["last_obs"], e["clock_ns"]
         self._rand.restore_streams(copy.deepcopy(e["streams"]))
