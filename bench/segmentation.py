@@ -255,12 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     baselines = {"open3d": Open3DPipeline(config, args.voxel),
                  "open3d+hand": Open3DPipeline(config, args.voxel, remove_hand=True)}
 
-    # accuracy (untimed)
-    tally = {"ours": Tally(), "open3d": Tally(), "open3d+hand": Tally()}
+    # accuracy (untimed); "ours without regrow" shows what contact regrow adds
+    import dataclasses
+    no_regrow = ObjectCloudExtractor(dataclasses.replace(
+        config, contact_regrow=dataclasses.replace(config.contact_regrow, steps=0)))
+    regrow_added = {"object": 0, "other": 0}
+    tally = {"ours": Tally(), "ours without regrow": Tally(), "open3d": Tally(), "open3d+hand": Tally()}
     occlusion = []
     correction_mm = []
     for seq in sequences:
-        previous = None
+        previous = plain_previous = None
         for frame in seq:
             visible = visible_object_pixels(frame, config)
             result = ours.extract(frame["depth"], frame["intrinsics"], frame["extrinsic"], frame["joints"],
@@ -273,6 +277,13 @@ def main(argv: list[str] | None = None) -> int:
             grid[pixels.rows, pixels.cols] = True
             tally["ours"].add_pixels(result.object_mask, frame["labels"], visible & grid)
             tally["ours"].add_cloud(point_labels(result.points, frame) if result.ok else None)
+            plain = no_regrow.extract(frame["depth"], frame["intrinsics"], frame["extrinsic"], frame["joints"],
+                                      want_mask=True, previous_alignment=plain_previous)
+            plain_previous = plain.alignment
+            tally["ours without regrow"].add_pixels(plain.object_mask, frame["labels"], visible & grid)
+            added = result.object_mask & ~plain.object_mask
+            regrow_added["object"] += int(np.count_nonzero(added & (frame["labels"] == LABEL_OBJECT)))
+            regrow_added["other"] += int(np.count_nonzero(added & (frame["labels"] != LABEL_OBJECT)))
             for name, baseline in baselines.items():
                 kept, cloud_labels = baseline.traced(frame["depth"], frame["intrinsics"], frame["extrinsic"],
                                                      frame["joints"], frame["labels"])
@@ -325,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         acc = tally["ours" if name.startswith("ours") else name].row()
         print(f"{name:12s} {np.median(ms):7.2f} {np.quantile(ms, 0.99):7.2f} {np.median(cpu_ms):8.2f} "
               f"{np.quantile(cpu_ms, 0.99):8.2f} {acc}")
+    plain_p, plain_r = tally["ours without regrow"].precision_recall()
+    print(f"ours without contact regrow: pixel P {plain_p:.4f} R {plain_r:.4f}; regrow added "
+          f"{regrow_added['object']} object pixels and {regrow_added['other']} others")
     print("ours per stage, p50 / p99 ms: " + ", ".join(
         f"{stage} {np.median(ms):.2f} / {np.quantile(ms, 0.99):.2f}" for stage, ms in stages.items()))
     for clock, table in (("wall", times), ("cpu", cpu)):

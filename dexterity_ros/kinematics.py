@@ -97,6 +97,15 @@ class HandKinematics:
         skew = np.array([[[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]]
                          for a in (self._axis[i] for i in self._jointed)]).reshape(-1, 3, 3)
         self._skew, self._skew2 = skew, skew @ skew
+        self._offset_rot_all = np.array(self._offset_rot)
+        self._offset_pos_all = np.array(self._offset_pos)
+        n_links = len(self.link_names)
+        depth = [0] * n_links
+        for i in range(1, n_links):                           # parents come first (topological order)
+            depth[i] = depth[self._parent[i]] + 1
+        self._levels = [(np.array([i for i in range(n_links) if depth[i] == d], dtype=np.int64),
+                         np.array([self._parent[i] for i in range(n_links) if depth[i] == d], dtype=np.int64))
+                        for d in range(1, max(depth, default=0) + 1)]
         kinds = [s.kind == "box" for s in self._shapes]
         self._box_links = np.array([i for i, b in enumerate(kinds) if b], dtype=np.int64)
         self._cap_links = np.array([i for i, b in enumerate(kinds) if not b], dtype=np.int64)
@@ -116,15 +125,13 @@ class HandKinematics:
         rot[0] = np.eye(3)
         pos[0] = 0.0
         angle = q[self._jointed_q][:, None, None]            # Rodrigues for every joint at once
-        joint_rot = dict(zip(self._jointed.tolist(),
-                             np.eye(3) + np.sin(angle) * self._skew + (1 - np.cos(angle)) * self._skew2))
-        for i in range(1, n):
-            p = self._parent[i]
-            r_local = self._offset_rot[i]
-            if i in joint_rot:
-                r_local = r_local @ joint_rot[i]
-            rot[i] = rot[p] @ r_local
-            pos[i] = pos[p] + rot[p] @ self._offset_pos[i]
+        local = self._offset_rot_all.copy()
+        local[self._jointed] = local[self._jointed] @ (
+            np.eye(3) + np.sin(angle) * self._skew + (1 - np.cos(angle)) * self._skew2)
+        for links, parents in self._levels:                  # one batched step per tree depth
+            parent_rot = rot[parents]
+            rot[links] = parent_rot @ local[links]
+            pos[links] = pos[parents] + np.einsum("bij,bj->bi", parent_rot, self._offset_pos_all[links])
         return rot, pos
 
     def fingertip_positions(self, q: np.ndarray) -> np.ndarray:

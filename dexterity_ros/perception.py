@@ -73,11 +73,38 @@ class OutlierConfig:
 
     method: Literal["radius", "none"] = "radius"
     radius: float = 0.01
-    min_neighbors: int = 6
+    min_neighbors: int = 4
 
     def __post_init__(self) -> None:
         if self.radius <= 0 or self.min_neighbors < 0:
             raise ValueError("outlier radius must be > 0 and min_neighbors >= 0")
+
+
+@dataclass(frozen=True)
+class ContactRegrowConfig:
+    """Take back object pixels that hand removal dropped where the object touches the hand.
+
+    The hand model is off by millimetres per finger (joint-reading noise), so its
+    margin must be wide, and at a contact it swallows the object's points next to
+    the finger or the palm. A dropped pixel joins the object when a 4-neighbour on
+    the read pixel lattice is object and their depths differ by less than
+    ``max_depth_jump``; ``steps`` rounds, each growing one lattice step from the
+    previous round. Growth starts from object points with at least
+    ``min_seed_neighbors`` neighbours (the outlier filter's count), so a few hand
+    points outside the margin cannot grow back into their finger. A finger in
+    front of or beside the object is separated from it by a depth jump, so growth
+    stops there; at a contact it leaks up to ``steps`` pixels into the finger
+    (docs/perception.md measures how much).
+    """
+
+    steps: int = 3                 # 0 = off
+    max_depth_jump: float = 0.005  # m
+    min_seed_neighbors: int = 15   # in the outlier filter's neighbourhood: a stray hand point that survived
+                                   # the filter does not grow into its finger
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.max_depth_jump <= 0 or self.min_seed_neighbors < 0:
+            raise ValueError("contact_regrow: need steps >= 0, max_depth_jump > 0, min_seed_neighbors >= 0")
 
 
 @dataclass(frozen=True)
@@ -106,6 +133,7 @@ class PerceptionConfig:
     hand_margin: float = 0.004            # m, inflation of the shapes towards the camera and sideways
     hand_margin_behind: float = 0.0015    # m, inflation of the faces turned away from the camera
     hand_alignment: HandAlignmentConfig = field(default_factory=HandAlignmentConfig)
+    contact_regrow: ContactRegrowConfig = field(default_factory=ContactRegrowConfig)
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     table: TableConfig = field(default_factory=TableConfig)
     sampling: Literal["random", "fps"] = "random"
@@ -162,7 +190,7 @@ class PixelGrid:
     rows: slice                  # with step = stride
     cols: slice
     shape: tuple[int, int]       # of depth[rows, cols]
-    rays: np.ndarray             # (P, 3) float32: palm-frame point = depth * ray + origin
+    rays: np.ndarray             # (3, P) float32, a row per palm axis: point = depth * ray + origin
     origin: np.ndarray           # (3,) float32 camera position in the palm frame
     read_lo: np.ndarray          # (h, w) float32 depth interval inside the processing box
     read_hi: np.ndarray
@@ -248,7 +276,8 @@ class ObjectCloudExtractor:
         rays = cam_rays @ rot.T
         read_lo, read_hi = _box_depth_interval(rays, origin, box, cfg.min_depth, cfg.max_depth)
         ws_lo, ws_hi = _box_depth_interval(rays, origin, cfg.workspace, cfg.min_depth, cfg.max_depth)
-        self._pixels = PixelGrid(rows, cols, shape, rays.astype(np.float32), origin.astype(np.float32),
+        self._pixels = PixelGrid(rows, cols, shape, np.ascontiguousarray(rays.T, dtype=np.float32),
+                                 origin.astype(np.float32),
                                  read_lo.reshape(shape), read_hi.reshape(shape), ws_lo, ws_hi)
         self._pixels_key = key
         return self._pixels
@@ -300,17 +329,21 @@ class ObjectCloudExtractor:
         if depth.dtype != np.float32:
             depth = depth.astype(np.float32)
         pixels = self.pixel_grid(intrinsics, palm_from_camera)
-        window = depth[pixels.rows, pixels.cols]
-        read = (window >= pixels.read_lo) & (window <= pixels.read_hi)       # NaN/inf/0 fail both
+        window = np.ascontiguousarray(depth[pixels.rows, pixels.cols])
+        read = window >= pixels.read_lo                                      # NaN/inf/0 fail both
+        read &= window <= pixels.read_hi
         index = np.flatnonzero(read)
-        z = window[read]
-        pts = pixels.rays[index] * z[:, None]
-        pts += pixels.origin
+        z = window.ravel()[index]
+        coords = pixels.rays.take(index, axis=1)                             # (3, N): one row per axis is
+        coords *= z                                                          # the fast layout for numpy
+        coords += pixels.origin[:, None]
+        pts = coords.T
         counts["read_points"] = len(pts)
         in_workspace = (z >= pixels.workspace_lo[index]) & (z <= pixels.workspace_hi[index])
         timings["backproject"] = (time.perf_counter() - t0) * 1e3
 
         alignment = None
+        dropped = None                          # rows that hand removal dropped
         if cfg.remove_hand:
             t1 = time.perf_counter()
             shapes = self.kinematics.collision_shapes(q)
@@ -321,28 +354,40 @@ class ObjectCloudExtractor:
             timings["hand_alignment"] = (time.perf_counter() - t1) * 1e3
             t2 = time.perf_counter()
             ws_index = np.flatnonzero(in_workspace)
-            on_hand = hand_mask(shapes, pts[ws_index], pixels.origin.astype(np.float64), cfg.hand_margin,
-                                cfg.hand_margin_behind, self._hand_groups)
+            on_hand = hand_mask(shapes, coords.take(ws_index, axis=1).T, pixels.origin.astype(np.float64),
+                                cfg.hand_margin, cfg.hand_margin_behind, self._hand_groups)
             counts["in_workspace"] = len(ws_index)
             counts["hand_removed"] = int(on_hand.sum())
-            kept = ws_index[~on_hand]
+            kept, dropped = ws_index[~on_hand], ws_index[on_hand]
             timings["hand_removal"] = (time.perf_counter() - t2) * 1e3
         else:
             kept = np.flatnonzero(in_workspace)
             counts["in_workspace"] = len(kept)
-        pts, index = pts[kept], index[kept]
 
         t3 = time.perf_counter()
-        if cfg.table.enabled and len(pts) >= 3:
-            on_table = _ransac_plane(pts, cfg.table, np.random.default_rng(cfg.seed))
+        neighbours = None                       # per kept point, from the density filter
+        if cfg.table.enabled and len(kept) >= 3:
+            on_table = _ransac_plane(pts[kept], cfg.table, np.random.default_rng(cfg.seed))
             counts["table_removed"] = int(on_table.sum())
-            pts, index = pts[~on_table], index[~on_table]
-        if cfg.outlier.method == "radius" and len(pts):
-            dense = density_filter(pts, cfg.outlier.radius, cfg.outlier.min_neighbors)
+            kept = kept[~on_table]
+        if cfg.outlier.method == "radius" and len(kept):
+            neighbours = neighbour_counts(pts[kept], cfg.outlier.radius)
+            dense = neighbours >= cfg.outlier.min_neighbors
             counts["outliers_removed"] = int((~dense).sum())
-            pts, index = pts[dense], index[dense]
-        counts["object_points"] = len(pts)
+            kept, neighbours = kept[dense], neighbours[dense]
         timings["filter"] = (time.perf_counter() - t3) * 1e3
+        if cfg.contact_regrow.steps and dropped is not None and len(dropped) and len(kept):
+            t5 = time.perf_counter()     # after the filters: a stray point must not seed a patch of hand
+            if neighbours is None:
+                neighbours = neighbour_counts(pts[kept], cfg.outlier.radius)
+            seeds = kept[neighbours >= cfg.contact_regrow.min_seed_neighbors]
+            back = regrow_contacts(pixels.shape, index, z, seeds, dropped, cfg.contact_regrow)
+            kept = np.sort(np.concatenate([kept, dropped[back]]))
+            counts["contact_regrown"] = int(back.sum())
+            counts["hand_removed"] -= counts["contact_regrown"]
+            timings["contact_regrow"] = (time.perf_counter() - t5) * 1e3
+        pts, index = pts[kept], index[kept]
+        counts["object_points"] = len(pts)
 
         mask = None
         if want_mask:
@@ -456,6 +501,9 @@ def hand_mask(shapes: ShapeSet, points: np.ndarray, camera_position: np.ndarray,
         return inside
     if groups is None:
         groups = [(np.arange(len(shapes.box_half)), np.arange(len(shapes.capsule_radius)))]
+    groups = [(b, c) for b, c in groups if len(b) + len(c)]
+    if not groups:
+        return inside
     camera_position = np.asarray(camera_position, dtype=np.float64)
     big = max(margin, margin_behind)
     rot, centre, half = shapes.box_rotation, shapes.box_center, shapes.box_half
@@ -470,8 +518,10 @@ def hand_mask(shapes: ShapeSet, points: np.ndarray, camera_position: np.ndarray,
     cap_a, cap_b, radius = shapes.capsule_a, shapes.capsule_b, shapes.capsule_radius
     cap_lo = np.minimum(cap_a, cap_b) - (radius + big)[:, None]
     cap_hi = np.maximum(cap_a, cap_b) + (radius + big)[:, None]
-    lo = np.array([np.vstack([centre[b] - box_extent[b], cap_lo[c]]).min(axis=0) for b, c in groups])
-    hi = np.array([np.vstack([centre[b] + box_extent[b], cap_hi[c]]).max(axis=0) for b, c in groups])
+    order = np.concatenate([np.concatenate([b, len(half) + c]) for b, c in groups]).astype(np.int64)
+    starts = np.cumsum([0] + [len(b) + len(c) for b, c in groups[:-1]])
+    lo = np.minimum.reduceat(np.vstack([centre - box_extent, cap_lo])[order], starts, axis=0)
+    hi = np.maximum.reduceat(np.vstack([centre + box_extent, cap_hi])[order], starts, axis=0)
     coords = np.ascontiguousarray(points.T, dtype=np.float32)                   # (3, N)
     within = (coords[:, None, :] >= lo.T[:, :, None].astype(np.float32)) & \
              (coords[:, None, :] <= hi.T[:, :, None].astype(np.float32))
@@ -500,25 +550,63 @@ def hand_mask(shapes: ShapeSet, points: np.ndarray, camera_position: np.ndarray,
     return inside
 
 
+def regrow_contacts(grid_shape: tuple[int, int], grid_index: np.ndarray, depth: np.ndarray,
+                    object_rows: np.ndarray, dropped_rows: np.ndarray, config: ContactRegrowConfig) -> np.ndarray:
+    """Which dropped points join the object (bool per ``dropped_rows``); see ContactRegrowConfig.
+
+    ``grid_index``/``depth``: lattice index (row-major in ``grid_shape``) and depth
+    of every read point; ``object_rows``/``dropped_rows``: positions in those
+    arrays of the object points growth starts from and of those hand removal dropped.
+    Grows outwards from the object (the smaller set): each round looks at the
+    4-neighbours of the previous round's points only. The lattice is padded by
+    a blank row and column so neighbours never wrap.
+    """
+    height, width = grid_shape
+    padded_width = width + 1
+    cell = grid_index + grid_index // width + padded_width + 1
+    dropped_depth = np.full((height + 2) * padded_width + 1, np.nan, dtype=np.float32)   # NaN: not a dropped point
+    dropped_cells = cell[dropped_rows]
+    dropped_depth[dropped_cells] = depth[dropped_rows]
+    dropped_position = np.empty(len(dropped_depth), dtype=np.int64)
+    dropped_position[dropped_cells] = np.arange(len(dropped_rows))
+    offsets = np.array([1, -1, padded_width, -padded_width])
+    joined = np.zeros(len(dropped_rows), dtype=bool)
+    frontier, frontier_depth = cell[object_rows], depth[object_rows]
+    for _ in range(config.steps):
+        neighbour = (frontier[:, None] + offsets).ravel()
+        values = dropped_depth[neighbour]
+        joins = np.abs(values - np.repeat(frontier_depth, len(offsets))) < config.max_depth_jump   # NaN: False
+        if not joins.any():
+            break
+        frontier, frontier_depth = neighbour[joins], values[joins]
+        dropped_depth[frontier] = np.nan                   # joined once
+        joined[dropped_position[frontier]] = True
+    return joined
+
+
 # ------------------------------------------------------------------ filters and sampling
 def density_filter(points: np.ndarray, radius: float, min_neighbors: int) -> np.ndarray:
     """Keep points whose 3x3x3 neighbourhood of radius-sized voxels has >= min_neighbors others."""
+    return neighbour_counts(points, radius) >= min_neighbors
+
+
+def neighbour_counts(points: np.ndarray, radius: float) -> np.ndarray:
+    """Per point, how many other points share its 3x3x3 neighbourhood of radius-sized voxels."""
     if len(points) == 0:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.int64)
     cells = np.floor(points / radius).astype(np.int64)
     cells -= cells.min(axis=0) - 1
     dims = cells.max(axis=0) + 2
     keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
     unique, inverse, per_cell = np.unique(keys, return_inverse=True, return_counts=True)
     cumulative = np.concatenate([[0], np.cumsum(per_cell)])
-    total = np.zeros(len(unique), dtype=np.int64)
-    for dx in (-1, 0, 1):                      # the 3 z-neighbours of a column are one key range
-        for dy in (-1, 0, 1):
-            base = unique + (dx * dims[1] + dy) * dims[2]
-            first = np.searchsorted(unique, base - 1, side="left")
-            last = np.searchsorted(unique, base + 1, side="right")
-            total += cumulative[last] - cumulative[first]
-    return (total[inverse.reshape(-1)] - 1) >= min_neighbors
+    # the 3 z-neighbours of a column are one key range: 9 ranges per cell, all searched at once
+    shifts = np.array([(dx * dims[1] + dy) * dims[2] for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+    base = (unique[None, :] + shifts[:, None]).ravel()
+    first = np.searchsorted(unique, base - 1, side="left")
+    last = np.searchsorted(unique, base + 1, side="right")
+    total = (cumulative[last] - cumulative[first]).reshape(len(shifts), -1).sum(axis=0)
+    return total[inverse.reshape(-1)] - 1
 
 
 def sample_points(points: np.ndarray, n: int, method: str, seed: int) -> np.ndarray:

@@ -18,8 +18,9 @@ from dexterity_ros.geometry import TransformError, invert_transform, transform_p
 from dexterity_ros.hand_model import default_hand
 from dexterity_ros.kinematics import HandKinematics
 from dexterity_ros.paths import config_path
-from dexterity_ros.perception import (ObjectCloudExtractor, PerceptionConfig, density_filter,
-                                      extract_object_cloud, hand_mask, load_perception_config, sample_points)
+from dexterity_ros.perception import (ContactRegrowConfig, ObjectCloudExtractor, PerceptionConfig, density_filter,
+                                      extract_object_cloud, hand_mask, load_perception_config, regrow_contacts,
+                                      sample_points)
 
 INTR = Intrinsics(424, 240, 213.0, 213.0, 211.5, 119.5)
 EXTRINSIC = load_extrinsic(config_path("extrinsics.yaml")).matrix
@@ -233,6 +234,48 @@ def test_non_rigid_extrinsic_file_is_rejected(tmp_path: Path):
                    "translation: [0.4, 0.0, 0.14]\nrotation: [0.5, -0.6, -0.6, 0.4]\n")
     with pytest.raises(ConfigError, match="not a unit quaternion"):
         load_extrinsic(bad)
+
+
+def test_regrow_follows_continuous_depth_and_stops_at_a_jump():
+    """A 4 x 6 lattice: object in columns 0-1; dropped columns 2-3 continue its surface (+2 mm per
+    column), column 4 is a finger 3 cm nearer the camera, column 5 continues the object again but
+    is only reachable through the finger."""
+    height, width = 4, 6
+    rows, cols = np.mgrid[0:height, 0:width]
+    depth = (0.40 + 0.002 * cols).astype(np.float32)
+    depth[:, 4] = 0.37
+    index = (rows * width + cols).ravel()
+    depth = depth.ravel()
+    kind = cols.ravel()
+    object_rows, dropped_rows = np.flatnonzero(kind < 2), np.flatnonzero(kind >= 2)
+    regrow = lambda steps: kind[dropped_rows[regrow_contacts(  # noqa: E731
+        (height, width), index, depth, object_rows, dropped_rows, ContactRegrowConfig(steps, 0.005))]]
+    assert sorted(set(regrow(1))) == [2]                         # one lattice step per round
+    assert sorted(set(regrow(2))) == [2, 3]
+    assert sorted(set(regrow(5))) == [2, 3]                      # never across the depth jump
+    assert len(regrow(2)) == 2 * height
+    assert not regrow(0).size
+
+
+def test_regrow_does_not_wrap_around_lattice_rows():
+    """Object at the end of row 0 must not reach the start of row 1 (adjacent in memory only)."""
+    width = 5
+    index = np.array([4, 5])                                     # (row 0, col 4) and (row 1, col 0)
+    depth = np.array([0.4, 0.4], dtype=np.float32)
+    joined = regrow_contacts((2, width), index, depth, np.array([0]), np.array([1]), ContactRegrowConfig(3, 0.005))
+    assert not joined.any()
+    below = regrow_contacts((2, width), np.array([4, 9]), depth, np.array([0]), np.array([1]),
+                            ContactRegrowConfig(1, 0.005))
+    assert below.all()                                           # (row 1, col 4) is a true neighbour
+
+
+def test_contact_regrow_config_is_checked():
+    with pytest.raises(ValueError, match="contact_regrow"):
+        ContactRegrowConfig(steps=-1)
+    with pytest.raises(ValueError, match="contact_regrow"):
+        ContactRegrowConfig(max_depth_jump=0.0)
+    with pytest.raises(ConfigError):
+        from_dict(PerceptionConfig, {"contact_regrow": {"steps": 2, "jump": 0.005}})
 
 
 # ------------------------------------------------------------------ building blocks

@@ -64,6 +64,12 @@ def test_good_frame_gives_cloud_and_static_transform(graph):
     assert cloud.header.frame_id == topics.PALM_FRAME
     assert pts.shape == (512, 3)
     assert np.all(np.max(np.abs(pts - OBJECT_CENTER), axis=1) < OBJECT_HALF + 0.004)
+    # the operator sees what became of the frame's points
+    def points_value():
+        return [kv.value for arr in diags for s in arr.status if "segmentation" in s.name
+                for kv in s.values if kv.key == "last frame points"]
+    assert probe.wait_for(lambda: points_value(), 10), node.output[-2000:]
+    assert "object" in points_value()[-1] and "hand removed" in points_value()[-1]
 
 
 @pytest.mark.parametrize("case, expect", [

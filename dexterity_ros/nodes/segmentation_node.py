@@ -165,6 +165,11 @@ class SegmentationNode(DexterityNode):
             return
         self.health.latency("segmentation", result.timings_ms["total"])
         self.report_alignment(result.alignment)
+        counts = result.counts
+        self.health.set_value("last frame points",
+                              f"{counts.get('object_points', 0)} object, {counts.get('hand_removed', 0)} hand "
+                              f"removed, {counts.get('contact_regrown', 0)} taken back at contacts, "
+                              f"{counts.get('outliers_removed', 0)} outliers")
         if not result.ok:
             if frame.invalid_values:
                 self.bad_input("no object (NaN/inf depth)",
