@@ -5,9 +5,10 @@
 
 The segmentation issue asks for precision and recall >= 0.95 AND recall at least
 that of a straightforward Open3D pipeline, which keeps the hand (its recall only
-loses the statistical outlier removal). Any pipeline that removes the hand also
-drops the object's points that lie within the margin of a finger or the palm.
-This script measures that trade-off on the frames of bench/segmentation.py
+loses the statistical outlier removal). Removing the hand also drops the object's
+points within the margin of a finger or the palm (contact regrow takes back those
+that continue the object's surface; it needs a margin that keeps the hand's own
+points out). This script measures that trade-off on the frames of bench/segmentation.py
 (same renderer, labels and recall definition), for each ``front/behind`` margin
 (mm: ``hand_margin`` / ``hand_margin_behind``), two ways:
 
