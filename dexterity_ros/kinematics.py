@@ -84,8 +84,8 @@ class HandKinematics:
         self.link_names = ("palm",) + tuple(l.name for l in self.hand.links)
         index = {name: i for i, name in enumerate(self.link_names)}
         self._parent = np.array([-1] + [index[l.parent] for l in self.hand.links])
-        self._offset_rot = [np.eye(3)] + [quat_to_matrix(l.quat) for l in self.hand.links]
-        self._offset_pos = [np.zeros(3)] + [np.array(l.pos) for l in self.hand.links]
+        self._offset_rot = np.array([np.eye(3)] + [quat_to_matrix(l.quat) for l in self.hand.links])
+        self._offset_pos = np.array([np.zeros(3)] + [np.array(l.pos, dtype=np.float64) for l in self.hand.links])
         self._joint_of_link = [-1] + [
             self.hand.joint_index(l.joint) if l.joint else -1 for l in self.hand.links]
         self._axis = [None] + [np.array(l.axis) / np.linalg.norm(l.axis) if l.axis else None
@@ -97,8 +97,6 @@ class HandKinematics:
         skew = np.array([[[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]]
                          for a in (self._axis[i] for i in self._jointed)]).reshape(-1, 3, 3)
         self._skew, self._skew2 = skew, skew @ skew
-        self._offset_rot_all = np.array(self._offset_rot)
-        self._offset_pos_all = np.array(self._offset_pos)
         n_links = len(self.link_names)
         depth = [0] * n_links
         for i in range(1, n_links):                           # parents come first (topological order)
@@ -125,13 +123,13 @@ class HandKinematics:
         rot[0] = np.eye(3)
         pos[0] = 0.0
         angle = q[self._jointed_q][:, None, None]            # Rodrigues for every joint at once
-        local = self._offset_rot_all.copy()
+        local = self._offset_rot.copy()
         local[self._jointed] = local[self._jointed] @ (
             np.eye(3) + np.sin(angle) * self._skew + (1 - np.cos(angle)) * self._skew2)
         for links, parents in self._levels:                  # one batched step per tree depth
             parent_rot = rot[parents]
             rot[links] = parent_rot @ local[links]
-            pos[links] = pos[parents] + np.einsum("bij,bj->bi", parent_rot, self._offset_pos_all[links])
+            pos[links] = pos[parents] + np.einsum("bij,bj->bi", parent_rot, self._offset_pos[links])
         return rot, pos
 
     def fingertip_positions(self, q: np.ndarray) -> np.ndarray:
