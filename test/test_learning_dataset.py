@@ -160,3 +160,48 @@ def test_residual_student_adds_its_bounded_output_to_the_last_action_in_the_grap
         np.testing.assert_allclose(rebuilt(points, joints, history, goal).numpy(), moved.numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="residual"):
         StudentArchitecture(residual=-0.1)
+
+
+def test_goal_object_student_encodes_the_goal_as_that_objects_points_turned_to_it(tmp_path):
+    """goal_object: the graph turns the object's canonical points by the goal quaternion (the runtime's
+    goal_points rule) and encodes them; the contract still takes the quaternion, so nothing else changes."""
+    import torch
+
+    from dexterity_ros.geometry import quat_to_matrix
+    from dexterity_ros.learning.student import GOAL_POINTS, quaternion_to_matrix
+    from dexterity_ros.sim.objects import canonical_points
+
+    rng = np.random.default_rng(11)
+    quats = rng.normal(size=(6, 4))
+    np.testing.assert_allclose(quaternion_to_matrix(torch.from_numpy(quats)).numpy(), quat_to_matrix(quats),
+                               atol=1e-12)
+    architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), residual=0.5, goal_object="cuboid_flat")
+    module, contract = build_student(architecture, START_POSE, seed=5)
+    assert [s.meaning for s in contract.inputs][-1] == "goal_quaternion" and contract.goal.representation == "quaternion"
+    expected_points = canonical_points("cuboid_flat", GOAL_POINTS) @ quat_to_matrix(quats[0]).T
+    seen = {}
+
+    def keep_goal_input(_module, args, _output) -> None:
+        seen.setdefault("goal", args[0])
+
+    module.net.goal_encoder.register_forward_hook(keep_goal_input)
+    points = torch.from_numpy(rng.normal([0.05, 0, -0.04], 0.02, (1, 512, 3)).astype(np.float32))
+    joints = torch.from_numpy(START_POSE[None].astype(np.float32))
+    history = torch.from_numpy(rng.uniform(-0.5, 0.5, (1, 3, J)).astype(np.float32))
+    goal = torch.from_numpy(quats[:1].astype(np.float32))
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.01)
+        action = module(points, joints, history, goal).numpy()
+        turned = module(points, joints, history, torch.from_numpy(quats[1:2].astype(np.float32))).numpy()
+    scale = module.net.point_scale
+    np.testing.assert_allclose(seen["goal"].numpy()[0] / scale, expected_points, atol=1e-5)
+    assert not np.allclose(action, turned)                # the goal reaches the action
+    path = tmp_path / "goal_object.onnx"
+    assert export_policy(module, contract, path).max_abs_diff <= 1e-5
+    rebuilt, _ = load_torch_student(path)
+    assert rebuilt.architecture.goal_object == "cuboid_flat"
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(points, joints, history, goal).numpy(), action, atol=1e-6)
+    with pytest.raises(ValueError, match="teapot"):
+        StudentArchitecture(goal_object="teapot")

@@ -168,6 +168,26 @@ def test_task_section_changes_the_run_sim_config_and_rejects_unknown_keys(tmp_pa
         load_distill_config(bounds).build_sim_config()
 
 
+def test_objects_restrict_the_run_to_a_subset_of_the_sim_configs_objects(tmp_path):
+    from dexterity_ros.learning.config import load_distill_config
+
+    one = tmp_path / "one.yaml"
+    one.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  objects: [cuboid_flat]"))
+    assert load_distill_config(one).build_sim_config().objects == ("cuboid_flat",)
+    assert len(load_distill_config("config/distill_small.yaml").build_sim_config().objects) == 7
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  objects: [teapot]"))
+    with pytest.raises(ValueError, match="teapot"):
+        load_distill_config(unknown).build_sim_config()
+    mismatch = tmp_path / "mismatch.yaml"        # a goal_object student is a model of that object only
+    mismatch.write_text(TINY.replace("hidden: [64, 64]}", "hidden: [64, 64], goal_object: cuboid_flat}"))
+    with pytest.raises(ValueError, match="goal_object"):
+        load_distill_config(mismatch)
+    config = load_distill_config("config/distill_rotate_one.yaml")
+    assert config.objects == ["cuboid_flat"] and config.student.goal_object == "cuboid_flat"
+    assert config.expert.common_noise
+
+
 def test_label_noise_cli_measures_the_spread_between_plans_of_one_state(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY)
@@ -190,11 +210,14 @@ def test_options_added_later_change_the_digest_only_when_used():
     from dexterity_ros.learning.config import load_distill_config
 
     base = load_distill_config("config/distill_small.yaml")
-    assert base.digest() == replace(base, expert=replace(base.expert, plans_per_action=1, hold="applied"),
-                                    student=replace(base.student, residual=0.0)).digest()
+    assert base.digest() == replace(base, expert=replace(base.expert, plans_per_action=1, hold="applied",
+                                                         common_noise=False),
+                                    student=replace(base.student, residual=0.0), objects=[]).digest()
     changed = {replace(base, expert=replace(base.expert, plans_per_action=2)).digest(),
                replace(base, expert=replace(base.expert, hold="commanded")).digest(),
+               replace(base, expert=replace(base.expert, common_noise=True)).digest(),
                replace(base, student=replace(base.student, residual=0.5)).digest(),
-               replace(base, task=replace(base.task, goal_axis="palm_normal")).digest()}
-    assert len(changed) == 4 and base.digest() not in changed
+               replace(base, task=replace(base.task, goal_axis="palm_normal")).digest(),
+               replace(base, objects=["cuboid_flat"]).digest()}
+    assert len(changed) == 6 and base.digest() not in changed
     assert base.digest() != replace(base, expert=replace(base.expert, num_samples=17)).digest()

@@ -100,6 +100,26 @@ def test_plans_per_action_averages_independent_plans_of_the_same_state():
     env.close()
 
 
+def test_common_noise_makes_the_action_a_function_of_the_state_alone():
+    """Common random numbers: planning the same state again, or from a fresh expert after other plans,
+    gives the same action (no label noise); with fresh noise every plan differs."""
+    env = ReorientEnv()
+    env.reset(seed=25)
+    common = SamplingExpert(ExpertConfig(num_samples=8, horizon_steps=4, common_noise=True))
+    fresh = SamplingExpert(ExpertConfig(num_samples=8, horizon_steps=4))
+    first = common.act(env)
+    np.testing.assert_array_equal(first, common.act(env))
+    assert not np.array_equal(fresh.act(env), fresh.act(env))
+    env.step(first)
+    later = common.act(env)                     # another state: another action
+    assert not np.allclose(later, first)
+    other = SamplingExpert(ExpertConfig(num_samples=8, horizon_steps=4, common_noise=True))
+    np.testing.assert_array_equal(other.act(env), later)
+    for expert in (common, fresh, other):
+        expert.close()
+    env.close()
+
+
 def test_hold_repeats_the_applied_or_the_commanded_targets():
     """With no sampling noise every candidate is "hold": the action is exactly what hold repeats.
     'applied' carries the episode's action bias and noise (plans drift with them), 'commanded' does not."""

@@ -53,7 +53,8 @@ class TaskOverrides:
 # (section, key) -> the default that reproduces the behaviour from before the option existed;
 # key None: the whole section
 LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per_action"): 1,
-                 ("expert", "hold"): "applied", ("student", "residual"): 0.0}
+                 ("expert", "hold"): "applied", ("student", "residual"): 0.0, ("objects", None): [],
+                 ("expert", "common_noise"): False, ("student", "goal_object"): ""}
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class DistillConfig:
     sim_config: str = ""                 # empty: config/sim.yaml
     randomization: str = ""              # empty: config/randomization.yaml
     task: TaskOverrides = field(default_factory=TaskOverrides)
+    objects: list[str] = field(default_factory=list)   # empty: the sim config's objects; else a subset of them
     episode_steps: int = 96              # max steps per training episode
     bc_baseline: bool = True             # also train BC students with DAgger's label counts
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
@@ -77,6 +79,9 @@ class DistillConfig:
             raise ValueError("episode_steps must be >= 1")
         if self.evaluation.seed == self.seed:
             raise ValueError(f"evaluation.seed must differ from seed ({self.seed}): held-out seeds must be disjoint")
+        if self.student.goal_object and list(self.objects) != [self.student.goal_object]:
+            raise ValueError(f"student.goal_object {self.student.goal_object!r} makes a model for that object only: "
+                             f"set objects: [{self.student.goal_object}] (got {list(self.objects)})")
 
     def digest(self, ignore: tuple[str, ...] = ("workers",)) -> str:
         """Identity of everything that changes results (the worker count does not).
@@ -99,9 +104,15 @@ class DistillConfig:
         return _config_file(self.sim_config)
 
     def build_sim_config(self):
-        """The SimConfig every episode of this run uses: the sim config file plus ``task``."""
+        """The SimConfig every episode of this run uses: the sim config file plus ``task`` and ``objects``."""
         from ..sim.sim_config import as_sim_config
-        return self.task.apply(as_sim_config(self.sim_config_value()))
+        sim_config = self.task.apply(as_sim_config(self.sim_config_value()))
+        if self.objects:
+            unknown = sorted(set(self.objects) - set(sim_config.objects))
+            if unknown:
+                raise ValueError(f"distill.objects: {unknown} not among the sim config's objects {list(sim_config.objects)}")
+            sim_config = sim_config.with_overrides(objects=tuple(self.objects))
+        return sim_config
 
     def randomization_value(self):
         return _config_file(self.randomization)

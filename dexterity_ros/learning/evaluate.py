@@ -60,6 +60,8 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
     fit), ``mean_change_rad`` (|mean of the plans - the targets "hold" repeats|, per
     joint: the systematic part, plus label_std / sqrt(repeats) of leftover noise)
     and ``leftover_noise_rad`` (that expected leftover, E|N(0, std^2 / repeats)|).
+    With ``expert.common_noise`` the expert's own labels do not vary at all; this
+    then measures how much a label depends on which noise table was drawn.
     """
     import numpy as np
 

@@ -11,6 +11,9 @@ With ``plans_per_action`` = k, k such plans are made independently from the
 same state and averaged: a single plan's weights concentrate on its few best
 samples, so two plans of one state differ by ~0.16 rad per joint (measured,
 ``dexterity-ros evaluate --label-noise``); averaging shrinks that as 1/sqrt(k).
+With ``common_noise`` every control step reuses one fixed table of sampling noise
+(common random numbers), so a label has no noise at all: it is a deterministic
+function of the state, continuous wherever the cost-weighted average is.
 The nominal is "hold" — repeat the targets applied now (``hold: applied``) or
 the last command (``hold: commanded``: the applied targets also carry the
 episode's action bias, noise, delay and backlash, which plans around them
@@ -103,6 +106,9 @@ class ExpertConfig:
     temperature: float = 0.5           # MPPI only: cost temperature
     plans_per_action: int = 1          # independent plans averaged into one action: the label noise of
                                        # a single plan falls as 1/sqrt(k), at k times the planning cost
+    common_noise: bool = False         # True: the same sampling noise at every control step (common random
+                                       # numbers, drawn once from ``seed``), so the action is a deterministic
+                                       # function of the state: nearby states get nearby labels, no label noise
     planner_substeps: int = 10         # physics steps per policy step in the planner (env: 42)
     solver_iterations: int = 10        # planner model (env: config/sim.yaml physics)
     line_search_iterations: int = 5
@@ -147,6 +153,7 @@ class SamplingExpert:
         self._compiled: dict[str, mujoco.MjModel] = {}
         self._episode_key: tuple | None = None
         self._rng = np.random.default_rng(self.config.seed)
+        self._common: np.ndarray | None = None
 
     # ------------------------------------------------------------------ episode setup
     def reset(self, env: ReorientEnv) -> None:
@@ -184,6 +191,10 @@ class SamplingExpert:
         self._anchor: np.ndarray | None = None
         self._episode_key = (env.seed, env.episode)
         self._rng = np.random.default_rng([c.seed, env.seed & 0xFFFFFFFF, env.episode])
+        self._common = (np.random.default_rng([c.seed, 0xC0])
+                        .normal(0.0, 1.0, size=(c.plans_per_action, c.iterations, c.num_samples - 2, c.num_knots,
+                                                len(self._lower)))
+                        if c.common_noise else None)
         self.last_costs: np.ndarray | None = None
 
     def _planner_model(self, env: ReorientEnv) -> mujoco.MjModel:
@@ -252,12 +263,15 @@ class SamplingExpert:
             start = np.repeat(held[None], c.num_knots, 0)
         anchor = held if c.anchored else None
         plans = []
-        for _ in range(c.plans_per_action):     # independent plans from the same start, averaged
+        for plan_index in range(c.plans_per_action):     # independent plans from the same start, averaged
             nominal = start
-            for _ in range(c.iterations):
+            for round_index in range(c.iterations):
                 knots = np.repeat(nominal[None], c.num_samples, axis=0)
                 knots[1] = held[None]
-                noise = (noise_rng or self._rng).normal(0.0, 1.0, size=knots[2:].shape)
+                if self._common is not None and noise_rng is None:
+                    noise = self._common[plan_index, round_index]
+                else:
+                    noise = (noise_rng or self._rng).normal(0.0, 1.0, size=knots[2:].shape)
                 scale = np.full(len(noise), c.noise_std)
                 if c.fine_noise_std > 0:
                     scale[len(noise) // 2:] = c.fine_noise_std

@@ -35,6 +35,7 @@ from ..policy.runtime import RuntimeOptions, normalize_goal
 from ..topics import PALM_FRAME
 
 ACTION_SCALE_MARGIN = 1.02          # labels stay inside (-1, 1): tanh can reach them
+GOAL_POINTS = 64                    # canonical points of ``goal_object`` the graph rotates to the goal
 PROVENANCE_KEY = "distilled_student"
 
 
@@ -49,6 +50,11 @@ class StudentArchitecture:
     point_scale: float = 10.0
     residual: float = 0.0              # > 0: action = previous action + residual * tanh(net) (clipped to
                                        # [-1, 1]), so "hold" is exact and the net only learns the change
+    goal_object: str = ""              # "": the goal quaternion enters the MLP as 4 numbers. An object name:
+                                       # the graph rotates that object's canonical points to the goal and
+                                       # encodes them with a second PointNet (the goal as the object would
+                                       # look there, compared point set to point set with the observed cloud);
+                                       # the model is then specific to that object
 
     def __post_init__(self) -> None:
         if not self.point_widths or not self.hidden or min(*self.point_widths, *self.hidden) < 1:
@@ -57,6 +63,10 @@ class StudentArchitecture:
             raise ValueError(f"student: residual must be in [0, 2] (0 = off), got {self.residual}")
         if self.history_length < 1:
             raise ValueError("student: history_length must be >= 1 (the contract asks for previous actions)")
+        if self.goal_object:
+            from ..sim.objects import object_names
+            if self.goal_object not in object_names():
+                raise ValueError(f"student: goal_object {self.goal_object!r} is not one of {list(object_names())}")
 
 
 class DistilledStudent(nn.Module):
@@ -73,19 +83,37 @@ class DistilledStudent(nn.Module):
         super().__init__()
         a = architecture
         self.architecture = a
-        self.net = PointNetStudent(num_joints=len(joint_mean), history_length=a.history_length, goal_points=0,
-                                   point_widths=a.point_widths, hidden=a.hidden, recurrent_size=0,
-                                   point_center=a.point_center, point_scale=a.point_scale)
+        goal_points = GOAL_POINTS if a.goal_object else 0
+        self.net = PointNetStudent(num_joints=len(joint_mean), history_length=a.history_length,
+                                   goal_points=goal_points, point_widths=a.point_widths, hidden=a.hidden,
+                                   recurrent_size=0, point_center=a.point_center, point_scale=a.point_scale)
         self.register_buffer("joint_mean", torch.tensor(joint_mean, dtype=torch.float32))
         self.register_buffer("joint_inv_std", 1.0 / torch.tensor(joint_std, dtype=torch.float32))
+        if a.goal_object:
+            from ..sim.objects import canonical_points
+            points = np.array(canonical_points(a.goal_object, GOAL_POINTS), dtype=np.float32)
+            self.register_buffer("goal_canonical_points", torch.from_numpy(points))
 
     def forward(self, object_points: torch.Tensor, joint_positions: torch.Tensor, action_history: torch.Tensor,
                 goal_quaternion: torch.Tensor) -> torch.Tensor:
         joints = (joint_positions - self.joint_mean) * self.joint_inv_std
-        action = self.net(object_points, joints, action_history, goal_quaternion)
+        goal = goal_quaternion
+        if self.architecture.goal_object:           # the object's points in the goal orientation (palm frame)
+            goal = self.goal_canonical_points @ quaternion_to_matrix(goal_quaternion).transpose(1, 2)
+        action = self.net(object_points, joints, action_history, goal)
         if self.architecture.residual > 0:
             action = torch.clamp(action_history[:, -1] + self.architecture.residual * action, -1.0, 1.0)
         return action
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """(B, 4) quaternions (w, x, y, z) -> (B, 3, 3) rotations (as geometry.quat_to_matrix; exportable ops)."""
+    q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    rows = [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]
+    return torch.stack(rows, dim=1).reshape(-1, 3, 3)
 
 
 @dataclass(frozen=True)
@@ -139,7 +167,9 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
         TensorSpec("action_history", (1, h, joints), "action_history",
                    description="previous raw actions, oldest first (zeros after a reset)"),
         TensorSpec("goal_quaternion", (1, 4), "goal_quaternion",
-                   description="goal orientation (w, x, y, z) in the palm frame"),
+                   description="goal orientation (w, x, y, z) in the palm frame"
+                   + (f"; the graph turns {architecture.goal_object}'s canonical points to it"
+                      if architecture.goal_object else "")),
     )
     outputs = (TensorSpec("action", (1, joints), "action",
                           description="absolute: target = default_joint_pos + action_scale * action"),)
@@ -178,7 +208,8 @@ def student_from_contract(contract: PolicyContract) -> DistilledStudent:
     architecture = StudentArchitecture(
         point_widths=tuple(arch["point_widths"]), hidden=tuple(arch["hidden"]),
         history_length=int(arch["history_length"]), point_center=tuple(arch["point_center"]),
-        point_scale=float(arch["point_scale"]), residual=float(arch.get("residual", 0.0)))
+        point_scale=float(arch["point_scale"]), residual=float(arch.get("residual", 0.0)),
+        goal_object=str(arch.get("goal_object", "")))
     return DistilledStudent(architecture, record["joint_mean"], record["joint_std"])
 
 
