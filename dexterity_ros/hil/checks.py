@@ -251,6 +251,18 @@ def last_before(times_ns: Sequence[int], t_ns: int) -> int | None:
     return times_ns[i] if i >= 0 else None
 
 
+def largest_gap(times_ns: Sequence[int], start_ns: int, end_ns: int) -> tuple[float, int | None]:
+    """The longest silence (s) between consecutive sorted ``times_ns`` within [start, end], and when it ended."""
+    lo = max(bisect.bisect_left(times_ns, start_ns) - 1, 0)
+    hi = bisect.bisect_right(times_ns, end_ns)
+    window = times_ns[lo:hi]
+    gaps = [(b - a, b) for a, b in zip(window, window[1:])]
+    if not gaps:
+        return 0.0, None
+    gap, ended = max(gaps)
+    return gap * 1e-9, ended
+
+
 def count_between(times_ns: Sequence[int], start_ns: int, end_ns: int) -> int:
     """How many of the sorted ``times_ns`` lie in [start, end)."""
     return bisect.bisect_left(times_ns, end_ns) - bisect.bisect_left(times_ns, start_ns)

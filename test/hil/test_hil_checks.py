@@ -9,7 +9,7 @@ from dexterity_ros import conversions, topics
 from dexterity_ros.hand.safety import SafetyLimits, load_safety_tables
 from dexterity_ros.hand_model import default_hand
 from dexterity_ros.hil.checks import (CommandLimitCheck, ObservedMessage, StateTimeline, Verdict, audit_recording,
-                                      backward_jumps)
+                                      backward_jumps, largest_gap)
 from dexterity_ros.hil.faults import CameraFaults, FramePipeline
 from dexterity_ros.hil.monitor import cdr_stamp_ns
 
@@ -280,3 +280,16 @@ def test_joint_buffer_starts_over_when_time_jumps_back():
     assert nearest.stamp_ns == 5 * 10**7 and nearest.positions[0] == 2.0
     buffer.add(9 * 10**7 - 10**8, np.zeros(16))      # a slightly late sample is not a jump
     assert buffer.nearest(9 * 10**7).positions[0] == 2.0
+
+
+def test_largest_gap_finds_the_longest_silence_around_a_window():
+    """A stalled sender (no commands for 3 s) is told from normal 10 ms spacing; a gap that began
+    before the window still counts, one wholly outside it does not."""
+    ms = 1_000_000
+    times = [i * 10 * ms for i in range(100)] + [4000 * ms + i * 10 * ms for i in range(50)]   # 990 ms -> 4000 ms
+    gap, ended = largest_gap(times, 500 * ms, 4200 * ms)
+    assert gap == pytest.approx(3.01) and ended == 4000 * ms
+    assert largest_gap(times, 2000 * ms, 4200 * ms) == (pytest.approx(3.01), 4000 * ms)      # began before the window
+    gap, _ = largest_gap(times, 100 * ms, 500 * ms)
+    assert gap == pytest.approx(0.01)
+    assert largest_gap([], 0, 10) == (0.0, None) and largest_gap([5], 0, 10) == (0.0, None)
