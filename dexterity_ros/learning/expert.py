@@ -191,10 +191,9 @@ class SamplingExpert:
         self._anchor: np.ndarray | None = None
         self._episode_key = (env.seed, env.episode)
         self._rng = np.random.default_rng([c.seed, env.seed & 0xFFFFFFFF, env.episode])
-        self._common = (np.random.default_rng([c.seed, 0xC0])
-                        .normal(0.0, 1.0, size=(c.plans_per_action, c.iterations, c.num_samples - 2, c.num_knots,
-                                                len(self._lower)))
-                        if c.common_noise else None)
+        if c.common_noise and self._common is None:     # drawn once: the same table for every episode
+            self._common = np.random.default_rng([c.seed, 0xC0]).normal(
+                0.0, 1.0, size=(c.plans_per_action, c.iterations, c.num_samples - 2, c.num_knots, len(self._lower)))
         self.last_costs: np.ndarray | None = None
 
     def _planner_model(self, env: ReorientEnv) -> mujoco.MjModel:
