@@ -89,13 +89,16 @@ def test_action_mapping_round_trips_through_the_runtime(tmp_path):
     np.testing.assert_array_equal(same.scale, mapping.scale)
 
 
-def test_student_inputs_mirror_the_runtime_feeds_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("joint_position_history", [False, True])
+def test_student_inputs_mirror_the_runtime_feeds_bit_for_bit(tmp_path, joint_position_history):
     """Over first step, steady steps, a new goal, a gap and time going backwards."""
-    module, contract = build_student(StudentArchitecture(point_widths=(8, 16), hidden=(32,)), START_POSE, seed=2)
+    architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), joint_position_history=joint_position_history)
+    module, contract = build_student(architecture, START_POSE, seed=2)
     path = tmp_path / "student.onnx"
     export_policy(module, contract, path)
     runtime = PolicyRuntime(path)
-    inputs = StudentInputs(contract.history.length, J)
+    inputs = StudentInputs(contract.history.length, J, joint_position_history=joint_position_history)
+    assert ("joint_position_history" in {s.meaning for s in contract.inputs}) == joint_position_history
     rng = np.random.default_rng(5)
     goal_a, goal_b = np.array([0.3, -0.5, 0.1, 0.8]), np.array([-0.2, 0.1, 0.9, 0.3])
     period = 83_333_333
@@ -112,6 +115,7 @@ def test_student_inputs_mirror_the_runtime_feeds_bit_for_bit(tmp_path):
         assert set(mine) == set(runtime.last_inputs)
         for name in mine:
             np.testing.assert_array_equal(mine[name], runtime.last_inputs[name], err_msg=name)
+        np.testing.assert_array_equal(inputs.joint_window()[-1], q.astype(np.float32))   # kept either way
         inputs.commit(out.action)
     assert resets[0] and resets[6] == "new goal" and resets[8] and resets[9]    # first, goal, gap, backwards
     assert sum(r is not None for r in resets) == 4
@@ -205,3 +209,64 @@ def test_goal_object_student_encodes_the_goal_as_that_objects_points_turned_to_i
         np.testing.assert_allclose(rebuilt(points, joints, history, goal).numpy(), action, atol=1e-6)
     with pytest.raises(ValueError, match="teapot"):
         StudentArchitecture(goal_object="teapot")
+
+
+def test_joint_history_student_feeds_the_network_joint_motion_and_tracking_error(tmp_path):
+    """joint_position_history: the contract gains the measured-pose window; the graph turns it into each
+    joint's motion over the window and the last target's tracking error (x PROPRIOCEPTION_GAIN)."""
+    import torch
+
+    from dexterity_ros.learning.student import PROPRIOCEPTION_GAIN
+
+    architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), residual=0.5, joint_position_history=True)
+    module, contract = build_student(architecture, START_POSE, seed=6)
+    names = [s.name for s in contract.inputs]
+    assert names == ["object_points", "joint_positions", "action_history", "joint_position_history", "goal_quaternion"]
+    assert sorted(contract.history.stacked) == ["actions", "joint_positions"]
+    mapping = mapping_from_contract(contract)
+    rng = np.random.default_rng(13)
+    window = np.clip(START_POSE + rng.normal(0, 0.05, (1, 3, J)), HAND.lower, HAND.upper).astype(np.float32)
+    history = rng.uniform(-0.9, 0.9, (1, 3, J)).astype(np.float32)
+    with torch.no_grad():
+        features = module.proprioception(torch.from_numpy(window), torch.from_numpy(history)).numpy()[0]
+    motion = (window[0, :2] - window[0, 2]).ravel()
+    tracking = mapping.target(history[0, -1]) - window[0, 2]
+    np.testing.assert_allclose(features, np.concatenate([motion, tracking]) * PROPRIOCEPTION_GAIN, atol=1e-4)
+    points = torch.from_numpy(rng.normal([0.05, 0, -0.04], 0.02, (1, 512, 3)).astype(np.float32))
+    joints = torch.from_numpy(window[:, -1])
+    goal = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.01)
+        action = module(points, joints, torch.from_numpy(history), torch.from_numpy(window), goal).numpy()
+        still = module(points, joints, torch.from_numpy(history), torch.from_numpy(window[:, [2, 2, 2]]), goal).numpy()
+    assert not np.allclose(action, still)                # the motion reaches the action
+    path = tmp_path / "joints.onnx"
+    assert export_policy(module, contract, path).max_abs_diff <= 1e-5
+    rebuilt, _ = load_torch_student(path)                # the mapping buffers come from the contract
+    assert rebuilt.architecture.joint_position_history
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(points, joints, torch.from_numpy(history), torch.from_numpy(window),
+                                           goal).numpy(), action, atol=1e-6)
+    runtime = PolicyRuntime(path)
+    assert runtime.step(points[0].numpy(), window[0, -1], np.array([1.0, 0, 0, 0]), 0).target is not None
+
+
+def test_a_dataset_without_pose_windows_loads_but_a_joint_history_student_refuses_it(tmp_path):
+    """Datasets recorded before the windows were kept still load (and train the other students)."""
+    from dexterity_ros.learning.train import TrainConfig, train_student
+
+    rng = np.random.default_rng(3)
+    data = Dataset.from_episodes([fake_episode(0, "expert", 6, rng)], 0)
+    old = {name: getattr(data, name) for name in ("points", "joints", "history", "goal", "expert_target",
+                                                  "iteration", "episode", "expert_driven")}
+    np.savez(tmp_path / "old.npz", **old)
+    back = Dataset.load(tmp_path / "old.npz")
+    assert back.joint_history.shape == (6, 3, J) and np.isnan(back.joint_history).all()
+    config = TrainConfig(epochs=1, batch_size=4, validation_fraction=0.0)
+    plain, contract = build_student(StudentArchitecture(point_widths=(8,), hidden=(8,)), START_POSE)
+    train_student(plain, back, mapping_from_contract(contract), config)
+    module, contract = build_student(StudentArchitecture(point_widths=(8,), hidden=(8,), joint_position_history=True),
+                                     START_POSE)
+    with pytest.raises(ValueError, match="measured-pose windows"):
+        train_student(module, back, mapping_from_contract(contract), config)

@@ -119,6 +119,23 @@ def test_distill_cli_rejects_bad_configs(tmp_path, capsys):
     same_seed.write_text(TINY.replace("seed: 1000", "seed: 0"))
     assert cli(["distill", "--config", str(same_seed), "--out", str(tmp_path / "o")]) == 2
     assert "disjoint" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text(TINY)
+    assert cli(["distill", "--config", str(good), "--seed", "1000", "--out", str(tmp_path / "o")]) == 2
+    assert "--seed" in capsys.readouterr().err                  # the held-out seed stream stays disjoint
+
+
+def test_seed_replicates_a_configuration_on_the_same_held_out_episodes():
+    from dexterity_ros.learning.config import load_distill_config
+
+    base = load_distill_config("config/distill_rotate_one_joints.yaml")
+    other = base.with_seed(1)
+    assert (other.seed, other.train.seed, other.evaluation.seed) == (1, 1, base.evaluation.seed)
+    assert other.digest() != base.digest() and other.with_seed(0).digest() == base.digest()
+    with pytest.raises(ValueError, match="disjoint"):
+        base.with_seed(base.evaluation.seed)
+    with pytest.raises(ValueError, match=">= 0"):
+        base.with_seed(-1)
 
 
 def test_an_episode_does_not_depend_on_what_its_worker_ran_before():
@@ -133,7 +150,9 @@ def test_an_episode_does_not_depend_on_what_its_worker_ran_before():
 
     expert = load_distill_config("config/distill_small.yaml").expert
     setup = WorkerSetup(as_sim_config(None), as_randomization_config(None), expert, 3)
-    module, contract = build_student(StudentArchitecture(), np.full(16, 0.3), seed=1)
+    # a student that also takes the pose window: every student step checks the recorded feeds
+    # against PolicyRuntime's, bit for bit (rollout._check_same_feeds)
+    module, contract = build_student(StudentArchitecture(joint_position_history=True), np.full(16, 0.3), seed=1)
     model, _ = export_to_bytes(module, contract)
     job = EpisodeJob(7, 0, "student", 10, label_every=2)
     fresh = run_episode(_Worker(setup), job, model)
@@ -142,9 +161,10 @@ def test_an_episode_does_not_depend_on_what_its_worker_ran_before():
         run_episode(used, EpisodeJob(k, 0, "expert", 8), None)
     used.view.extractor.warm_start = object()      # a stale stream state must not reach the next episode
     again = run_episode(used, job, model)
-    for name in ("points", "joints", "history", "goal", "expert_target", "student_target"):
+    for name in ("points", "joints", "history", "joint_history", "goal", "expert_target", "student_target"):
         np.testing.assert_array_equal(getattr(fresh, name), getattr(again, name), err_msg=name)
     assert fresh.labels > 0
+    np.testing.assert_array_equal(fresh.joint_history[:, -1], fresh.joints)     # the window ends at the current pose
 
 
 def test_task_section_changes_the_run_sim_config_and_rejects_unknown_keys(tmp_path):
@@ -212,12 +232,14 @@ def test_options_added_later_change_the_digest_only_when_used():
     base = load_distill_config("config/distill_small.yaml")
     assert base.digest() == replace(base, expert=replace(base.expert, plans_per_action=1, hold="applied",
                                                          common_noise=False),
-                                    student=replace(base.student, residual=0.0), objects=[]).digest()
+                                    student=replace(base.student, residual=0.0, joint_position_history=False),
+                                    objects=[]).digest()
     changed = {replace(base, expert=replace(base.expert, plans_per_action=2)).digest(),
                replace(base, expert=replace(base.expert, hold="commanded")).digest(),
                replace(base, expert=replace(base.expert, common_noise=True)).digest(),
                replace(base, student=replace(base.student, residual=0.5)).digest(),
                replace(base, task=replace(base.task, goal_axis="palm_normal")).digest(),
-               replace(base, objects=["cuboid_flat"]).digest()}
-    assert len(changed) == 6 and base.digest() not in changed
+               replace(base, objects=["cuboid_flat"]).digest(),
+               replace(base, student=replace(base.student, joint_position_history=True)).digest()}
+    assert len(changed) == 7 and base.digest() not in changed
     assert base.digest() != replace(base, expert=replace(base.expert, num_samples=17)).digest()

@@ -1,12 +1,14 @@
 """`dexterity-ros distill --config config/distill_small.yaml`: DAgger + BC distillation of the expert.
 
     dexterity-ros distill --config config/distill_small.yaml --out runs/distill_small \\
-        [--workers N] [--plot docs/results_small.png] [--ship models/student.onnx]
+        [--workers N] [--seed N] [--plot docs/results_small.png] [--ship models/student.onnx]
 
 Resumable: every stage (collected data, trained and exported students,
 evaluations) is checkpointed under --out and skipped on a rerun of the same
 configuration. --ship re-exports the final DAgger student through the contract
-exporter with the run's metrics in its provenance.
+exporter with the run's metrics in its provenance. --seed replicates a configuration
+with another training seed (episode seeds, driver draws, network initialisation and
+batch order) on the same held-out episodes: one run's DAgger-vs-BC gap may be luck.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ def register(subparsers) -> None:
                         help="distillation YAML (e.g. config/distill_small.yaml or config/distill_full.yaml)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/distill_<name>)")
     parser.add_argument("--workers", type=int, default=None, help="simulation worker processes (default: config)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed for both the episodes and the networks (default: the config's "
+                             "distill.seed and train.seed); the held-out evaluation seed is kept")
     parser.add_argument("--plot", type=Path, default=None, help="also write the DAgger-vs-BC plot (PNG) here")
     parser.add_argument("--ship", type=Path, default=None,
                         help="export the final DAgger student here (e.g. models/student.onnx) with its metrics")
@@ -49,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
             print("error: --workers must be >= 0", file=sys.stderr)
             return 2
         config = config.with_workers(args.workers)
+    if args.seed is not None:
+        try:
+            config = config.with_seed(args.seed)
+        except ValueError as exc:
+            print(f"error: --seed: {exc}", file=sys.stderr)
+            return 2
     out = args.out or Path("runs") / f"distill_{config.name}"
     print(f"distill '{config.name}' -> {out} ({config.workers} worker(s), config digest {config.digest()})",
           flush=True)

@@ -54,7 +54,8 @@ class TaskOverrides:
 # key None: the whole section
 LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per_action"): 1,
                  ("expert", "hold"): "applied", ("student", "residual"): 0.0, ("objects", None): [],
-                 ("expert", "common_noise"): False, ("student", "goal_object"): ""}
+                 ("expert", "common_noise"): False, ("student", "goal_object"): "",
+                 ("student", "joint_position_history"): False}
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,12 @@ class DistillConfig:
 
     def with_workers(self, workers: int) -> "DistillConfig":
         return replace(self, workers=workers)
+
+    def with_seed(self, seed: int) -> "DistillConfig":
+        """The same run with another training seed (episodes, drivers, networks); held-out seeds kept."""
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        return replace(self, seed=seed, train=replace(self.train, seed=seed))
 
     def sim_config_value(self):
         return _config_file(self.sim_config)

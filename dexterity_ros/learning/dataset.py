@@ -15,7 +15,8 @@ import numpy as np
 
 from .rollout import EpisodeData
 
-FIELDS = ("points", "joints", "history", "goal", "expert_target", "iteration", "episode", "expert_driven")
+FIELDS = ("points", "joints", "history", "goal", "expert_target", "iteration", "episode", "expert_driven",
+          "joint_history")
 DRIVERS = {"expert": 1, "student": 0, "hold": 0}
 
 
@@ -29,8 +30,12 @@ class Dataset:
     iteration: np.ndarray       # (S,) int32: DAgger iteration that collected it
     episode: np.ndarray         # (S,) int64: episode index in its seed stream
     expert_driven: np.ndarray   # (S,) bool: the expert drove the episode
+    joint_history: np.ndarray | None = None   # (S, H, J) float32 measured-pose windows; None in datasets
+                                              # recorded before they were kept (students that need it refuse)
 
     def __post_init__(self) -> None:
+        if self.joint_history is None:
+            self.joint_history = np.full((len(self.points), *self.history.shape[1:]), np.nan, np.float32)
         sizes = {name: len(getattr(self, name)) for name in FIELDS}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"dataset fields disagree in length: {sizes}")
@@ -45,8 +50,10 @@ class Dataset:
         parts = [e for e in episodes]
         cat = lambda key: np.concatenate([getattr(e, key) for e in parts])   # noqa: E731
         counts = [e.labels for e in parts]
+        windows = [e.joint_history if e.joint_history is not None
+                   else np.full(e.history.shape, np.nan, np.float32) for e in parts]
         return cls(points=cat("points"), joints=cat("joints"), history=cat("history"), goal=cat("goal"),
-                   expert_target=cat("expert_target"),
+                   expert_target=cat("expert_target"), joint_history=np.concatenate(windows),
                    iteration=np.full(sum(counts), iteration, np.int32),
                    episode=np.repeat([e.job.index for e in parts], counts).astype(np.int64),
                    expert_driven=np.repeat([DRIVERS[e.job.driver] == 1 for e in parts], counts).astype(bool))
@@ -74,10 +81,10 @@ class Dataset:
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":
         with np.load(path) as data:
-            missing = [name for name in FIELDS if name not in data]
+            missing = [name for name in FIELDS if name not in data and name != "joint_history"]
             if missing:
                 raise ValueError(f"{path}: not a distillation dataset (missing {missing})")
-            return cls(**{name: data[name] for name in FIELDS})
+            return cls(**{name: data[name] for name in FIELDS if name in data})
 
 
 def beta_schedule(iteration: int, initial: float, decay: float) -> float:

@@ -62,6 +62,7 @@ class EpisodeData:
     expert_target: np.ndarray       # (T, J) float32 rad
     student_target: np.ndarray      # (T, J) float32 rad (NaN where no student ran)
     summary: dict[str, Any] = field(default_factory=dict)
+    joint_history: np.ndarray | None = None   # (T, H, J) float32: the measured-pose window (None: not recorded)
 
     @property
     def labels(self) -> int:
@@ -138,11 +139,14 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
     plans0, plan_seconds0 = expert.stats.plans, expert.stats.plan_seconds
     if runtime is not None:
         runtime.reset("new episode")
-    inputs = StudentInputs(worker.setup.history_length, env.num_joints)
+    feeds_joint_history = runtime is not None and any(
+        spec.meaning == "joint_position_history" for spec in runtime.contract.inputs)
+    inputs = StudentInputs(worker.setup.history_length, env.num_joints, joint_position_history=feeds_joint_history)
     state = env.privileged_state()
     target = state.joint_targets.copy()                    # hold the settled grasp until someone acts
     start_distance = float(state.rotation_distance)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "joints", "history", "goal", "expert", "student")}
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "joints", "history", "joint_history", "goal",
+                                                         "expert", "student")}
     errors: list[float] = []
     steps = usable = labelled = 0
     total_reward = 0.0
@@ -180,6 +184,7 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
                     rows["points"].append(feeds["object_points"][0])
                     rows["joints"].append(feeds["joint_positions"][0])
                     rows["history"].append(feeds["action_history"][0])
+                    rows["joint_history"].append(inputs.joint_window())
                     rows["goal"].append(feeds["goal_quaternion"][0])
                     rows["expert"].append(expert_target.astype(np.float32))
                     rows["student"].append(np.full(env.num_joints, np.nan, np.float32) if student_target is None
@@ -211,7 +216,8 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
         "expert_plans": expert.stats.plans - plans0, "expert_plan_seconds": expert.stats.plan_seconds - plan_seconds0,
     }
     return EpisodeData(job, stack("points", (n_points, 3)), stack("joints", (joints,)), stack("history", (h, joints)),
-                       stack("goal", (4,)), stack("expert", (joints,)), stack("student", (joints,)), summary)
+                       stack("goal", (4,)), stack("expert", (joints,)), stack("student", (joints,)), summary,
+                       joint_history=stack("joint_history", (h, joints)))
 
 
 def _check_same_feeds(mine: dict[str, np.ndarray], runtime: dict[str, np.ndarray] | None, job: EpisodeJob,

@@ -36,6 +36,7 @@ from ..topics import PALM_FRAME
 
 ACTION_SCALE_MARGIN = 1.02          # labels stay inside (-1, 1): tanh can reach them
 GOAL_POINTS = 64                    # canonical points of ``goal_object`` the graph rotates to the goal
+PROPRIOCEPTION_GAIN = 10.0          # 1/rad: joint motion and tracking error (hundredths of a rad) to O(1) features
 PROVENANCE_KEY = "distilled_student"
 
 
@@ -55,6 +56,10 @@ class StudentArchitecture:
                                        # encodes them with a second PointNet (the goal as the object would
                                        # look there, compared point set to point set with the observed cloud);
                                        # the model is then specific to that object
+    joint_position_history: bool = False   # true: the contract adds joint_position_history (the last
+                                       # history_length measured poses) and the graph feeds the network each
+                                       # joint's motion over that window and the last target's tracking error
+                                       # (target - measured: a finger pressing on the object lags its target)
 
     def __post_init__(self) -> None:
         if not self.point_widths or not self.hidden or min(*self.point_widths, *self.hidden) < 1:
@@ -79,31 +84,68 @@ class DistilledStudent(nn.Module):
     that precision before it can express the move, a residual head holds it exactly.
     """
 
-    def __init__(self, architecture: StudentArchitecture, joint_mean: Sequence[float], joint_std: Sequence[float]):
+    def __init__(self, architecture: StudentArchitecture, joint_mean: Sequence[float], joint_std: Sequence[float],
+                 mapping: "ActionMapping | None" = None):
         super().__init__()
         a = architecture
         self.architecture = a
+        joints = len(joint_mean)
         goal_points = GOAL_POINTS if a.goal_object else 0
-        self.net = PointNetStudent(num_joints=len(joint_mean), history_length=a.history_length,
+        # proprioception: motion over the window (history_length - 1 differences) + tracking error
+        extra = a.history_length * joints if a.joint_position_history else 0
+        self.net = PointNetStudent(num_joints=joints, history_length=a.history_length,
                                    goal_points=goal_points, point_widths=a.point_widths, hidden=a.hidden,
-                                   recurrent_size=0, point_center=a.point_center, point_scale=a.point_scale)
+                                   recurrent_size=0, point_center=a.point_center, point_scale=a.point_scale,
+                                   extra_features=extra)
         self.register_buffer("joint_mean", torch.tensor(joint_mean, dtype=torch.float32))
         self.register_buffer("joint_inv_std", 1.0 / torch.tensor(joint_std, dtype=torch.float32))
+        if a.joint_position_history:
+            if mapping is None:
+                raise ValueError("student: joint_position_history needs the action mapping (tracking error)")
+            # not persistent: they come from the contract (default_joint_pos, action_scale), not the weights
+            self.register_buffer("action_default", torch.tensor(mapping.default, dtype=torch.float32),
+                                 persistent=False)
+            self.register_buffer("action_scale", torch.tensor(mapping.scale, dtype=torch.float32),
+                                 persistent=False)
+            self.register_buffer("action_lower", torch.tensor(mapping.lower, dtype=torch.float32), persistent=False)
+            self.register_buffer("action_upper", torch.tensor(mapping.upper, dtype=torch.float32), persistent=False)
         if a.goal_object:
             from ..sim.objects import canonical_points
             points = np.array(canonical_points(a.goal_object, GOAL_POINTS), dtype=np.float32)
             self.register_buffer("goal_canonical_points", torch.from_numpy(points))
 
     def forward(self, object_points: torch.Tensor, joint_positions: torch.Tensor, action_history: torch.Tensor,
-                goal_quaternion: torch.Tensor) -> torch.Tensor:
+                *rest: torch.Tensor) -> torch.Tensor:
+        """Inputs in the contract's order: ..., action_history, [joint_position_history], goal_quaternion."""
         joints = (joint_positions - self.joint_mean) * self.joint_inv_std
+        goal_quaternion = rest[-1]
         goal = goal_quaternion
         if self.architecture.goal_object:           # the object's points in the goal orientation (palm frame)
             goal = self.goal_canonical_points @ quaternion_to_matrix(goal_quaternion).transpose(1, 2)
-        action = self.net(object_points, joints, action_history, goal)
+        if self.architecture.joint_position_history:
+            action = self.net(object_points, joints, action_history, self.proprioception(rest[0], action_history),
+                              goal)
+        else:
+            action = self.net(object_points, joints, action_history, goal)
         if self.architecture.residual > 0:
             action = torch.clamp(action_history[:, -1] + self.architecture.residual * action, -1.0, 1.0)
         return action
+
+
+    def proprioception(self, joint_position_history: torch.Tensor, action_history: torch.Tensor) -> torch.Tensor:
+        """(B, H, J) measured poses (oldest first, the current one last) -> (B, H * J) features.
+
+        Each earlier pose minus the current one (how each joint moved: contact stops or
+        drags a finger) and the last target minus the current pose (after a reset the
+        "last action" is zeros, i.e. the default pose, which the hand holds then), both
+        in units of 1/PROPRIOCEPTION_GAIN rad.
+        """
+        current = joint_position_history[:, -1:]
+        motion = (joint_position_history[:, :-1] - current).flatten(1)
+        target = torch.minimum(torch.maximum(self.action_default + self.action_scale * action_history[:, -1],
+                                             self.action_lower), self.action_upper)
+        tracking = target - joint_position_history[:, -1]
+        return torch.cat([motion, tracking], dim=1) * PROPRIOCEPTION_GAIN
 
 
 def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
@@ -153,7 +195,7 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
     std = np.round((hand.upper - hand.lower) / 2, 6)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = DistilledStudent(architecture, mean.tolist(), std.tolist())
+        module = DistilledStudent(architecture, mean.tolist(), std.tolist(), mapping)
         with torch.no_grad():          # start near "hold the default pose"
             module.net.head.weight.mul_(0.1)
             module.net.head.bias.zero_()
@@ -166,6 +208,10 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
                    description="measured joint positions (rad)", normalization=Normalization("in_graph")),
         TensorSpec("action_history", (1, h, joints), "action_history",
                    description="previous raw actions, oldest first (zeros after a reset)"),
+        *((TensorSpec("joint_position_history", (1, h, joints), "joint_position_history",
+                      description="last measured joint positions (rad) incl. the current one, oldest first "
+                      "(the measured pose repeated after a reset)", normalization=Normalization("in_graph")),)
+          if architecture.joint_position_history else ()),
         TensorSpec("goal_quaternion", (1, 4), "goal_quaternion",
                    description="goal orientation (w, x, y, z) in the palm frame"
                    + (f"; the graph turns {architecture.goal_object}'s canonical points to it"
@@ -182,7 +228,8 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
         action_scale=tuple(mapping.scale.tolist()), action_ema=0.0,
         default_joint_pos=tuple(mapping.default.tolist()),
         inputs=inputs, outputs=outputs, point_cloud=PointCloudSpec(n_points, PALM_FRAME),
-        segmentation_config_hash=perception.config_hash(), history=HistorySpec(h, ("actions",)),
+        segmentation_config_hash=perception.config_hash(),
+        history=HistorySpec(h, ("actions", "joint_positions") if architecture.joint_position_history else ("actions",)),
         goal=GoalSpec("quaternion"), provenance={PROVENANCE_KEY: record, **(provenance or {})})
     contract.validate()
     return module, contract
@@ -209,8 +256,9 @@ def student_from_contract(contract: PolicyContract) -> DistilledStudent:
         point_widths=tuple(arch["point_widths"]), hidden=tuple(arch["hidden"]),
         history_length=int(arch["history_length"]), point_center=tuple(arch["point_center"]),
         point_scale=float(arch["point_scale"]), residual=float(arch.get("residual", 0.0)),
-        goal_object=str(arch.get("goal_object", "")))
-    return DistilledStudent(architecture, record["joint_mean"], record["joint_std"])
+        goal_object=str(arch.get("goal_object", "")),
+        joint_position_history=bool(arch.get("joint_position_history", False)))
+    return DistilledStudent(architecture, record["joint_mean"], record["joint_std"], mapping_from_contract(contract))
 
 
 def load_torch_student(onnx_path: str | Path) -> tuple[DistilledStudent, PolicyContract]:
@@ -246,14 +294,17 @@ class StudentInputs:
     label when the expert drove that step).
     """
 
-    def __init__(self, history_length: int, num_joints: int = 16, options: RuntimeOptions = RuntimeOptions()):
+    def __init__(self, history_length: int, num_joints: int = 16, options: RuntimeOptions = RuntimeOptions(),
+                 joint_position_history: bool = False):
         self.history_length, self.num_joints = history_length, num_joints
+        self.joint_position_history = joint_position_history     # feed it (the window is kept either way)
         self.gap_ns = int(round(options.reset_after_gap_s * 1e9))
         self.reset()
 
     def reset(self) -> None:
         self._initialized = False
         self._history: collections.deque = collections.deque(maxlen=self.history_length)
+        self._joint_history: collections.deque = collections.deque(maxlen=self.history_length)
         self._last_goal: np.ndarray | None = None
         self._last_stamp: int | None = None
         self._pending: np.ndarray | None = None
@@ -265,17 +316,28 @@ class StudentInputs:
                  or (self._last_goal is not None and not np.array_equal(goal, self._last_goal))
                  or (self._last_stamp is not None and (stamp_ns < self._last_stamp
                                                        or stamp_ns - self._last_stamp > self.gap_ns)))
+        q32 = np.asarray(joint_positions, np.float64).astype(np.float32)
         if reset:
             self._history = collections.deque([np.zeros(self.num_joints, np.float32)] * self.history_length,
                                               maxlen=self.history_length)
+            self._joint_history = collections.deque([q32.copy() for _ in range(self.history_length)],
+                                                    maxlen=self.history_length)
             self._initialized = True
+        self._joint_history.append(q32.copy())        # the runtime's rule: measured pose after a reset, then each step
         self._pending = (goal, int(stamp_ns))
-        return {
+        feeds = {
             "object_points": np.ascontiguousarray(np.asarray(points, np.float32)[None]),
-            "joint_positions": np.asarray(joint_positions, np.float64).astype(np.float32)[None],
+            "joint_positions": q32[None],
             "action_history": np.stack(list(self._history))[None].astype(np.float32),
             "goal_quaternion": goal.astype(np.float32)[None],
         }
+        if self.joint_position_history:
+            feeds["joint_position_history"] = self.joint_window()[None]
+        return feeds
+
+    def joint_window(self) -> np.ndarray:
+        """(H, J) the last measured poses incl. the current one, oldest first (recorded for every sample)."""
+        return np.stack(list(self._joint_history)).astype(np.float32)
 
     def commit(self, action: np.ndarray) -> None:
         """The raw action executed for the step whose feeds were built last."""

@@ -58,8 +58,18 @@ def _tensors(data: Dataset, index: np.ndarray, mapping: ActionMapping) -> dict[s
     return {"points": torch.from_numpy(np.ascontiguousarray(data.points[index])),
             "joints": torch.from_numpy(np.ascontiguousarray(data.joints[index])),
             "history": torch.from_numpy(np.ascontiguousarray(data.history[index])),
+            "joint_history": torch.from_numpy(np.ascontiguousarray(data.joint_history[index])),
             "goal": torch.from_numpy(np.ascontiguousarray(data.goal[index])),
             "label": torch.from_numpy(labels.astype(np.float32))}
+
+
+def _student_args(module: DistilledStudent, tensors: dict[str, torch.Tensor], rows, points: torch.Tensor
+                  ) -> tuple[torch.Tensor, ...]:
+    """The module's inputs in the contract's order for the rows ``rows``."""
+    args = [points, tensors["joints"][rows], tensors["history"][rows]]
+    if module.architecture.joint_position_history:
+        args.append(tensors["joint_history"][rows])
+    return (*args, tensors["goal"][rows])
 
 
 def split_by_episode(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +93,9 @@ def train_student(module: DistilledStudent, data: Dataset, mapping: ActionMappin
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     train_idx, val_idx = split_by_episode(data, config.validation_fraction, config.seed)
+    if module.architecture.joint_position_history and np.isnan(data.joint_history).any():
+        raise ValueError("student.joint_position_history: this dataset has no measured-pose windows "
+                         "(recorded before they were kept); collect it again")
     train, val = _tensors(data, train_idx, mapping), _tensors(data, val_idx, mapping)
     scale = torch.tensor(mapping.scale, dtype=torch.float32)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -103,7 +116,7 @@ def train_student(module: DistilledStudent, data: Dataset, mapping: ActionMappin
             if config.point_noise_std > 0:
                 points = points + config.point_noise_std * torch.from_numpy(
                     rng.standard_normal(points.shape).astype(np.float32))
-            predicted = module(points, train["joints"][batch], train["history"][batch], train["goal"][batch])
+            predicted = module(*_student_args(module, train, batch, points))
             loss = (((predicted - train["label"][batch]) * scale) ** 2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -130,6 +143,6 @@ def evaluate_loss(module: DistilledStudent, tensors: dict[str, torch.Tensor], sc
     total = 0.0
     for start in range(0, n, batch_size):
         s = slice(start, start + batch_size)
-        predicted = module(tensors["points"][s], tensors["joints"][s], tensors["history"][s], tensors["goal"][s])
+        predicted = module(*_student_args(module, tensors, s, tensors["points"][s]))
         total += float((((predicted - tensors["label"][s]) * scale) ** 2).mean()) * len(tensors["label"][s])
     return total / n

@@ -47,7 +47,8 @@ class PointNetStudent(nn.Module):
 
     Inputs (in this order, as named in the contract): object_points (1, N, 3),
     joint_positions (1, J) normalised by the runtime (contract mean/std),
-    action_history (1, H, J) if H > 0, the goal (quaternion (1, 4) or goal
+    action_history (1, H, J) if H > 0, features computed by a wrapping module
+    (B, extra_features) if extra_features > 0, the goal (quaternion (1, 4) or goal
     points (1, M, 3)), and recurrent_state_in (1, R) if R > 0. Point
     normalisation (centre, scale) is folded into the graph.
     """
@@ -55,16 +56,19 @@ class PointNetStudent(nn.Module):
     def __init__(self, num_joints: int = 16, history_length: int = 3, goal_points: int = 0,
                  point_widths: Sequence[int] = (64, 128), goal_point_widths: Sequence[int] = (32, 64),
                  hidden: Sequence[int] = (256, 128), recurrent_size: int = 0,
-                 point_center: Sequence[float] = (0.1, 0.0, 0.04), point_scale: float = 10.0):
+                 point_center: Sequence[float] = (0.1, 0.0, 0.04), point_scale: float = 10.0,
+                 extra_features: int = 0):
         super().__init__()
         self.num_joints, self.history_length = num_joints, history_length
+        self.extra_features = extra_features
         self.goal_points, self.recurrent_size = goal_points, recurrent_size
         self.register_buffer("point_center", torch.tensor(point_center, dtype=torch.float32))
         self.point_scale = float(point_scale)
         self.points = SharedPointMLP(point_widths)
         self.goal_encoder = SharedPointMLP(goal_point_widths) if goal_points else None
         goal_features = self.goal_encoder.out_features if self.goal_encoder else 4
-        features = self.points.out_features + num_joints + history_length * num_joints + goal_features
+        features = (self.points.out_features + num_joints + history_length * num_joints + extra_features
+                    + goal_features)
         self.recurrent = None
         if recurrent_size:
             self.recurrent = nn.ModuleDict({
@@ -80,11 +84,14 @@ class PointNetStudent(nn.Module):
     def forward(self, object_points: torch.Tensor, joint_positions: torch.Tensor, *rest: torch.Tensor):
         rest = list(rest)
         history = rest.pop(0) if self.history_length else None
+        extra = rest.pop(0) if self.extra_features else None
         goal = rest.pop(0)
         state = rest.pop(0) if self.recurrent_size else None
         parts = [self.points((object_points - self.point_center) * self.point_scale), joint_positions]
         if history is not None:
             parts.append(history.flatten(1))
+        if extra is not None:
+            parts.append(extra)
         if self.goal_encoder is not None:
             parts.append(self.goal_encoder(goal * self.point_scale))
         else:
