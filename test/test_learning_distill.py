@@ -126,6 +126,8 @@ def test_distill_cli_rejects_bad_configs(tmp_path, capsys):
 
 
 def test_seed_replicates_a_configuration_on_the_same_held_out_episodes():
+    from dataclasses import replace
+
     from dexterity_ros.learning.config import load_distill_config
 
     base = load_distill_config("config/distill_rotate_one_joints.yaml")
@@ -136,6 +138,10 @@ def test_seed_replicates_a_configuration_on_the_same_held_out_episodes():
         base.with_seed(base.evaluation.seed)
     with pytest.raises(ValueError, match=">= 0"):
         base.with_seed(-1)
+    fast = load_distill_config("config/distill_rotate_one_joints_40.yaml")     # section 8's < 30 min file
+    assert base.student.joint_position_history and fast.student == base.student
+    assert (fast.train.epochs, base.train.epochs) == (40, 60)
+    assert replace(fast, name=base.name, train=base.train) == base                 # nothing else differs
 
 
 def test_an_episode_does_not_depend_on_what_its_worker_ran_before():

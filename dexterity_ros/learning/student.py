@@ -131,14 +131,14 @@ class DistilledStudent(nn.Module):
             action = torch.clamp(action_history[:, -1] + self.architecture.residual * action, -1.0, 1.0)
         return action
 
-
     def proprioception(self, joint_position_history: torch.Tensor, action_history: torch.Tensor) -> torch.Tensor:
         """(B, H, J) measured poses (oldest first, the current one last) -> (B, H * J) features.
 
         Each earlier pose minus the current one (how each joint moved: contact stops or
         drags a finger) and the last target minus the current pose (after a reset the
-        "last action" is zeros, i.e. the default pose, which the hand holds then), both
-        in units of 1/PROPRIOCEPTION_GAIN rad.
+        last action is zeros, i.e. the contract's default pose), both scaled by
+        PROPRIOCEPTION_GAIN. The robot's runtime feeds the same window, so sim and
+        robot compute these features identically, inside the graph.
         """
         current = joint_position_history[:, -1:]
         motion = (joint_position_history[:, :-1] - current).flatten(1)
