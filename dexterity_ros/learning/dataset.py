@@ -50,10 +50,9 @@ class Dataset:
         parts = [e for e in episodes]
         cat = lambda key: np.concatenate([getattr(e, key) for e in parts])   # noqa: E731
         counts = [e.labels for e in parts]
-        windows = [e.joint_history if e.joint_history is not None
-                   else np.full(e.history.shape, np.nan, np.float32) for e in parts]
+        windows = None if any(e.joint_history is None for e in parts) else cat("joint_history")   # None: NaN-filled
         return cls(points=cat("points"), joints=cat("joints"), history=cat("history"), goal=cat("goal"),
-                   expert_target=cat("expert_target"), joint_history=np.concatenate(windows),
+                   expert_target=cat("expert_target"), joint_history=windows,
                    iteration=np.full(sum(counts), iteration, np.int32),
                    episode=np.repeat([e.job.index for e in parts], counts).astype(np.int64),
                    expert_driven=np.repeat([DRIVERS[e.job.driver] == 1 for e in parts], counts).astype(bool))
