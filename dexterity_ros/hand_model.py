@@ -85,6 +85,9 @@ class HandDescription:
     geom_density: float = 800.0
     palm_mass: float = 0.4
     ros2_control_pattern: str = "ah_joint{finger}{joint}"
+    # finger of each ros2_control name digit (drivers.ros2_control.finger_digits): digit 0 is the
+    # thumb in the vendor's allegro_hand_ros2 (its URDF gives joint00 the thumb's limits and origin)
+    ros2_control_finger_digits: tuple[str, ...] = ("th", "ff", "mf", "rf")
 
     @property
     def num_joints(self) -> int:
@@ -207,7 +210,13 @@ def load_hand_description(path: str | Path | None = None) -> HandDescription:
         if sorted(v4_map) != sorted(joint_names):
             raise ConfigError("drivers.allegro_v4.canonical does not list the tree's joints")
         drivers["allegro_v4"] = tuple(v4_map[n] for n in joint_names)
-        pattern = data["drivers"].get("ros2_control", {}).get("names_pattern", "ah_joint{finger}{joint}")
+        ros2_control = data["drivers"].get("ros2_control", {})
+        pattern = ros2_control.get("names_pattern", "ah_joint{finger}{joint}")
+        finger_digits = tuple(str(f) for f in ros2_control.get("finger_digits", ("th", "ff", "mf", "rf")))
+        fingers = tuple(dict.fromkeys(n[:2] for n in joint_names))
+        if sorted(finger_digits) != sorted(fingers):
+            raise ConfigError(f"{path}: drivers.ros2_control.finger_digits must list each finger of "
+                              f"{list(fingers)} once, got {list(finger_digits)}")
         defaults = data.get("defaults", {})
         desc = HandDescription(
             source=str(path),
@@ -223,6 +232,7 @@ def load_hand_description(path: str | Path | None = None) -> HandDescription:
             geom_density=float(defaults.get("geom_density", 800.0)),
             palm_mass=float(data["root"].get("approx_mass_kg", 0.4)),
             ros2_control_pattern=pattern,
+            ros2_control_finger_digits=finger_digits,
         )
     except (KeyError, TypeError, IndexError) as exc:
         raise ConfigError(f"{path}: malformed robot description ({exc!r})") from exc

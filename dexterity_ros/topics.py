@@ -78,9 +78,12 @@ ROS2_CONTROL_COMMAND = Topic("allegro_hand_position_controller/commands", "std_m
                              "in the controller's configured joint order")
 ROS2_CONTROL_FEEDBACK = Topic("/joint_states", "sensor_msgs/msg/JointState", QosClass.SENSOR,
                               "ros2_control joint_state_broadcaster output (ah_jointXY names)")
+ROS2_CONTROL_ROBOT_DESCRIPTION = Topic("/robot_description", "std_msgs/msg/String", QosClass.LATCHED,
+                                      "ros2_control driver: URDF latched by its robot_state_publisher "
+                                      "(hand_node checks the finger-digit mapping against its joint limits)")
 LEAP_COMMAND = Topic("cmd_allegro", "sensor_msgs/msg/JointState", QosClass.RELIABLE,
                      "LEAP hand node, Allegro-compatible input (positions read by index)")
 LEAP_POSITION_SERVICE = "leap_position"   # leap_hand/srv/LeapPosition, polled for feedback
 
 DRIVER_TOPICS = (ALLEGRO_V4_COMMAND, ALLEGRO_V4_FEEDBACK, ROS2_CONTROL_COMMAND, ROS2_CONTROL_FEEDBACK,
-                 LEAP_COMMAND)
+                 ROS2_CONTROL_ROBOT_DESCRIPTION, LEAP_COMMAND)

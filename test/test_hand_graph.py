@@ -428,3 +428,144 @@ def test_packaged_parameter_file_starts_the_node_and_typos_are_refused():
     assert code == 2 and "unknown parameter(s) ['max_velocty.ffj0']" in out, out
     code, out = _run_hand_node("-r", "__ns:=/hpf", "-p", "home_pose.ffj1:=5.0")
     assert code == 2 and "home_pose outside" in out and "ffj1" in out, out
+
+
+# ------------------------------------------------- implausible feedback (16.1)
+class FakeDriver:
+    """Publishes allegro_v4 feedback of a chosen pose at 100 Hz (what a broken encoder would send)."""
+
+    def __init__(self, probe: RosProbe, ns: str):
+        self.profile = make_profile("allegro_v4", HAND)
+        self.pub = probe.publisher(JointState, f"{ns}/{self.profile.feedback_topic.name}", 10)
+        self.pose = LIMITS.home.copy()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            names, positions, _ = self.profile.encode_feedback(self.pose)
+            msg = JointState()
+            msg.name, msg.position = list(names), [float(v) for v in positions]
+            self.pub.publish(msg)
+            time.sleep(PERIOD)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
+
+def test_feedback_beyond_the_limits_is_refused_and_commands_stay_inside(probe):
+    """Before 16.1: enable accepted with feedback 2 rad beyond ffj1's limit and ~100 commands out there."""
+    ns = "/hfb"
+    driver = FakeDriver(probe, ns)
+    hand = NodeProcess("hand_node", params={"driver_profile": "allegro_v4", **HAND_PARAMS}, remaps={"__ns": ns})
+    commands = probe.subscribe(JointState, f"{ns}/{topics.ALLEGRO_V4_COMMAND.name}",
+                               qos_profile(topics.ALLEGRO_V4_COMMAND, depth=1000), key=f"{ns} cmd")
+    rig_status = Rig.status.__get__(type("R", (), {"ns": ns, "diagnostics": probe.received["/diagnostics"]})())
+    j = HAND.joint_index("ffj1")
+    try:
+        assert probe.wait_for(lambda: rig_status() is not None, 20.0), hand.output
+        for beyond in (2.0, 1e6):
+            driver.pose = LIMITS.home.copy()
+            driver.pose[j] = HAND.upper[j] + beyond
+            time.sleep(0.2)
+            response = probe.call(SetBool, f"{ns}/hand_node/enable", SetBool.Request(data=True))
+            assert not response.success and "ffj1" in response.message, response.message
+        assert probe.wait_for(lambda: "ffj1" in rig_status()[1] and rig_status()[0] == 2, 5.0), rig_status()
+        assert not commands
+        # within the tolerance: enabled, and the command starts at the limit and moves inwards
+        driver.pose = LIMITS.home.copy()
+        driver.pose[j] = HAND.upper[j] + 0.02
+        time.sleep(0.2)
+        response = probe.call(SetBool, f"{ns}/hand_node/enable", SetBool.Request(data=True))
+        assert response.success, response.message
+        assert probe.wait_for(lambda: len(commands) > 30, 5.0)
+        # then the encoder jumps far out while commanding: FAULT, commanding stops
+        driver.pose[j] = HAND.upper[j] + 1e6
+        assert probe.wait_for(lambda: rig_status()[2].get("state") == "FAULT", 5.0), hand.output
+        n_at_fault = len(commands)
+        time.sleep(0.3)
+        assert len(commands) <= n_at_fault + 1          # at most one already in flight
+        q = np.array([HAND.to_canonical(m.name, m.position) for m in list(commands)])
+        assert np.all(q >= HAND.lower) and np.all(q <= HAND.upper), "a command left the joint limits"
+        assert q[0, j] <= HAND.upper[j] and np.all(np.diff(q[:, j]) <= 1e-12)     # inwards only
+        assert q[-1, j] == pytest.approx(LIMITS.upper[j])
+        assert "ffj1" in rig_status()[2].get("state reason", "")
+    finally:
+        hand.stop()
+        driver.stop()
+
+
+# ------------------------------------------ finger-digit start-up check (16.2)
+def test_wrong_finger_digits_are_refused_against_the_drivers_robot_description(probe):
+    """The emulated vendor driver latches its URDF; hand_node with the old default [ff, mf, rf, th] refuses."""
+    rig = _start(probe, "/hrw", "ros2_control", {"ros2_control_finger_digits": ["ff", "mf", "rf", "th"]}, {})
+    try:
+        def mismatch_reported():
+            st = rig.status()
+            return st is not None and "MISMATCH" in st[2].get("finger-digit check", "")
+        assert probe.wait_for(mismatch_reported, 10.0), rig.logs()
+        response = rig.enable(True)
+        assert not response.success
+        assert "fit ros2_control_finger_digits: [th, ff, mf, rf]" in response.message, response.message
+        assert not rig.commands
+    finally:
+        rig.stop()
+    rig = _start(probe, "/hrd", "ros2_control", {}, {})          # both on the default: enabled
+    try:
+        assert probe.wait_for(lambda: (rig.status() or (0, "", {}))[2].get("finger-digit check", "")
+                              .startswith("ok"), 10.0), rig.logs()
+        assert rig.enable_eventually(), rig.logs()
+    finally:
+        rig.stop()
+
+
+# ---------------------------------------------------- supervisor gone (16.3)
+SUPERVISOR = r"""
+import os, subprocess, sys, time
+env = dict(os.environ, DEXTERITY_SUPERVISOR_PID=str(os.getpid()))
+child = subprocess.Popen(sys.argv[1:], env=env, start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(3600)
+"""
+
+
+def test_hand_node_stops_commanding_when_its_supervisor_dies(probe):
+    """A supervisor SIGKILLed (no chance to stop its children): hand_node holds, disables and exits itself."""
+    ns = "/hsv"
+    emulator = NodeProcess("allegro_emulator_node", params={"rate_hz": RATE_HZ}, remaps={"__ns": ns})
+    cmd = [sys.executable, "-m", "dexterity_ros.nodes.hand_node", "--ros-args", "-r", f"__ns:={ns}",
+           "-p", "enable_on_start:=true", "-p", f"feedback_timeout:={FEEDBACK_TIMEOUT}"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, *cmd], stdout=subprocess.PIPE, text=True,
+                                  env=env, cwd=str(ROOT))
+    hand_pid = int(supervisor.stdout.readline())
+    commands = probe.subscribe(JointState, f"{ns}/{topics.ALLEGRO_V4_COMMAND.name}",
+                               qos_profile(topics.ALLEGRO_V4_COMMAND, depth=1000), key=f"{ns} cmd")
+    try:
+        assert probe.wait_for(lambda: len(commands) > 20, 20.0), "hand_node never commanded"
+        supervisor.kill()
+        supervisor.wait(5)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            try:
+                os.kill(hand_pid, 0)
+            except ProcessLookupError:
+                break
+            try:                                     # reap it if it became our child's orphan of ours
+                os.waitpid(hand_pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("hand_node outlived its supervisor")
+        n = len(commands)
+        time.sleep(0.5)
+        assert len(commands) == n, "commands after the supervisor died"
+    finally:
+        try:
+            os.kill(hand_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        emulator.stop()

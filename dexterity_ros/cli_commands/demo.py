@@ -22,9 +22,23 @@ def register(subparsers) -> None:
                         help="seconds to replay (default: the whole episode, about 10 s)")
     parser.add_argument("--bag", type=Path, default=None,
                         help="episode bag to replay (default: the built-in demo episode, generated if missing)")
+    parser.add_argument("--rate", type=_positive_rate, default=1.0,
+                        help="replay speed factor (default 1.0; 3 plays the 10 Hz episode's depth at 30 Hz)")
     parser.add_argument("--driver-profile", default="allegro_v4", choices=("allegro_v4", "ros2_control", "leap"))
+    parser.add_argument("--arg", action="append", default=[], metavar="NAME:=VALUE",
+                        help="extra replay.launch.xml argument (repeatable), e.g. prompt_command:=false")
     parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
     parser.set_defaults(func=run)
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rate must be a number, got '{text}'") from None
+    if not 0.05 <= value <= 20.0:
+        raise argparse.ArgumentTypeError(f"--rate must be in [0.05, 20], got {value}")
+    return value
 
 
 def demo_episode_path() -> Path:
@@ -77,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     topic, msg_type = command_topic(args.driver_profile)
     monitor = GraphMonitor(topic, msg_type)
     handle = launch(launch_path("replay.launch.xml"),
-                    [f"bag:={bag}", f"driver_profile:={args.driver_profile}", "start_paused:=true"],
+                    [f"bag:={bag}", f"driver_profile:={args.driver_profile}", "start_paused:=true",
+                     f"rate:={args.rate:g}", *args.arg],
                     echo=not args.quiet)
     try:
         # start the replay once every node is up, so the report covers the whole episode
@@ -87,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
             handle.stop()
             return 1
         start_replay(monitor)
-        code = run_until_stopped(handle, duration=args.duration or episode_s + 1.5)
+        code = run_until_stopped(handle, duration=args.duration or episode_s / args.rate + 1.5)
     finally:
         time.sleep(0.2)
         report = monitor.report()
         monitor.close()
-    print("\n== dexterity_ros demo: replay.launch.xml on", bag)
+    print(f"\n== dexterity_ros demo: replay.launch.xml on {bag} at rate {args.rate:g}")
     for line in report.lines():
         print("  " + line)
     violations = report.diagnostic_value("hand", "limit violations")

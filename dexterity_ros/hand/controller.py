@@ -2,12 +2,16 @@
 
 States::
 
-    DISABLED --enable (fresh, matching feedback)--> HOLD / ACTIVE
+    DISABLED --enable (fresh, matching, plausible feedback; no start-up check failing)--> HOLD / ACTIVE
     ACTIVE   --no target for target_timeout------> HOLD      (keep the last command)
     HOLD     --no target for home_timeout--------> HOMING    (ramp to the home pose)
     HOLD/HOMING --fresh target-------------------> ACTIVE    (continue from the last command)
     enabled  --no feedback for feedback_timeout--> FAULT     (stop commanding; a tick that came late
                                                            while feedback was fresh defers it one tick)
+    enabled  --feedback beyond the joint limits--> FAULT     (more than feedback_limit_tolerance: a broken
+                                                           encoder or a wrong driver mapping)
+    enabled  --a start-up check fails-----------> FAULT     (e.g. the driver's joint limits disagree)
+    enabled  --supervisor gone------------------> HOLD (one last command) -> DISABLED
     any      --estop-----------------------------> ESTOP     (stop commanding, latched)
     FAULT/ESTOP --reset--------------------------> DISABLED
     enabled/FAULT --disable----------------------> DISABLED
@@ -106,7 +110,7 @@ class TickOutput:
 class _Feedback:
     positions: np.ndarray | None = None
     t: float | None = None
-    mismatch: str | None = None
+    mismatch: str | None = None          # names do not match the profile, or values are implausible
 
 
 class HandController:
@@ -131,10 +135,17 @@ class HandController:
         self._last_tick: float | None = None
         self._transitions: collections.deque[Transition] = collections.deque(maxlen=100)
         self.last_violation: str = ""
+        self._enable_blockers: dict[str, str] = {}   # start-up checks that failed: key -> why
 
     # ------------------------------------------------------------ inputs
     def feedback(self, positions: np.ndarray, t: float) -> None:
-        self._feedback = _Feedback(np.array(positions, dtype=np.float64), t, None)
+        """A decoded measurement; one beyond the joint limits (past the tolerance) is never trusted."""
+        positions = np.array(positions, dtype=np.float64)
+        implausible = self.limits.implausible_feedback(positions)
+        if implausible:
+            self.feedback_mismatch(implausible, t)
+            return
+        self._feedback = _Feedback(positions, t, None)
 
     def feedback_mismatch(self, message: str, t: float) -> None:
         """Feedback arrived but does not match the driver profile: it never counts as fresh."""
@@ -154,6 +165,31 @@ class HandController:
             self.counters.clamps += 1
         self._target, self._target_t = clamped, t
         return TargetVerdict(True, n_clamped, f"{n_clamped} joint(s) clamped to limits" if n_clamped else "")
+
+    def set_enable_blocker(self, key: str, problem: str | None, t: float) -> None:
+        """A start-up check's verdict: while ``problem`` is set, enabling is refused (and commanding faults)."""
+        if problem is None:
+            self._enable_blockers.pop(key, None)
+            return
+        self._enable_blockers[key] = problem
+        if self.state in COMMANDING:
+            self._set_state(HandState.FAULT, t, problem)
+            self.counters.watchdog_trips += 1
+
+    def supervisor_lost(self, t: float, why: str) -> np.ndarray | None:
+        """The process that started us is gone: one HOLD command (the last one), then DISABLED.
+
+        Returns the HOLD command to send (None if the hand was not commanding).
+        """
+        hold = None
+        if self.state in COMMANDING:
+            self._set_state(HandState.HOLD, t, f"{why}: holding the last command")
+            hold = self.filter.hold()
+            if self.monitor.check(hold, 0.0):
+                hold = None
+        if self.state is not HandState.DISABLED:
+            self._set_state(HandState.DISABLED, t, f"{why}: stopped commanding")
+        return hold
 
     # ---------------------------------------------------------- services
     def feedback_problem(self, t: float) -> str | None:
@@ -184,6 +220,15 @@ class HandController:
         return late and previous_tick - fb.t <= self.config.feedback_timeout
 
     @property
+    def feedback_untrusted(self) -> bool:
+        """Feedback arrived but was refused (names do not match the profile, or values beyond the limits)."""
+        return self._feedback.mismatch is not None
+
+    @property
+    def enable_blockers(self) -> tuple[str, ...]:
+        return tuple(self._enable_blockers.values())
+
+    @property
     def measured(self) -> np.ndarray | None:
         return None if self._feedback.positions is None else self._feedback.positions.copy()
 
@@ -192,9 +237,9 @@ class HandController:
             return True, f"already enabled ({self.state.value})"
         if self.state in (HandState.FAULT, HandState.ESTOP):
             return False, f"refused: hand is in {self.state.value} ({self.state_reason}); call ~/reset first"
-        problem = self.feedback_problem(t)
-        if problem:
-            return False, f"refused: {problem}"
+        problems = [p for p in (self.feedback_problem(t), *self._enable_blockers.values()) if p]
+        if problems:
+            return False, "refused: " + "; ".join(problems)
         measured = self._feedback.positions
         self.filter.reset(measured)
         self.monitor.reset(measured)
@@ -232,8 +277,15 @@ class HandController:
     def _target_is_fresh(self, t: float) -> bool:
         return self._target_t is not None and t - self._target_t <= self.config.target_timeout
 
-    def tick(self, t: float) -> TickOutput:
-        """One command period: watchdog, state machine, then the filtered command (or None)."""
+    def tick(self, t: float, prompt: bool = False) -> TickOutput:
+        """One command period: watchdog, state machine, then the filtered command (or None).
+
+        ``prompt``: an extra tick at the moment a fresh target arrived, so its
+        first command leaves at once rather than at the next timer tick. The
+        rate limiter's step is the time since the previous tick (so the speed
+        limit holds whatever the tick pattern) and the interpolation segment
+        starts one command period early (the step the next tick would take).
+        """
         period = self.config.command_period
         previous_tick = self._last_tick
         dt = period if previous_tick is None else min(max(t - previous_tick, 0.0), period)
@@ -256,7 +308,7 @@ class HandController:
                     self.filter.hold()
                     self.interpolator.reset(self.filter.command, t)
                     self._set_state(HandState.ACTIVE, t, "fresh policy target: tracking")
-                self.interpolator.add_target(self._target, self._target_t)
+                self.interpolator.add_target(self._target, self._target_t, lead=period if prompt else 0.0)
                 self._target_used_t = self._target_t
             desired = self.interpolator.sample(t) if self.state is HandState.ACTIVE else None
         else:
@@ -274,9 +326,11 @@ class HandController:
         if self.state is HandState.HOMING:
             desired, speed_scale = self.limits.home, self.limits.home_velocity_scale
 
-        if desired is None:                         # HOLD (also ACTIVE waiting for a first target)
-            command, limited = self.filter.hold(), 0
+        if desired is None and np.array_equal(self.limits.clamp(self.filter.command), self.filter.command):
+            command, limited = self.filter.hold(), 0   # HOLD (also ACTIVE waiting for a first target)
         else:
+            if desired is None:                        # holding outside the margin box: move inwards
+                desired = self.limits.clamp(self.filter.command)
             result = self.filter.step(desired, dt, speed_scale)
             command, limited = result.command, result.rate_limited
         problems = self.monitor.check(command, dt)

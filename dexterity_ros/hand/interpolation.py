@@ -34,8 +34,14 @@ class TargetInterpolator:
         self._goal = self._start.copy()
         self._t0 = t
 
-    def add_target(self, goal: np.ndarray, t: float) -> None:
-        """A new policy target arrived at ``t``; also updates the policy period estimate."""
+    def add_target(self, goal: np.ndarray, t: float, lead: float = 0.0) -> None:
+        """A new policy target arrived at ``t``; also updates the policy period estimate.
+
+        ``lead`` starts the segment that much earlier: a command sent at the
+        moment the target arrives then already takes the step the next tick
+        would have taken (hand_node's prompt command), instead of repeating
+        the current position.
+        """
         if self._last_arrival is not None:
             gap = t - self._last_arrival
             if self.min_period <= gap <= self.max_period:   # long gaps are pauses, not the policy rate
@@ -45,7 +51,7 @@ class TargetInterpolator:
         current = self.sample(t) if self._goal is not None else np.array(goal, dtype=np.float64)
         self._start = current
         self._goal = np.array(goal, dtype=np.float64)
-        self._t0 = t
+        self._t0 = t - max(lead, 0.0)
 
     def sample(self, t: float) -> np.ndarray:
         if self._goal is None:

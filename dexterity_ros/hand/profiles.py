@@ -20,7 +20,6 @@ from ..topics import (ALLEGRO_V4_COMMAND, ALLEGRO_V4_FEEDBACK, LEAP_COMMAND, LEA
                       ROS2_CONTROL_COMMAND, ROS2_CONTROL_FEEDBACK, Topic)
 
 PROFILE_NAMES = ("allegro_v4", "ros2_control", "leap")
-DEFAULT_FINGER_DIGITS = ("ff", "mf", "rf", "th")
 
 # LEAP_Hand_API leap_hand_utils.allegro_to_LEAPhand: LEAP motor angle = Allegro angle + this.
 LEAP_EMBODIMENT_OFFSET = 3.14159
@@ -126,11 +125,13 @@ def ros2_control_order(hand: HandDescription, finger_digits: Sequence[str],
                        joint_names: Sequence[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(names in canonical order, names in the controller's command order).
 
-    ``finger_digits[d]`` is the finger whose joints are ``ah_joint{d}{j}``;
-    ``joint_names`` is the controller's configured ``joints`` list (empty:
-    ascending names, i.e. finger digit then joint digit).
+    ``finger_digits[d]`` is the finger whose joints are ``ah_joint{d}{j}``
+    (empty: the robot description's ``drivers.ros2_control.finger_digits``,
+    thumb first as in the vendor driver); ``joint_names`` is the controller's
+    configured ``joints`` list (empty: ascending names, i.e. finger digit then
+    joint digit).
     """
-    digits = list(finger_digits)
+    digits = list(finger_digits) or list(hand.ros2_control_finger_digits)
     if sorted(digits) != sorted(hand.fingers):
         raise ConfigError(f"ros2_control_finger_digits must list each finger of {list(hand.fingers)} "
                           f"once (digit = position in the list), got {digits}")
@@ -147,7 +148,7 @@ def ros2_control_order(hand: HandDescription, finger_digits: Sequence[str],
     return vocabulary, order
 
 
-def make_profile(name: str, hand: HandDescription, finger_digits: Sequence[str] = DEFAULT_FINGER_DIGITS,
+def make_profile(name: str, hand: HandDescription, finger_digits: Sequence[str] = (),
                  ros2_control_joint_names: Sequence[str] = (), leap_feedback_topic: str = "") -> DriverProfile:
     """Build the named profile (allegro_v4 | ros2_control | leap)."""
     canonical = hand.joint_names

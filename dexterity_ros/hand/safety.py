@@ -4,8 +4,13 @@ Every command passes the same three gates: targets must be finite, are
 clamped into the joint limits shrunk by a margin, and the command moves at
 most ``max_velocity * dt`` per joint per command period (optionally after an
 EMA). The filter starts from the *measured* position, so enabling the hand
-never jumps. :class:`OutputMonitor` re-checks every output with separate
-code; any violation it counts is a bug, not a tuning problem.
+never jumps; a measured position is trusted only within
+``feedback_limit_tolerance`` of the hard joint limits (further out is a
+sensor or mapping fault, see :meth:`SafetyLimits.implausible_feedback`), and
+the start is clamped into the hard limits. :class:`OutputMonitor` re-checks
+every output with separate code: no command ever leaves the hard joint
+limits, whatever the state; any violation it counts is a bug, not a tuning
+problem.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ class TargetRejected(ValueError):
 
 
 PER_JOINT_TABLES = ("joint_margin", "max_velocity", "home_pose")   # ROS parameters <table>.<joint>
-SCALAR_KEYS = ("limit_margin", "default_max_velocity", "home_velocity_scale", "smoothing")
+SCALAR_KEYS = ("limit_margin", "default_max_velocity", "home_velocity_scale", "smoothing",
+               "feedback_limit_tolerance")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class SafetyTables:
     home_pose: dict[str, float] = field(default_factory=dict)         # every joint (rad)
     home_velocity_scale: float = 0.5                    # homing runs at this fraction of max_velocity
     smoothing: float = 0.0                              # EMA weight of the previous value, [0, 1)
+    feedback_limit_tolerance: float = 0.035             # rad a measured joint may read beyond its hard limit
 
     @classmethod
     def from_parameters(cls, flat: Mapping[str, Any]) -> "SafetyTables":
@@ -124,6 +131,18 @@ class SafetyLimits:
     home: np.ndarray
     home_velocity_scale: float = 0.5
     smoothing: float = 0.0
+    hard_lower: np.ndarray | None = None     # the joint limits themselves (None: lower/upper)
+    hard_upper: np.ndarray | None = None
+    feedback_tolerance: float = 0.035        # rad beyond a hard limit a measurement may read
+    joint_names: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.hard_lower is None:
+            object.__setattr__(self, "hard_lower", np.asarray(self.lower, dtype=np.float64))
+        if self.hard_upper is None:
+            object.__setattr__(self, "hard_upper", np.asarray(self.upper, dtype=np.float64))
+        if not self.joint_names:
+            object.__setattr__(self, "joint_names", tuple(f"joint {i}" for i in range(np.size(self.lower))))
 
     @classmethod
     def from_tables(cls, tables: SafetyTables, hand: HandDescription, velocity_scale: float = 1.0) -> "SafetyLimits":
@@ -139,15 +158,44 @@ class SafetyLimits:
             raise ConfigError("home_velocity_scale must be in (0, 1]")
         if not 0 <= tables.smoothing < 1:
             raise ConfigError("smoothing must be in [0, 1)")
+        if not 0 <= tables.feedback_limit_tolerance <= 0.2:
+            raise ConfigError("feedback_limit_tolerance must be in [0, 0.2] rad")
         lower, upper = hand.lower + margins, hand.upper - margins
         home = _per_joint(hand, tables.home_pose, None, "home_pose")
         outside = [hand.joint_names[i] for i in np.flatnonzero((home < lower) | (home > upper))]
         if outside:
             raise ConfigError(f"home_pose outside the margin-shrunk limits for {outside}")
-        return cls(lower, upper, vmax * velocity_scale, home, tables.home_velocity_scale, tables.smoothing)
+        return cls(lower, upper, vmax * velocity_scale, home, tables.home_velocity_scale, tables.smoothing,
+                   hand.lower.copy(), hand.upper.copy(), float(tables.feedback_limit_tolerance),
+                   tuple(hand.joint_names))
 
     def clamp(self, q: np.ndarray) -> np.ndarray:
         return np.clip(q, self.lower, self.upper)
+
+    def clamp_hard(self, q: np.ndarray) -> np.ndarray:
+        """Into the joint limits themselves (where a slightly-out measured start is moved)."""
+        return np.clip(q, self.hard_lower, self.hard_upper)
+
+    def implausible_feedback(self, measured: np.ndarray) -> str | None:
+        """Why a measured pose cannot be a real hand (None if it can).
+
+        A joint that reads NaN or further than ``feedback_tolerance`` beyond its
+        hard limit is a broken encoder, a wrong driver mapping (e.g. a finger
+        digit that sends the thumb's readings to the index finger) or a
+        corrupted message: commanding from it would command outside the limits.
+        """
+        q = np.asarray(measured, dtype=np.float64)
+        if q.shape != self.hard_lower.shape:
+            return f"feedback has {q.size} joints, expected {self.hard_lower.size}"
+        tol = self.feedback_tolerance
+        bad = np.flatnonzero(~np.isfinite(q) | (q < self.hard_lower - tol) | (q > self.hard_upper + tol))
+        if bad.size == 0:
+            return None
+        parts = [f"{self.joint_names[i]} = {q[i]:.4g} rad (limits [{self.hard_lower[i]:.3f}, "
+                 f"{self.hard_upper[i]:.3f}])" for i in bad[:6]]
+        more = f" and {bad.size - 6} more" if bad.size > 6 else ""
+        return (f"driver feedback outside the joint limits by more than feedback_limit_tolerance {tol:g} rad: "
+                + ", ".join(parts) + more)
 
 
 @dataclass(frozen=True)
@@ -175,8 +223,13 @@ class SafetyFilter:
         return clamped, int(np.count_nonzero(clamped != q))
 
     def reset(self, measured: np.ndarray) -> None:
-        """Start from where the hand is (may be outside the margin box: it then moves inwards)."""
-        self.command = np.array(measured, dtype=np.float64)
+        """Start from where the hand is, clamped into the hard limits.
+
+        The start may lie outside the margin box (the command then moves
+        inwards at the speed limit); a measurement a little beyond a hard limit
+        (within the feedback tolerance, checked by the caller) starts at that limit.
+        """
+        self.command = self.limits.clamp_hard(np.array(measured, dtype=np.float64))
         self._smoothed = self.limits.clamp(self.command)
 
     def hold(self) -> np.ndarray:
@@ -204,7 +257,8 @@ class OutputMonitor:
     """Independent check of what is sent: inside the margin box and within the speed limit.
 
     A joint that starts outside the box (measured there at enable) may stay
-    outside only while it moves towards the box.
+    outside the box only while it moves towards it, and never outside the
+    hard joint limits.
     """
 
     def __init__(self, limits: SafetyLimits, rel_tol: float = 1e-9, abs_tol: float = 1e-12):
@@ -214,7 +268,7 @@ class OutputMonitor:
         self.previous: np.ndarray | None = None
 
     def reset(self, measured: np.ndarray) -> None:
-        self.previous = np.array(measured, dtype=np.float64)
+        self.previous = np.clip(np.array(measured, dtype=np.float64), self.limits.hard_lower, self.limits.hard_upper)
 
     def _outside(self, q: np.ndarray) -> np.ndarray:
         return np.maximum(self.limits.lower - q, 0.0) + np.maximum(q - self.limits.upper, 0.0)
@@ -223,9 +277,14 @@ class OutputMonitor:
         """Problems with ``command`` (empty if fine); remembers it as the previous command."""
         problems = []
         command = np.asarray(command, dtype=np.float64)
-        if not np.all(np.isfinite(command)):
+        if command.shape != self.limits.hard_lower.shape or not np.all(np.isfinite(command)):
             problems.append("non-finite command")
-        elif self.previous is not None:
+            return problems
+        beyond = np.flatnonzero((command < self.limits.hard_lower) | (command > self.limits.hard_upper))
+        if beyond.size:
+            problems.append(f"command outside the hard joint limits on joints "
+                            f"{[self.limits.joint_names[i] for i in beyond]}")
+        if self.previous is not None:
             step = np.abs(command - self.previous)
             allowed = self.limits.max_velocity * max(dt, 0.0) * (1 + self.rel_tol) + self.abs_tol
             fast = np.flatnonzero(step > allowed)

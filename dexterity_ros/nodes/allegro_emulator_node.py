@@ -20,7 +20,7 @@ from rclpy.clock import Clock, ClockType
 
 from ..config import ConfigError, param
 from ..diagnostics import Level
-from ..hand import (DEFAULT_FINGER_DIGITS, EmulatedHand, SafetyLimits, load_safety_tables,
+from ..hand import (EmulatedHand, SafetyLimits, load_safety_tables,
                     make_profile)
 from ..hand_model import default_hand
 from .driver_endpoint import DriverEndpoint
@@ -34,7 +34,8 @@ class EmulatorConfig:
     protocol: Literal["allegro_v4", "ros2_control", "leap"] = param(
         "allegro_v4", "driver protocol to speak: allegro_v4 | ros2_control | leap", read_only=True)
     ros2_control_finger_digits: tuple[str, ...] = param(
-        list(DEFAULT_FINGER_DIGITS), "ros2_control: finger of each joint-name digit (ah_joint{digit}{joint})",
+        [], "ros2_control: finger of each joint-name digit (ah_joint{digit}{joint}); empty: the robot "
+        "description's drivers.ros2_control.finger_digits ([th, ff, mf, rf], the vendor driver's)",
         read_only=True)
     ros2_control_joint_names: tuple[str, ...] = param(
         [], "ros2_control: the controller's joint order for commands (empty: ascending names)", read_only=True)
@@ -74,7 +75,7 @@ class AllegroEmulatorNode(DexterityNode):
 
         cmd = self.profile.command_topic
         self.endpoint = DriverEndpoint(self, self.profile, self._command, self._protocol_error,
-                                       cfg.leap_feedback_topic)
+                                       cfg.leap_feedback_topic, self.hand)
         self.feedback_topic = self.endpoint.feedback_topic
         self._setup_leap_service()
         self.add_on_set_parameters_callback(self.on_set_parameters)

@@ -11,16 +11,20 @@ from typing import Callable
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 
 from .. import conversions
+from ..hand.driver_check import driver_urdf
 from ..hand.profiles import DriverProfile, FeedbackMismatch
+from ..hand_model import HandDescription
+from ..topics import ROS2_CONTROL_ROBOT_DESCRIPTION
 from .ros_common import qos_profile
 
 
 class DriverEndpoint:
     def __init__(self, node: Node, profile: DriverProfile, on_command: Callable[[np.ndarray], None],
-                 on_protocol_error: Callable[[str], None], leap_feedback_topic: str = "leap_joint_states"):
+                 on_protocol_error: Callable[[str], None], leap_feedback_topic: str = "leap_joint_states",
+                 hand: HandDescription | None = None):
         self.profile = profile
         self._on_command = on_command
         self._on_error = on_protocol_error
@@ -32,6 +36,11 @@ class DriverEndpoint:
         self.feedback_topic = profile.feedback_topic.name if profile.feedback_topic else leap_feedback_topic
         # Drivers publish feedback with default (reliable) QoS.
         self._feedback_pub = node.create_publisher(JointState, self.feedback_topic, 10)
+        if profile.name == "ros2_control" and hand is not None:
+            # the vendor launch runs robot_state_publisher, which latches the URDF (joint limits per name)
+            topic = ROS2_CONTROL_ROBOT_DESCRIPTION
+            self._description_pub = node.create_publisher(String, topic.name, qos_profile(topic))
+            self._description_pub.publish(String(data=driver_urdf(hand, profile)))
 
     def _joint_state_command(self, msg: JointState) -> None:
         try:

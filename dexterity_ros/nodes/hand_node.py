@@ -9,6 +9,7 @@ machine; every state change is logged and published on /diagnostics.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -18,15 +19,16 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from .. import conversions, topics
 from ..config import ConfigError, param
 from ..diagnostics import Level
-from ..hand import (DEFAULT_FINGER_DIGITS, STATE_LEVEL, FeedbackDecoder, FeedbackMismatch, HandController,
+from ..hand import (COMMANDING, STATE_LEVEL, FeedbackDecoder, FeedbackMismatch, HandController,
                     HandState, JitterMeter, SafetyLimits, SafetyTables, TargetDecoder, WatchdogConfig,
                     load_safety_tables, make_profile)
+from ..hand.driver_check import RobotDescriptionError, check_ros2_control_mapping
 from ..hand.safety import PER_JOINT_TABLES, SCALAR_KEYS
 from ..hand_model import default_hand
 from .ros_common import DexterityNode, qos_profile, run_node
@@ -39,8 +41,13 @@ class HandNodeConfig:
     driver_profile: Literal["allegro_v4", "ros2_control", "leap"] = param(
         "allegro_v4", "driver protocol: allegro_v4 | ros2_control | leap (topics in docs/hand.md)", read_only=True)
     ros2_control_finger_digits: tuple[str, ...] = param(
-        list(DEFAULT_FINGER_DIGITS), "ros2_control: finger of each joint-name digit, e.g. [ff, mf, rf, th] "
-        "means ah_joint0X are the index finger's joints", read_only=True)
+        [], "ros2_control: finger of each joint-name digit, e.g. [th, ff, mf, rf] means ah_joint0X are the "
+        "thumb's joints; empty: the robot description's drivers.ros2_control.finger_digits ([th, ff, mf, rf], "
+        "as in the vendor's allegro_hand_ros2)", read_only=True)
+    robot_description_check: Literal["require", "if_published", "off"] = param(
+        "require", "ros2_control: compare the driver's /robot_description joint limits and finger origins with "
+        "the finger-digit mapping before enabling: require (refuse to enable until it arrived and matches), "
+        "if_published (check only if it arrives), off", read_only=True)
     ros2_control_joint_names: tuple[str, ...] = param(
         [], "ros2_control: the controller's configured joint order (empty: ah_joint00..ah_joint33 ascending)",
         read_only=True)
@@ -70,6 +77,13 @@ class HandNodeConfig:
                                        min=1e-3, max=1.0, read_only=True)
     smoothing: float = param(0.0, "EMA weight of the previous target before rate limiting, [0, 1)",
                              min=0.0, max=0.99, read_only=True)
+    feedback_limit_tolerance: float = param(
+        0.035, "rad a measured joint may read beyond its joint limit; further is a FAULT naming the joint "
+        "(enable refused); a start within it is clamped to the limit and moves inwards", min=0.0, max=0.2,
+        read_only=True)
+    prompt_command: bool = param(True, "send a fresh policy target's first command at once instead of at the next "
+                                 "tick (at most one extra command per period; saves up to one period of latency)",
+                                 read_only=True)
     enable_on_start: bool = param(False, "enable automatically once driver feedback is valid (ramps from it)",
                                   read_only=True)
     publish_joint_states: bool = param(True, "publish the measured joint state (canonical names) on "
@@ -101,6 +115,9 @@ class HandNode(DexterityNode):
         self._pending_target_stamp: int | None = None
         self._auto_enable_pending = cfg.enable_on_start
         self._feedback_messages = 0
+        self._prompt_tick_used = False         # one prompt command per command period at most
+        self._prompt_commands = 0
+        self._supervisor_pid = self._supervisor_from_environment()
 
         # Driver side.
         cmd = self.profile.command_topic
@@ -118,6 +135,7 @@ class HandNode(DexterityNode):
         self.joint_state_pub = (self.create_publisher(JointState, topics.JOINT_STATES.name,
                                                       qos_profile(topics.JOINT_STATES))
                                 if cfg.publish_joint_states else None)
+        self._setup_robot_description_check()
         self.create_service(SetBool, "~/enable", self.on_enable)
         self.create_service(Trigger, "~/estop", self.on_estop)
         self.create_service(Trigger, "~/reset", self.on_reset)
@@ -162,6 +180,53 @@ class HandNode(DexterityNode):
         unknown = sorted(n for n in overrides if not self.has_parameter(n) and not n.startswith("qos_overrides."))
         if unknown:
             raise ConfigError(f"node 'hand_node': unknown parameter(s) {unknown} (see docs/hand.md)")
+
+    # ------------------------------------------------ start-up checks
+    def _setup_robot_description_check(self) -> None:
+        """ros2_control: the driver's URDF limits must fit the finger-digit mapping before enabling."""
+        mode = self.config.robot_description_check
+        if self.profile.name != "ros2_control" or mode == "off":
+            return
+        topic = topics.ROS2_CONTROL_ROBOT_DESCRIPTION
+        if mode == "require":
+            self.controller.set_enable_blocker(
+                "robot_description", f"no robot_description from the driver on '{topic.name}' yet (needed to "
+                "check ros2_control_finger_digits; set robot_description_check: if_published or off to skip)",
+                time.monotonic())
+        self.create_subscription(String, topic.name, self.on_robot_description, qos_profile(topic))
+        self.health.set_value("finger-digit check", f"waiting for {topic.name} ({mode})")
+
+    def on_robot_description(self, msg: String) -> None:
+        t = time.monotonic()
+        try:
+            verdict = check_ros2_control_mapping(self.profile, self.hand, msg.data)
+            problem = verdict.problem
+        except RobotDescriptionError as exc:
+            problem = f"cannot check ros2_control_finger_digits: {exc}"
+        self.controller.set_enable_blocker("robot_description", problem, t)
+        if problem:
+            self.bad_input("finger-digit check", problem, Level.ERROR)
+            self.health.set_value("finger-digit check", "MISMATCH: enabling is refused")
+        else:
+            self.health.set_value("finger-digit check", f"ok ({verdict.compared} joints match the driver's "
+                                  "robot_description)")
+            self.get_logger().info("ros2_control finger-digit mapping matches the driver's robot_description")
+        self._after_state_change()
+
+    @staticmethod
+    def _supervisor_from_environment() -> int | None:
+        """The launcher's pid (DEXTERITY_SUPERVISOR_PID), if it started us and is still our parent."""
+        value = os.environ.get("DEXTERITY_SUPERVISOR_PID", "")
+        try:
+            pid = int(value)
+        except ValueError:
+            return None
+        return pid if pid > 1 else None
+
+    def _supervisor_gone(self) -> str | None:
+        if self._supervisor_pid is None or os.getppid() == self._supervisor_pid:
+            return None
+        return f"supervisor (launcher pid {self._supervisor_pid}) is gone"
 
     # ---------------------------------------------------------- feedback
     def _setup_leap_service(self) -> None:
@@ -225,6 +290,10 @@ class HandNode(DexterityNode):
             self._after_state_change()
             return
         self.controller.feedback(decoded.positions, t)
+        implausible = self.controller.feedback_problem(t)
+        if implausible:
+            self.bad_input("implausible feedback", f"{implausible}: enabling is refused", Level.ERROR)
+            self._after_state_change()
         self._feedback_messages += 1
         self.health.tick("driver feedback")
         if self.joint_state_pub is not None:
@@ -247,6 +316,11 @@ class HandNode(DexterityNode):
             return
         # the target's stamp is the depth frame it came from: measure frame -> first command
         self._pending_target_stamp = conversions.stamp_to_ns(msg.header.stamp) or None
+        if self.config.prompt_command and self.controller.state in COMMANDING and not self._prompt_tick_used:
+            # its first command leaves now, not at the next tick (at most one extra command per period)
+            self._prompt_tick_used = True
+            self._prompt_commands += 1
+            self._tick(t, prompt=True)
 
     # ---------------------------------------------------------- services
     def on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
@@ -277,6 +351,11 @@ class HandNode(DexterityNode):
     def on_command_timer(self) -> None:
         t = time.monotonic()
         self.jitter.add(t)
+        self._prompt_tick_used = False
+        gone = self._supervisor_gone()
+        if gone:
+            self._stop_for_lost_supervisor(t, gone)
+            return
         if self._auto_enable_pending and self.controller.state is HandState.DISABLED:
             problem = self.controller.feedback_problem(t)
             if problem is None:
@@ -285,7 +364,10 @@ class HandNode(DexterityNode):
                 self.get_logger().info(f"enable_on_start: {message}")
             else:
                 self.log_throttled("auto enable", Level.WARN, f"enable_on_start waiting: {problem}", 5.0)
-        out = self.controller.tick(t)
+        self._tick(t)
+
+    def _tick(self, t: float, prompt: bool = False) -> None:
+        out = self.controller.tick(t, prompt=prompt)
         if out.command is not None:
             self._send(out.command)
             self.health.tick("commands")
@@ -293,6 +375,15 @@ class HandNode(DexterityNode):
                 self.health.latency("target stamp -> command", (self.now_ns() - self._pending_target_stamp) * 1e-6)
                 self._pending_target_stamp = None
         self._after_state_change()
+
+    def _stop_for_lost_supervisor(self, t: float, why: str) -> None:
+        """HOLD (the last command once more), DISABLED, then leave: nobody can stop us any more."""
+        hold = self.controller.supervisor_lost(t, why)
+        if hold is not None:
+            self._send(hold)
+        self._after_state_change()
+        self.get_logger().error(f"{why}: hand disabled, hand_node exits")
+        self.context.try_shutdown()
 
     def _send(self, command: np.ndarray) -> None:
         values = self.profile.command_values(command)
@@ -325,7 +416,9 @@ class HandNode(DexterityNode):
         if state is HandState.DISABLED:
             problem = c.feedback_problem(time.monotonic())
             if problem:
-                level, message = (Level.ERROR if "do not match" in problem else Level.WARN), f"DISABLED: {problem}"
+                level, message = (Level.ERROR if c.feedback_untrusted else Level.WARN), f"DISABLED: {problem}"
+            elif c.enable_blockers:
+                level, message = Level.WARN, "DISABLED: enable refused: " + "; ".join(c.enable_blockers)
         if self.profile.feedback_topic is None and self._leap_client is None:
             level, message = Level.ERROR, f"{state.value}: leap feedback unavailable (leap_hand interface missing)"
         self.health.set_state(level, message)
@@ -339,6 +432,7 @@ class HandNode(DexterityNode):
         self.health.set_value("rate limits hit", counters.rate_limits_hit)
         self.health.set_value("watchdog trips", counters.watchdog_trips)
         self.health.set_value("late ticks", counters.late_ticks)
+        self.health.set_value("prompt commands", self._prompt_commands)
         self.health.set_value("limit violations", counters.limit_violations)
         self.health.set_value("estops", counters.estops)
         self.health.set_value("feedback messages", self._feedback_messages)

@@ -27,7 +27,6 @@ from ..bags.io import BagError, BagReader, deserialize, message_class
 from ..bags.replay import ReplayOptions, ReplaySchedule
 from ..config import ConfigError, param
 from ..diagnostics import Level
-from ..paths import data_directory
 from .ros_common import DexterityNode, qos_profile, run_node
 
 RECORDED_TARGETS = topics.Topic("sim/recorded_targets", topics.JOINT_TARGETS.type_name, topics.QosClass.RELIABLE,
@@ -38,7 +37,7 @@ RECORDED_TARGETS = topics.Topic("sim/recorded_targets", topics.JOINT_TARGETS.typ
 class SimBridgeConfig:
     mode: Literal["replay", "live"] = param("replay", "replay: publish an episode bag; live: run the randomized "
                                                       "MuJoCo simulation in the loop", read_only=True)
-    bag_path: str = param("", "episode bag directory (empty: the built-in demo episode)")
+    bag_path: str = param("", "episode bag directory (empty: the built-in demo episode, generated on first use)")
     rate: float = param(1.0, "playback speed factor", min=0.01, max=100.0)
     start_offset: float = param(0.0, "s of the bag to skip at the start", min=0.0)
     loop: bool = param(False, "restart the episode when it ends")
@@ -60,8 +59,9 @@ class SimBridgeConfig:
     real_time_factor: float = param(1.0, "live: simulated seconds per wall-clock second", min=0.01, max=100.0)
     driver_profile: Literal["allegro_v4", "ros2_control", "leap"] = param(
         "allegro_v4", "live: hand driver protocol the simulated hand speaks")
-    ros2_control_finger_digits: tuple[str, ...] = param(["ff", "mf", "rf", "th"],
-                                                        "live, ros2_control: finger of each joint-name digit")
+    ros2_control_finger_digits: tuple[str, ...] = param(
+        [], "live, ros2_control: finger of each joint-name digit; empty: the robot description's "
+        "drivers.ros2_control.finger_digits ([th, ff, mf, rf], the vendor driver's)")
     ros2_control_joint_names: tuple[str, ...] = param([], "live, ros2_control: controller joint order "
                                                           "(empty: ascending names)")
     leap_feedback_topic: str = param("leap_joint_states", "live, leap: topic of LEAP positions by index")
@@ -76,7 +76,27 @@ class SimBridgeConfig:
 
 
 def default_episode_path() -> str:
-    return str(data_directory() / "demo" / "episode_000")
+    """The built-in demo episode (empty bag_path), generated on first use.
+
+    Seeded, so every machine gets the same data; cached in the data directory (the checkout's data/,
+    else ~/.cache/dexterity_ros, or $DEXTERITY_ROS_DATA) and regenerated when the packaged model or
+    configuration changes (``dexterity-ros demo`` does the same). A lock file keeps two replays
+    started together from generating it at once.
+    """
+    import fcntl
+
+    from ..cli_commands.demo import demo_episode_path, ensure_demo_episode
+
+    path = demo_episode_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / ".generate.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return str(ensure_demo_episode())
+    except Exception as exc:  # noqa: BLE001 - any failure: say what to do instead
+        raise ConfigError(f"sim_bridge_node: no bag_path given and the built-in demo episode could not be "
+                          f"generated into {path} ({type(exc).__name__}: {exc}); pass bag_path "
+                          "(replay.launch.xml bag:=DIR) or set DEXTERITY_ROS_DATA to a writable directory") from None
 
 
 class SimBridgeNode(DexterityNode):

@@ -56,7 +56,7 @@ class LiveSimulation:
                                     cfg.ros2_control_joint_names,
                                     cfg.leap_feedback_topic if cfg.driver_profile == "leap" else "")
         self.endpoint = DriverEndpoint(node, self.profile, self._on_command, self._on_protocol_error,
-                                       cfg.leap_feedback_topic)
+                                       cfg.leap_feedback_topic, self.env.hand)
         n = node
         self.depth_pub = n.create_publisher(Image, topics.DEPTH_IMAGE.name, qos_profile(topics.DEPTH_IMAGE))
         self.info_pub = n.create_publisher(CameraInfo, topics.DEPTH_INFO.name, qos_profile(topics.DEPTH_INFO))
