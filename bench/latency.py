@@ -24,12 +24,12 @@ LATENCY = re.compile(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms over (\d+) targets")
 
 
 def run_demo(rate: float, prompt: bool) -> tuple[float, float, int]:
-    cmd = [sys.executable, "-m", "dexterity_ros.cli", "demo", "--quiet", "--rate", f"{rate:g}",
+    cmd = [sys.executable, "-m", "dexterity_ros.cli", "demo", "--rate", f"{rate:g}",
            "--arg", f"prompt_command:={'true' if prompt else 'false'}"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     match = LATENCY.search(out.stdout)
     if out.returncode != 0 or match is None:
-        raise SystemExit(f"demo failed (rate {rate}, prompt {prompt}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise SystemExit(f"demo failed (rate {rate}, prompt {prompt}):\n{out.stdout[-6000:]}\n{out.stderr[-6000:]}")
     return float(match.group(1)), float(match.group(2)), int(match.group(3))
 
 

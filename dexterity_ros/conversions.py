@@ -159,27 +159,69 @@ def points_to_pointcloud2(points: np.ndarray, stamp_ns: int, frame_id: str) -> P
     return msg
 
 
-def pointcloud2_to_points(msg: PointCloud2, drop_invalid: bool = True) -> np.ndarray:
-    """PointCloud2 with x, y, z fields (any layout/endianness) -> float32 (N, 3)."""
-    fields = {f.name: f for f in msg.fields}
-    if not all(n in fields for n in "xyz"):
-        raise MessageError(f"PointCloud2 lacks x/y/z fields (has {sorted(fields)})")
-    n_points = int(msg.width) * int(msg.height)
-    step = int(msg.point_step)
-    if n_points and len(msg.data) < n_points * step:
-        raise MessageError(f"PointCloud2 data has {len(msg.data)} bytes, "
-                           f"expected {n_points * step}")
-    order = ">" if msg.is_bigendian else "<"
-    formats, offsets = [], []
-    for n in "xyz":
-        f = fields[n]
+def pointcloud2_layout_problem(msg: PointCloud2) -> str | None:
+    """Why the layout of ``msg`` cannot be read as x, y, z points (None: it can).
+
+    Checks what reading relies on: x, y and z present once each with a known datatype, every field
+    inside ``point_step`` (offset + size * count), x/y/z not overlapping, ``row_step`` holding a row of
+    ``width`` points, and ``data`` holding ``height`` rows.
+    """
+    names = [f.name for f in msg.fields]
+    if not all(n in names for n in "xyz"):
+        return f"PointCloud2 lacks x/y/z fields (has {sorted(set(names))})"
+    step, width, height, row_step = int(msg.point_step), int(msg.width), int(msg.height), int(msg.row_step)
+    if step <= 0:
+        return f"point_step is {step}; a point needs at least the 12 bytes of x, y, z"
+    spans: dict[str, tuple[int, int]] = {}
+    for f in msg.fields:
+        if f.name in spans and f.name in ("x", "y", "z"):
+            return f"field '{f.name}' appears twice"
         if f.datatype not in _POINTFIELD_DTYPES:
-            raise MessageError(f"field {n} has unknown datatype {f.datatype}")
-        formats.append(order + _POINTFIELD_DTYPES[f.datatype])
-        offsets.append(int(f.offset))
-    dtype = np.dtype({"names": list("xyz"), "formats": formats, "offsets": offsets, "itemsize": step})
-    raw = np.frombuffer(msg.data, dtype=dtype, count=n_points)
-    points = np.stack([raw["x"], raw["y"], raw["z"]], axis=1).astype(np.float32)
+            return f"field '{f.name}' has unknown datatype {f.datatype} (PointField datatypes are 1..8)"
+        if f.name in ("x", "y", "z") and f.count != 1:
+            return f"field '{f.name}' has count {f.count}, expected 1"
+        size = np.dtype(_POINTFIELD_DTYPES[f.datatype]).itemsize * max(int(f.count), 1)
+        if int(f.offset) + size > step:
+            return (f"field '{f.name}' (offset {f.offset}, {size} bytes) ends past point_step {step}")
+        spans[f.name] = (int(f.offset), int(f.offset) + size)
+    xyz = sorted(spans[n] + (n,) for n in "xyz")
+    for (a0, a1, a), (b0, _, b) in zip(xyz, xyz[1:]):
+        if b0 < a1:
+            return f"fields '{a}' and '{b}' overlap (bytes {a0}..{a1} and {b0}..)"
+    if width == 0 or height == 0:
+        return None
+    if row_step < width * step:
+        return f"row_step {row_step} is smaller than width * point_step = {width} * {step}"
+    needed = row_step * (height - 1) + width * step
+    if len(msg.data) < needed:
+        return (f"PointCloud2 data has {len(msg.data)} bytes, expected {row_step * height} "
+                f"({height} rows of row_step {row_step})")
+    return None
+
+
+def pointcloud2_to_points(msg: PointCloud2, drop_invalid: bool = True) -> np.ndarray:
+    """PointCloud2 with x, y, z fields (any layout, row padding, endianness) -> float32 (N, 3).
+
+    A layout that cannot be read (see :func:`pointcloud2_layout_problem`) is a :class:`MessageError`.
+    ``drop_invalid``: leave out points with a non-finite coordinate (values beyond float32 become inf).
+    """
+    problem = pointcloud2_layout_problem(msg)
+    if problem is not None:
+        raise MessageError(problem)
+    fields = {f.name: f for f in msg.fields}
+    width, height = int(msg.width), int(msg.height)
+    if width == 0 or height == 0:
+        return np.zeros((0, 3), dtype=np.float32)
+    order = ">" if msg.is_bigendian else "<"
+    dtype = np.dtype({"names": list("xyz"),
+                      "formats": [order + _POINTFIELD_DTYPES[fields[n].datatype] for n in "xyz"],
+                      "offsets": [int(fields[n].offset) for n in "xyz"], "itemsize": int(msg.point_step)})
+    raw = np.ndarray((height, width), dtype=dtype, buffer=memoryview(msg.data).cast("B"),
+                     strides=(int(msg.row_step), int(msg.point_step))).reshape(-1)
+    points = np.empty((len(raw), 3), dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, n in enumerate("xyz"):
+            points[:, i] = raw[n]
     if drop_invalid:
         points = points[np.all(np.isfinite(points), axis=1)]
     return points

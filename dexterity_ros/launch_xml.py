@@ -237,10 +237,10 @@ _ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "group": (frozenset({"scoped", "forwarding"}), frozenset({"keep"})),  # + any action
     "include": (frozenset({"file"}), frozenset({"arg"})),
     "node": (frozenset({"pkg", "exec", "name", "namespace", "exec_name", "args", "ros_args",
-                        "launch-prefix", "output", "cwd", "respawn", "respawn_delay"}),
+                        "launch-prefix", "output", "cwd", "respawn", "respawn_delay", "on_exit"}),
              frozenset({"param", "remap", "env"})),
     "executable": (frozenset({"cmd", "name", "cwd", "launch-prefix", "output", "respawn",
-                              "respawn_delay"}), frozenset({"env"})),
+                              "respawn_delay", "on_exit"}), frozenset({"env"})),
     "push-ros-namespace": (frozenset({"namespace"}), frozenset()),
     "push_ros_namespace": (frozenset({"namespace"}), frozenset()),
     "set_remap": (frozenset({"from", "to"}), frozenset()),
@@ -302,6 +302,7 @@ class ProcessPlan:
     parameters: tuple[Mapping[str, Any] | Path, ...] = ()   # inline dicts and --params-file paths, in order
     params_files: tuple[Path, ...] = ()      # every --params-file, generated ones included
     remappings: tuple[tuple[str, str], ...] = ()
+    on_exit: str | None = None               # "shutdown": its exit shuts the whole launch down
 
     @property
     def fully_qualified_name(self) -> str | None:
@@ -353,7 +354,8 @@ class LaunchPlan:
                 elif proc.namespace:
                     head += f" in {proc.namespace}"
             lines.append(f"{head}  ({proc.source}, output={proc.output}"
-                         + (f", respawn after {proc.respawn_delay:g} s" if proc.respawn else "") + ")")
+                         + (f", respawn after {proc.respawn_delay:g} s" if proc.respawn else "")
+                         + (f", on_exit={proc.on_exit}" if proc.on_exit else "") + ")")
             lines.append(f"  cmd: {shlex.join(proc.cmd)}")
             if proc.cwd:
                 lines.append(f"  cwd: {proc.cwd}")
@@ -738,8 +740,13 @@ class _Evaluator:
         except ValueError as exc:
             raise self.error(element, f"launch-prefix: {exc}") from None
         cwd = self.attr(element, "cwd")
+        on_exit = element.attrib.get("on_exit")
+        if on_exit is not None and on_exit != "shutdown":
+            # launch's ExecuteProcess.parse compares the raw text: no substitutions, no other action
+            raise self.error(element, f"on_exit=\"{on_exit}\" is not supported: ros2 launch accepts only "
+                             "on_exit=\"shutdown\" (written literally, no substitutions)")
         return dict(output="log" if output == "own_log" else output, respawn=respawn, respawn_delay=delay,
-                    env=env, env_changes=env_changes, prefix=prefix, cwd=cwd)
+                    env=env, env_changes=env_changes, prefix=prefix, cwd=cwd, on_exit=on_exit)
 
     def command_line(self, element: XmlElement, attr: str) -> list[str]:
         """Split like ros2's ExecuteProcess._parse_cmdline: text is shell-split, substitution results are not."""
@@ -790,7 +797,8 @@ class _Evaluator:
         self.processes.append(ProcessPlan(
             label=label, kind="executable", cmd=tuple(common["prefix"] + cmd), env=common["env"],
             env_changes=common["env_changes"], cwd=common["cwd"], output=common["output"],
-            respawn=common["respawn"], respawn_delay=common["respawn_delay"], source=element.where))
+            respawn=common["respawn"], respawn_delay=common["respawn_delay"], source=element.where,
+            on_exit=common["on_exit"]))
 
     def do_node(self, element: XmlElement) -> None:
         common = self.process_common(element)
@@ -871,7 +879,7 @@ class _Evaluator:
             cwd=common["cwd"], output=common["output"], respawn=common["respawn"],
             respawn_delay=common["respawn_delay"], source=element.where, package=package,
             executable=executable, node_name=node_name, namespace=namespace, parameters=tuple(parameters),
-            params_files=tuple(params_files), remappings=tuple(remappings)))
+            params_files=tuple(params_files), remappings=tuple(remappings), on_exit=common["on_exit"]))
 
     def validate_namespace(self, element: XmlElement, namespace: str) -> None:
         if namespace == "/":
@@ -1065,19 +1073,22 @@ def find_package_share(package: str) -> Path:
     return paths.share_directory(package)
 
 
-def _ament_prefix(package: str) -> Path | None:
-    try:
-        from ament_index_python.packages import get_package_prefix
-    except ImportError:
+_RESOURCE_INDEX = Path("share") / "ament_index" / "resource_index" / "packages"
+
+
+def ament_package_prefix(package: str) -> Path | None:
+    """ament_index_python's get_package_prefix without the dependency: the first AMENT_PREFIX_PATH
+    entry whose resource index lists ``package`` (None when no entry does)."""
+    if not package or "/" in package or os.sep in package:
         return None
-    try:
-        return Path(get_package_prefix(package))
-    except Exception:  # PackageNotFoundError, ValueError on bad names
-        return None
+    for entry in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if entry and (Path(entry) / _RESOURCE_INDEX / package).is_file():
+            return Path(entry)
+    return None
 
 
 def find_package_prefix(package: str) -> Path:
-    prefix = _ament_prefix(package)
+    prefix = ament_package_prefix(package)
     if prefix is not None:
         return prefix
     share = find_package_share(package)
@@ -1101,38 +1112,39 @@ def _script_command(path: Path) -> list[str]:
 def resolve_node_executable(package: str | None, executable: str) -> tuple[list[str], dict[str, str]]:
     """``pkg``/``exec`` -> (command prefix, environment additions); FileNotFoundError names what was tried.
 
-    dexterity_ros: console script next to the running Python, then ``<prefix>/lib/<pkg>/<exec>``
-    (colcon / setup.cfg layout), then ``python -m dexterity_ros.nodes.<exec>``.
-    Other packages: ``<ament prefix>/lib/<pkg>/<exec>``.
+    As launch_ros: a package in an ament prefix (AMENT_PREFIX_PATH, e.g. a sourced colcon install)
+    runs ``<prefix>/lib/<pkg>/<exec>``, and nothing else. Only dexterity_ros itself, when no ament
+    prefix has it (pip install, source checkout), falls back to its console script next to the
+    running Python, then ``<sys.prefix>/lib/dexterity_ros/<exec>``, then
+    ``python -m dexterity_ros.nodes.<exec>``.
     """
     if package is None:
         return [executable], {}
-    searched: list[str] = []
-    if package == paths.PACKAGE_NAME:
-        script = Path(sys.executable).parent / executable
-        searched.append(str(script))
-        if script.is_file() and os.access(script, os.X_OK):
-            return [str(script)], {}
-    prefixes: list[Path] = []
-    ament = _ament_prefix(package)
-    if ament is not None:
-        prefixes.append(ament)
-    if package == paths.PACKAGE_NAME:
-        prefixes.append(Path(sys.prefix))
-    for prefix in prefixes:
-        candidate = prefix / "lib" / package / executable
-        searched.append(str(candidate))
+    prefix = ament_package_prefix(package)
+    if prefix is not None:
+        libexec = prefix / "lib" / package
+        candidate = libexec / executable
         if candidate.is_file():
             return _script_command(candidate), {}
-    if package == paths.PACKAGE_NAME:
-        module = f"{paths.PACKAGE_NAME}.nodes.{executable}"
-        searched.append(f"python -m {module}")
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", executable) and importlib.util.find_spec(module) is not None:
-            source_root = str(Path(__file__).resolve().parent.parent)
-            return [sys.executable, "-m", module], {"PYTHONPATH": source_root}
-    elif ament is None:
+        raise FileNotFoundError(f"executable '{executable}' not found in package '{package}' "
+                                f"(looked in {libexec}; the package's ament prefix {prefix} is on AMENT_PREFIX_PATH)")
+    if package != paths.PACKAGE_NAME:
         raise FileNotFoundError(f"package '{package}' not found (not in the ament index; "
                                 f"AMENT_PREFIX_PATH={os.environ.get('AMENT_PREFIX_PATH', '')!r})")
+    searched: list[str] = []
+    script = Path(sys.executable).parent / executable
+    searched.append(str(script))
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)], {}
+    candidate = Path(sys.prefix) / "lib" / package / executable
+    searched.append(str(candidate))
+    if candidate.is_file():
+        return _script_command(candidate), {}
+    module = f"{paths.PACKAGE_NAME}.nodes.{executable}"
+    searched.append(f"python -m {module}")
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", executable) and importlib.util.find_spec(module) is not None:
+        source_root = str(Path(__file__).resolve().parent.parent)
+        return [sys.executable, "-m", module], {"PYTHONPATH": source_root}
     raise FileNotFoundError(f"executable '{executable}' not found in package '{package}' "
                             f"(looked for: {', '.join(searched)})")
 

@@ -3,14 +3,27 @@
 Each child runs in its own session (so a terminal Ctrl-C reaches only the launcher, which
 then stops the children in order); its output is echoed line by line as ``[label] line``;
 its exit is reported with ros2 launch's wording (``process has died [pid N, exit code C,
-cmd '...']``) and the others keep running. Shutdown: SIGINT, then SIGTERM after
-``sigterm_timeout``, then SIGKILL after ``sigkill_timeout``.
+cmd '...']``) and the others keep running, unless it was started with ``on_exit="shutdown"``
+(then its exit shuts the whole launch down, like ros2 launch's Shutdown action).
+Shutdown: SIGINT, then SIGTERM after ``sigterm_timeout``, then SIGKILL after ``sigkill_timeout``.
+
+Children never outlive the launcher: SIGINT, SIGTERM and SIGHUP (terminal closed) of the
+launcher start the same ordered shutdown, and each child is started with the Linux parent-death
+signal (``PR_SET_PDEATHSIG`` = SIGTERM, which rclpy nodes handle as a clean shutdown), so even a
+SIGKILL of the launcher stops them. Every child also gets ``DEXTERITY_SUPERVISOR_PID`` (the
+launcher's pid) so a node can watch its supervisor itself. The parent-death signal belongs to
+the *thread* that forked the child, so every child is forked by one spawner thread that lives
+as long as the launch (a respawn from a short-lived watcher thread would otherwise be killed
+as soon as that thread ends).
 """
 from __future__ import annotations
 
 import atexit
 import collections
+import ctypes
+import functools
 import os
+import queue
 import shlex
 import signal
 import subprocess
@@ -24,7 +37,11 @@ from typing import Iterable, Mapping, Sequence, TextIO
 
 from .launch_xml import LaunchPlan, ProcessPlan, load_launch_plan
 
-_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL"}
+_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP",
+                 signal.SIGKILL: "SIGKILL"}
+SUPERVISOR_PID_ENV = "DEXTERITY_SUPERVISOR_PID"
+PARENT_DEATH_SIGNAL = signal.SIGTERM   # rclpy's handler makes it a clean shutdown (run_node returns 0)
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -62,15 +79,81 @@ class OutputLine:
 _LIVE_HANDLES: "weakref.WeakSet[LaunchHandle]" = weakref.WeakSet()
 
 
-def _default_stop_signals() -> None:
-    """In the child, before exec: SIGINT/SIGTERM back to their defaults.
+def _load_prctl():
+    """libc's prctl, resolved here in the launcher: the child must not load libraries between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
 
-    A launcher started in the background inherits SIGINT ignored, and an
-    ignored signal would stay ignored in every node, so the SIGINT that
-    starts a clean shutdown would never arrive.
+
+_PRCTL = _load_prctl()
+
+
+def _prepare_child(launcher_pid: int) -> None:
+    """In the child, between fork and exec.
+
+    SIGINT/SIGTERM back to their defaults: a launcher started in the background inherits SIGINT
+    ignored, and an ignored signal would stay ignored in every node, so the SIGINT that starts a
+    clean shutdown would never arrive. Then the parent-death signal, with the standard race check:
+    if the launcher died before prctl took effect, the child was already re-parented and no signal
+    will ever come, so it ends itself the same way.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != launcher_pid:
+            os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+
+class _Spawner:
+    """One long-lived thread that forks every child (the parent-death signal fires when the forking thread ends)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        if threading.current_thread() is self._thread:
+            return subprocess.Popen(*args, **kwargs)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="launch-spawner", daemon=True)
+                self._thread.start()
+        done = threading.Event()
+        result: list = []
+        self._requests.put((args, kwargs, result, done))
+        done.wait()
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            args, kwargs, result, done = request
+            try:
+                result.append(subprocess.Popen(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result.append(exc)
+            done.set()
+
+    def close(self) -> None:
+        """Let the thread end (call only once every child has exited: ending it signals the children)."""
+        with self._lock:
+            if self._thread is not None:
+                self._requests.put(None)
+                self._thread.join(timeout=5.0)
+                self._thread = None
 
 
 class LaunchHandle:
@@ -89,7 +172,9 @@ class LaunchHandle:
         self._lines_changed = threading.Condition()
         self._echo_lock = threading.Lock()
         self._shutting_down = threading.Event()
-        self.shutdown_requested = threading.Event()   # set when stop_on_death fires
+        self.shutdown_requested = threading.Event()   # set when stop_on_death or on_exit="shutdown" fires
+        self.shutdown_reason: str | None = None
+        self._spawner = _Spawner()
         self._escalate = threading.Event()
         self._stop_lock = threading.Lock()
         self._spawn_lock = threading.Lock()   # a respawn never races the start of shutdown
@@ -132,18 +217,18 @@ class LaunchHandle:
         plan = child.plan
         env = dict(plan.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         try:
-            popen = subprocess.Popen(list(plan.cmd), env=env, cwd=plan.cwd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=_default_stop_signals)
-        except OSError as exc:
+            popen = self._spawner.popen(list(plan.cmd), env=env, cwd=plan.cwd, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                        preexec_fn=functools.partial(_prepare_child, os.getpid()))
+        except (OSError, subprocess.SubprocessError) as exc:
             self.log("ERROR", child.label, f"exception occurred while executing process: {exc} "
                      f"[cmd '{shlex.join(plan.cmd)}']")
             child.returncode = 127
             child.crashed = not self._shutting_down.is_set()
             child.exited.set()
-            if child.crashed and self.stop_on_death:
-                self.shutdown_requested.set()
+            self._after_exit(child, crashed=child.crashed)
             return
         child.popen = popen
         child.returncode = None
@@ -179,8 +264,7 @@ class LaunchHandle:
                      f"cmd '{shlex.join(child.plan.cmd)}'].")
         if code != 0 and not self._shutting_down.is_set():
             child.crashed = True
-            if self.stop_on_death:
-                self.shutdown_requested.set()
+        self._after_exit(child, crashed=code != 0)
         respawn = child.plan.respawn and not self._shutting_down.is_set() and not self.shutdown_requested.is_set()
         if respawn:
             if child.plan.respawn_delay > 0 and self._shutting_down.wait(child.plan.respawn_delay):
@@ -191,7 +275,24 @@ class LaunchHandle:
                 return
             child.exited.set()
 
+    def _after_exit(self, child: ChildProcess, crashed: bool) -> None:
+        """A child ended on its own: ``on_exit="shutdown"`` or ``stop_on_death`` ask for a shutdown."""
+        if self._shutting_down.is_set() or self.shutdown_requested.is_set():
+            return
+        if child.plan.on_exit == "shutdown":
+            self.shutdown_reason = f"process[{child.label}] exited and has on_exit=\"shutdown\""
+        elif crashed and self.stop_on_death:
+            self.shutdown_reason = f"process[{child.label}] died and stop_on_death is set"
+        else:
+            return
+        self.log("INFO" if child.returncode == 0 else "ERROR", "launch", self.shutdown_reason + ", shutting down")
+        self.shutdown_requested.set()
+
     # ---------------------------------------------------------- inspection
+    @property
+    def started(self) -> bool:
+        return self._started
+
     @property
     def running(self) -> bool:
         """True while any child is running (or about to be respawned)."""
@@ -297,6 +398,8 @@ class LaunchHandle:
             self.wait(timeout=5.0)
             for thread in self._threads:
                 thread.join(timeout=2.0)
+            if not any(c.popen is not None and c.popen.poll() is None for c in self.children):
+                self._spawner.close()   # only now: its end would send the parent-death signal
             if self.plan is not None:
                 self.plan.cleanup()
             _LIVE_HANDLES.discard(self)
@@ -341,7 +444,13 @@ def launch(path: Path | str, arguments: Mapping[str, str] | Iterable[str] | None
 
 def run_until_stopped(handle: LaunchHandle, duration: float | None = None,
                       handle_signals: bool = True) -> int:
-    """Block until SIGINT/SIGTERM, ``duration`` seconds, or every child exited; then stop; exit code."""
+    """Block until SIGINT/SIGTERM/SIGHUP, ``duration`` seconds, every child exited, or a child asked
+    for a shutdown (``on_exit="shutdown"``, ``stop_on_death``); then stop; exit code.
+
+    SIGHUP (the terminal was closed) is a shutdown like SIGINT, unless the launcher was started
+    with SIGHUP ignored (``nohup``), which is respected. A handle that is not started yet is
+    started here, once the signal handlers are in place.
+    """
     stop_reason = threading.Event()
     previous: dict[int, object] = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
@@ -355,14 +464,17 @@ def run_until_stopped(handle: LaunchHandle, duration: float | None = None,
                        else f"received {name}, shutting down")
             stop_reason.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                continue
             previous[sig] = signal.signal(sig, on_signal)
     try:
+        if not handle.started:
+            handle.start()   # after the handlers are in place: a signal during start-up stops cleanly too
         deadline = None if duration is None else time.monotonic() + duration
         while not stop_reason.is_set():
             if handle.shutdown_requested.is_set():
-                handle.log("ERROR", "launch", "a process died and stop_on_death is set, shutting down")
-                break
+                break   # the reason was logged when it was requested
             if not handle.running:
                 handle.log("INFO", "launch", "all processes have exited")
                 break

@@ -134,3 +134,79 @@ def write_file_compressed(path: Path, storage: str, n: int = 10) -> None:
         c = writer.add_connection("/joints", "sensor_msgs/msg/JointState", typestore=store)
         for k in range(n):
             writer.write(c, T0 + k * 1000, joint(k))
+
+
+# ------------------------------------------------------------------ sqlite3 bags the way rosbag2 writes them
+_SQLITE_CHILD = r"""
+import os, pickle, sqlite3, sys
+job = pickle.load(sys.stdin.buffer)
+db = sqlite3.connect(job["path"], isolation_level=None)
+if job["state"] == "interrupted":
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.execute("PRAGMA cache_size=1")           # spill pages into the file before the commit
+else:
+    db.execute("PRAGMA journal_mode=WAL")       # as rosbag2_storage_sqlite3 opens a bag for writing
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")   # every page of a killed recording stays in the WAL
+db.executescript(job["schema"])
+db.execute("INSERT INTO schema VALUES (4, 'kilted')")
+for row in job["definitions"]:
+    db.execute("INSERT INTO message_definitions (topic_type, encoding, encoded_message_definition, "
+               "type_description_hash) VALUES (?, ?, ?, ?)", row)
+for row in job["topics"]:
+    db.execute("INSERT INTO topics VALUES (?, ?, ?, ?, ?, ?)", row)
+committed = job["messages"][:job["committed"]]
+for row in committed:                           # one transaction per message (auto-commit)
+    db.execute("INSERT INTO messages (topic_id, timestamp, data) VALUES (?, ?, ?)", row)
+if job["state"] == "interrupted":
+    db.execute("BEGIN")
+    db.execute("UPDATE messages SET data = zeroblob(3)")      # the committed rows change first ...
+    for row in job["messages"][job["committed"]:]:           # ... then the cache spills them into the file
+        db.execute("INSERT INTO messages (topic_id, timestamp, data) VALUES (?, ?, ?)", row)
+if job["state"] == "closed":
+    db.close()                                  # sqlite checkpoints and removes -wal/-shm; the file stays WAL
+sys.stdout.flush()
+os._exit(0)                                     # 'killed'/'interrupted': no close, no checkpoint, no rollback
+"""
+
+
+def write_wal_sqlite3(path: Path, n: int = 20, state: str = "closed") -> list[tuple[int, float]]:
+    """A sqlite3 rosbag2 bag made with sqlite3 directly, as rosbag2_storage_sqlite3 does (schema 4, WAL).
+
+    state 'closed': the writer closed its connection (no -wal/-shm left, the .db3 stays in WAL mode) and
+    metadata.yaml is written; 'killed': the writer process died after committing every message (-wal and
+    -shm left, every message only in the WAL, no metadata.yaml); 'interrupted': rollback-journal mode,
+    killed inside a transaction whose pages already reached the file (a hot -journal; half the messages
+    committed). Returns the committed (stamp, position) pairs.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    from dexterity_ros.bags.metadata import BagMetadata, FileEntry, TopicEntry, write_metadata
+    from dexterity_ros.bags.msgdefs import message_definition
+    from dexterity_ros.bags.sqlite import _SCHEMA
+    from dexterity_ros.bags.writer import qos_yaml
+
+    path.mkdir(parents=True)
+    definition = message_definition("sensor_msgs/msg/JointState")
+    messages = [(1, T0 + k * 1_000_000, joint(k)) for k in range(n)]
+    committed = n // 2 if state == "interrupted" else n
+    if state == "interrupted":
+        messages = messages[:committed] + [(1, T0 + k * 1_000_000, bytes(500)) for k in range(committed, 2000)]
+    job = {"path": str(path / f"{path.name}_0.db3"), "state": state, "schema": _SCHEMA, "committed": committed,
+           "definitions": [("sensor_msgs/msg/JointState", definition.encoding, definition.text,
+                            definition.type_hash)],
+           "topics": [(1, "/joints", "sensor_msgs/msg/JointState", "cdr", qos_yaml([BEST_EFFORT]),
+                       definition.type_hash)],
+           "messages": messages}
+    subprocess.run([sys.executable, "-c", _SQLITE_CHILD], input=pickle.dumps(job), check=True, timeout=60)
+    expected = [(T0 + k * 1_000_000, float(k)) for k in range(committed)]
+    if state == "closed":
+        write_metadata(path, BagMetadata(
+            storage="sqlite3", files=[f"{path.name}_0.db3"],
+            topics=[TopicEntry("/joints", "sensor_msgs/msg/JointState", n, [BEST_EFFORT], "cdr",
+                               definition.type_hash)],
+            start_ns=T0, duration_ns=(n - 1) * 1_000_000, count=n,
+            file_entries=[FileEntry(f"{path.name}_0.db3", T0, (n - 1) * 1_000_000, n)]))
+    return expected

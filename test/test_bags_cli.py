@@ -85,7 +85,7 @@ def test_doctor_passes_in_the_test_environment_and_fails_on_a_bad_profile(tmp_pa
 
 
 @pytest.mark.parametrize("content,expected", [
-    (None, "is not set"),
+    (None, "does not exist"),
     ("<dds><profiles>", "not valid XML"),
     ('<dds><profiles><participant profile_name="p" is_default_profile="true"><rtps/></participant></profiles></dds>',
      "uses no SHM transport"),
@@ -93,15 +93,41 @@ def test_doctor_passes_in_the_test_environment_and_fails_on_a_bad_profile(tmp_pa
 ])
 def test_doctor_explains_each_profile_problem(tmp_path, monkeypatch, content, expected):
     monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    if content is None:
-        monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
-    else:
-        profile = tmp_path / "profile.xml"
+    profile = tmp_path / "profile.xml"
+    if content is not None:
         profile.write_text(content)
-        monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
     [check] = doctor.check_shm_profile()
     assert check.status == doctor.FAIL and expected in check.detail
     assert "FASTDDS_DEFAULT_PROFILES_FILE=" in check.fix
+
+
+def test_doctor_profile_unset_is_a_warning_because_every_launch_file_sets_it(tmp_path, monkeypatch):
+    """A fresh shell has no FASTDDS_DEFAULT_PROFILES_FILE; the launch files set it, so that is no failure."""
+    from dexterity_ros import paths
+
+    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    checks = doctor.check_shm_profile()
+    assert checks[0].status == doctor.WARN and doctor.FAIL not in {c.status for c in checks}, checks
+    for launch_file in ("robot.launch.xml", "sim.launch.xml", "replay.launch.xml"):
+        assert launch_file in checks[0].detail
+    assert "is not set in this shell" in checks[0].detail and "32 MiB segment" in checks[0].detail
+    assert "FASTDDS_DEFAULT_PROFILES_FILE=" in checks[0].fix
+    # ... but the profile the launch files would use is still checked
+    share = tmp_path / "share"
+    (share / "launch").mkdir(parents=True)
+    (share / "config").mkdir()
+    (share / "config" / "fastdds_shm.xml").write_text("<dds/>")
+    monkeypatch.setenv("DEXTERITY_ROS_SHARE", str(share))
+    paths.share_directory.cache_clear()
+    try:
+        [check] = doctor.check_shm_profile()
+    finally:
+        monkeypatch.delenv("DEXTERITY_ROS_SHARE")
+        paths.share_directory.cache_clear()
+    assert check.status == doctor.FAIL and "packaged profile the launch files use is broken" in check.detail
+    assert "no participant profile" in check.detail
 
 
 def test_doctor_checks_the_model_contract_against_the_perception_config(tmp_path, student):

@@ -10,12 +10,15 @@ import time
 
 import rclpy  # noqa: F401  # load ROS's Fast DDS before pyrealsense2's (see dexterity_ros/camera/realsense.py)
 import numpy as np
+import pyrealsense2 as rs
 import pytest
 
-from dexterity_ros.camera import (CameraAlreadyConnectedError, CameraNotConnectedError, CameraSetupError,
-                                  ExponentialBackoff, FrameDropCounter, FrameStamper, FrameTimeoutError,
-                                  PlaybackFinishedError, RealSenseCamera, RealSenseCameraConfig,
-                                  SoftwareDepthDevice, StampMethod, TimestampDomain, make_depth_camera)
+from dexterity_ros.camera import (CameraAlreadyConnectedError, CameraNotConnectedError, CameraNotFoundError,
+                                  CameraSetupError, ExponentialBackoff, FrameDropCounter, FrameStamper,
+                                  FrameTimeoutError, PlaybackFinishedError, RealSenseCamera, RealSenseCameraConfig,
+                                  SoftwareDepthDevice, StampMethod, TimestampDomain, make_depth_camera,
+                                  parse_depth_profile)
+from dexterity_ros.camera.realsense import select_device
 from dexterity_ros.camera_model import Intrinsics
 from dexterity_ros.config import ConfigError, from_dict
 
@@ -234,6 +237,44 @@ def test_config_validation_and_factory():
     cfg = from_dict(RealSenseCameraConfig, {"depth_profile": "640,480,15", "clip_distance": 1.5})
     assert cfg.clip_distance == 1.5 and cfg.enabled_filters == ["clip(1.5 m)"]
     assert isinstance(make_depth_camera(cfg), RealSenseCamera)
+
+
+def test_depth_profile_separators_match_realsense_ros():
+    # profile_manager.cpp: \s*([0-9]+)\s*[xX,]\s*([0-9]+)\s*[xX,]\s*([0-9]+)\s*
+    for text in ("640x480x30", "640X480X30", "640,480,30", " 640 X 480 , 30 ", "640x480X30"):
+        assert parse_depth_profile(text) == (640, 480, 30), text
+        assert RealSenseCameraConfig(depth_profile=text).depth_profile == text
+    for text in ("640*480*30", "640x480", "640x480x30x1", "axbxc"):
+        with pytest.raises(ConfigError, match="WIDTHxHEIGHTxFPS"):
+            parse_depth_profile(text)
+    with pytest.raises(ConfigError, match="must be text"):
+        RealSenseCameraConfig(depth_profile=640)
+
+
+def test_serial_no_as_text_with_underscore_or_as_a_number():
+    """realsense-ros strips a leading '_'; ROS types an unquoted serial as int (octal with a leading 0) or double."""
+    assert RealSenseCameraConfig(serial_no="_831612073525").serial_no == "831612073525"
+    assert from_dict(RealSenseCameraConfig, {"serial_no": 831612073525}).serial_no == 831612073525
+    assert from_dict(RealSenseCameraConfig, {"serial_no": 12345678901.0}).serial_no == 12345678901
+    for bad in (1.5, -3, True, ["1"]):
+        with pytest.raises(ConfigError, match="serial"):
+            from_dict(RealSenseCameraConfig, {"serial_no": bad})
+    devices = [SoftwareDepthDevice(INTR, serial_no=serial).device
+               for serial in ("f0245826", "012345678901", "01234567", "831612073525")]
+
+    def serial_of(device) -> str:
+        return device.get_info(rs.camera_info.serial_number)
+
+    assert serial_of(select_device(devices, "")) == "f0245826"                  # empty: the first
+    assert serial_of(select_device(devices, "_831612073525")) == "831612073525"
+    assert serial_of(select_device(devices, 831612073525)) == "831612073525"
+    assert serial_of(select_device(devices, 12345678901)) == "012345678901"     # `012345678901` read as 12345678901.0
+    assert serial_of(select_device(devices, 0o1234567)) == "01234567"          # `01234567` read as octal
+    assert serial_of(select_device(devices, "f0245826")) == "f0245826"
+    with pytest.raises(CameraNotFoundError, match="'12345678901' .*found: .*012345678901"):
+        select_device(devices, "12345678901")                                   # text matches exactly
+    with pytest.raises(CameraNotFoundError, match="arrived as the number 999.*serial_no:=_"):
+        select_device(devices, 999)
 
 
 def test_missing_or_foreign_recording_is_a_setup_error(tmp_path):

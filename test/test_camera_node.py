@@ -3,7 +3,8 @@
 The recording is made from an rs.software_device() stream with the SDK
 recorder; the node plays it with ``rosbag_filename`` as its own process. The
 stall test runs the node in-process on a software device so the test can
-stop and resume the frames.
+stop and resume the frames. Also realsense-ros's conventions: node /camera/camera
+with private topic names, depth_qos, wait_for_device_timeout, reconnect_timeout.
 """
 from __future__ import annotations
 
@@ -16,19 +17,22 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import NodeProcess, RosProbe  # imports rclpy before pyrealsense2 (see camera/realsense.py)
 
 from dexterity_ros.camera import RealSenseCamera, RealSenseCameraConfig, SoftwareDepthDevice, TimestampDomain
 from dexterity_ros.camera_model import Intrinsics
-from dexterity_ros.nodes.camera_node import CameraNode
+from dexterity_ros.config import ConfigError, from_dict
+from dexterity_ros.nodes.camera_node import CameraNode, CameraNodeConfig
 from dexterity_ros.nodes.ros_common import qos_profile
 from dexterity_ros.topics import CAMERA_FRAME, DEPTH_IMAGE, DEPTH_INFO, DIAGNOSTICS
 
 INTR = Intrinsics(64, 48, 50.0, 51.0, 31.5, 23.5)
 DEPTH_SCALE = 0.0001
+NODE_FQN = "/camera/camera"       # realsense2_camera's node (rs_launch.py: camera_namespace/camera_name)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def frame_mm(n: int) -> np.ndarray:
@@ -61,7 +65,7 @@ def camera_status(diagnostics: list):
     """Latest camera_node DiagnosticStatus as (level, message, values) or None."""
     for array in reversed(diagnostics):
         for status in array.status:
-            if status.name.endswith("/camera_node"):
+            if status.name.endswith(NODE_FQN):
                 level = status.level[0] if isinstance(status.level, (bytes, bytearray)) else int(status.level)
                 return level, status.message, {kv.key: kv.value for kv in status.values}
     return None
@@ -72,10 +76,13 @@ def test_node_plays_a_recording_over_dds(recording):
     with RosProbe("camera_probe") as probe:
         images = probe.subscribe(Image, DEPTH_IMAGE.name, qos_profile(DEPTH_IMAGE))
         infos = probe.subscribe(CameraInfo, DEPTH_INFO.name, qos_profile(DEPTH_INFO))
+        reliable = probe.subscribe(Image, DEPTH_IMAGE.name, RELIABLE, key="reliable")
         diagnostics = probe.subscribe(DiagnosticArray, DIAGNOSTICS.name, qos_profile(DIAGNOSTICS))
         with NodeProcess("camera_node", params={"rosbag_filename": str(path), "rosbag_loop": True}) as node:
             got = probe.wait_for(lambda: len(images) >= 12 and len(infos) >= 12, timeout=25)
             assert got, f"no depth received; node output:\n{node.output}"
+            assert ("camera", "/camera") in probe.node.get_node_names_and_namespaces()
+            assert not reliable   # default depth_qos SENSOR_DATA (best effort): a RELIABLE reader is incompatible
             assert probe.wait_for(lambda: (camera_status(diagnostics) or (0, "", {}))[2].get("stamp method"),
                                   timeout=5), node.output
             publishers = probe.node.get_publishers_info_by_topic("/" + DEPTH_IMAGE.name)
@@ -210,7 +217,7 @@ def test_frames_stop_then_resume_node_reports_and_recovers():
 
             def levels_since_stall() -> set:
                 return {s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
-                        for a in diagnostics[stalled_at:] for s in a.status if s.name.endswith("/camera_node")}
+                        for a in diagnostics[stalled_at:] for s in a.status if s.name.endswith(NODE_FQN)}
 
             assert probe.wait_for(lambda: 2 in levels_since_stall(), timeout=10), camera_status(diagnostics)
             assert 1 in levels_since_stall()                         # WARN first, ERROR once reopening fails
@@ -230,3 +237,83 @@ def test_frames_stop_then_resume_node_reports_and_recovers():
         executor.shutdown()
         rclpy.shutdown(context=context)
         spinner.join(timeout=2)
+
+
+# ----------------------------------------------------------- realsense-ros conventions
+def test_reliable_subscriber_gets_frames_with_depth_qos_system_default(recording):
+    """realsense-ros publishes depth RELIABLE (depth_qos SYSTEM_DEFAULT); ours does with the same parameter."""
+    path, frames = recording
+    with RosProbe("camera_qos_probe") as probe:
+        images = probe.subscribe(Image, DEPTH_IMAGE.name, RELIABLE)
+        infos = probe.subscribe(CameraInfo, DEPTH_INFO.name, RELIABLE)
+        with NodeProcess("camera_node", params={"rosbag_filename": str(path), "rosbag_loop": True,
+                                                "depth_qos": "SYSTEM_DEFAULT", "depth_info_qos": "DEFAULT"}) as node:
+            assert probe.wait_for(lambda: len(images) >= 5 and len(infos) >= 5, timeout=25), node.output
+            for topic in (DEPTH_IMAGE, DEPTH_INFO):
+                [publisher] = probe.node.get_publishers_info_by_topic("/" + topic.name)
+                assert publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE, topic.name
+                assert (publisher.node_namespace, publisher.node_name) == ("/camera", "camera")
+            image = images[-1]
+            assert node.stop() == 0, node.output
+    assert np.frombuffer(bytes(image.data), dtype="<u2").tobytes() in frames
+
+
+def test_node_is_camera_in_namespace_camera_with_private_topics():
+    """As realsense2_camera: node /camera/camera publishes ~/depth/..., i.e. the names topics.py gives."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes, names = [], []
+    try:
+        for namespace, prefix in ((None, "/camera/camera"), ("/robot1/camera", "/robot1/camera/camera")):
+            sw = SoftwareDepthDevice(INTR, fps=30, depth_scale=DEPTH_SCALE)
+            kwargs = {"namespace": namespace} if namespace else {}
+            node = CameraNode(device=sw.device, context=context, **kwargs, parameter_overrides=[
+                Parameter("depth_module.depth_profile", value="0x0x0"),
+                Parameter("serial_no", value=12345678901.0)])      # how ROS types serial_no:=012345678901
+            nodes.append(node)
+            assert node.get_fully_qualified_name() == prefix
+            names.append((node._image_pub.topic_name, node._info_pub.topic_name))
+            assert names[-1] == (f"{prefix}/depth/image_rect_raw", f"{prefix}/depth/camera_info")
+            assert node.config.serial_no == 12345678901
+        assert names[0] == ("/" + DEPTH_IMAGE.name, "/" + DEPTH_INFO.name)
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_reconnect_and_wait_parameters_map_onto_the_back_off():
+    cfg = from_dict(CameraNodeConfig, {})
+    assert (cfg.backoff_initial_s, cfg.backoff_max_s, cfg.waits_for_device) == (0.5, 6.0, False)
+    assert (cfg.depth_qos, cfg.depth_info_qos) == ("SENSOR_DATA", "SENSOR_DATA")
+    cfg = from_dict(CameraNodeConfig, {"reconnect_timeout": 0.2})            # realsense-ros: a fixed 0.2 s retry
+    assert (cfg.backoff_initial_s, cfg.backoff_max_s) == (0.2, 0.2)
+    cfg = from_dict(CameraNodeConfig, {"reconnect_timeout": 2.0, "reconnect_backoff_max": 8.0})
+    assert cfg.backoff_max_s == 8.0                                          # ours takes precedence when set
+    cfg = from_dict(CameraNodeConfig, {"wait_for_device_timeout": 60.0})     # realsense-ros: wait up to 60 s
+    assert cfg.waits_for_device and cfg.device_wait_limit_s == 60.0
+    cfg = from_dict(CameraNodeConfig, {"wait_for_device": True})             # -1 (default): no limit
+    assert cfg.waits_for_device and cfg.device_wait_limit_s is None
+    with pytest.raises(ConfigError, match="below reconnect_backoff_initial"):
+        from_dict(CameraNodeConfig, {"reconnect_backoff_max": 0.1})
+    with pytest.raises(ConfigError, match="'RELIABLE' is not one of .*'SYSTEM_DEFAULT'"):
+        from_dict(CameraNodeConfig, {"depth_qos": "RELIABLE"})
+
+
+def test_wait_for_device_timeout_waits_then_exits_1():
+    if RealSenseCamera.find_cameras():
+        pytest.skip("a RealSense camera is attached to this machine")
+    started = time.monotonic()
+    with RosProbe("camera_timeout_probe") as probe:
+        diagnostics = probe.subscribe(DiagnosticArray, DIAGNOSTICS.name, qos_profile(DIAGNOSTICS))
+        node = NodeProcess("camera_node", params={"wait_for_device_timeout": 4.0, "reconnect_timeout": 0.3})
+        try:
+            assert probe.wait_for(lambda: "retrying in 0.3 s" in (camera_status(diagnostics) or (0, ""))[1],
+                                  timeout=20), (camera_status(diagnostics), node.output)
+            assert camera_status(diagnostics)[0] == 1                     # waiting is a WARN
+            code = node.proc.wait(timeout=30)
+        finally:
+            node.stop()
+    assert time.monotonic() - started >= 4.0
+    assert code == 1, node.output
+    assert "no camera within wait_for_device_timeout (4 s)" in node.output and "Traceback" not in node.output

@@ -3,6 +3,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 
 from dexterity_ros import conversions as conv
@@ -100,3 +102,117 @@ def test_stamps_and_transform_message():
     msg = conv.transform_to_msg(t, 0, "palm", "cam")
     assert msg.child_frame_id == "cam" and msg.transform.rotation.w == 1.0
     assert msg.transform.translation.z == pytest.approx(0.3)
+
+
+# ------------------------------------------------------ malformed PointCloud2
+def _cloud(fields, point_step, width=2, height=1, row_step=None, nbytes=None, big=False) -> PointCloud2:
+    msg = PointCloud2(height=height, width=width, is_bigendian=big, point_step=point_step,
+                      row_step=width * point_step if row_step is None else row_step,
+                      fields=[PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in fields])
+    msg.data = bytes(range(256)) * 4 if nbytes is None else bytes(nbytes)
+    return msg
+
+
+F32, F64 = PointField.FLOAT32, PointField.FLOAT64
+XYZ32 = [("x", 0, F32, 1), ("y", 4, F32, 1), ("z", 8, F32, 1)]
+
+
+@pytest.mark.parametrize("msg, message", [
+    (_cloud(XYZ32, 0), "point_step is 0"),
+    (_cloud(XYZ32, 4), "field 'y' .* ends past point_step 4"),
+    (_cloud(XYZ32, 11), "field 'z' .* ends past point_step 11"),
+    (_cloud([("x", 0, F64, 1), ("y", 8, F64, 1), ("z", 16, F64, 1)], 12), "field 'y' .* ends past point_step 12"),
+    (_cloud(XYZ32 + [("rgb", 12, F32, 1)], 12), "field 'rgb' .* ends past point_step 12"),
+    (_cloud([("x", 0, F64, 1), ("y", 4, F64, 1), ("z", 16, F64, 1)], 24), "fields 'x' and 'y' overlap"),
+    (_cloud(XYZ32[:2] + [("z", 8, 9, 1)], 12), "unknown datatype 9"),
+    (_cloud(XYZ32[:2] + [("z", 8, 0, 1)], 12), "unknown datatype 0"),
+    (_cloud(XYZ32 + [("x", 12, F32, 1)], 16), "field 'x' appears twice"),
+    (_cloud(XYZ32[:2] + [("z", 8, F32, 0)], 12), "field 'z' has count 0"),
+    (_cloud(XYZ32, 12, row_step=20), "row_step 20 is smaller than width \\* point_step"),
+    (_cloud(XYZ32, 12, width=4, height=2, nbytes=95), "data has 95 bytes, expected 96"),
+    (_cloud(XYZ32, 12, width=2**31, height=2**31, nbytes=24), "data has 24 bytes"),
+])
+def test_malformed_pointcloud2_layouts_are_message_errors(msg, message):
+    with pytest.raises(conv.MessageError, match=message):
+        conv.pointcloud2_to_points(msg)
+
+
+def test_pointcloud2_row_padding_is_honoured():
+    # 2 rows of 3 points, each row padded to 40 bytes (row_step > width * point_step)
+    pts = np.arange(18, dtype=np.float32).reshape(6, 3)
+    rows = [np.concatenate([pts[3 * r:3 * r + 3].astype("<f4").view(np.uint8).ravel(), np.full(4, 0xFF, np.uint8)])
+            for r in range(2)]
+    msg = PointCloud2(height=2, width=3, is_bigendian=False, point_step=12, row_step=40, fields=_XYZ_FIELDS())
+    msg.data = np.concatenate(rows).tobytes()
+    assert np.array_equal(conv.pointcloud2_to_points(msg), pts)
+    empty = PointCloud2(height=1, width=0, point_step=12, row_step=0, fields=_XYZ_FIELDS())
+    assert conv.pointcloud2_to_points(empty).shape == (0, 3)
+
+
+def _XYZ_FIELDS():
+    return [PointField(name=n, offset=4 * i, datatype=F32, count=1) for i, n in enumerate("xyz")]
+
+
+_FORMATS = {1: "b", 2: "B", 3: "h", 4: "H", 5: "i", 6: "I", 7: "f", 8: "d"}
+
+
+def _reference_points(msg) -> np.ndarray:
+    """x, y, z of every point, read one value at a time with struct (the slow, obvious way)."""
+    import struct
+    fields = {f.name: f for f in msg.fields}
+    order = ">" if msg.is_bigendian else "<"
+    data = bytes(msg.data)
+    out = []
+    for r in range(msg.height):
+        for c in range(msg.width):
+            base = r * msg.row_step + c * msg.point_step
+            out.append([struct.unpack_from(order + _FORMATS[fields[n].datatype], data, base + fields[n].offset)[0]
+                        for n in "xyz"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.array(out, dtype=np.float64).reshape(-1, 3).astype(np.float32)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_pointcloud2_layout_gives_points_or_a_message_error(data):
+    """Random layouts (offsets, datatypes, counts, steps, sizes, endianness, data length): the result is
+    an (N, 3) float32 array equal to a value-by-value reading, or MessageError; never another exception."""
+    if data.draw(st.booleans()):       # anything
+        names = data.draw(st.lists(st.sampled_from(["x", "y", "z", "rgb", "", "intensity"]), max_size=6))
+        names += data.draw(st.sampled_from([[], ["x", "y", "z"]]))
+        fields = [PointField(name=n, offset=data.draw(st.integers(0, 40)), datatype=data.draw(st.integers(0, 9)),
+                             count=data.draw(st.sampled_from([0, 1, 1, 1, 2]))) for n in names]
+        point_step = data.draw(st.integers(0, 48))
+    else:                              # fields packed one after another with gaps, step near their end
+        extra = data.draw(st.lists(st.sampled_from(["rgb", "intensity", "ring"]), max_size=2, unique=True))
+        fields, offset = [], 0
+        for n in data.draw(st.permutations(["x", "y", "z"] + extra)):
+            offset += data.draw(st.integers(0, 3))
+            datatype = data.draw(st.integers(1, 8))
+            fields.append(PointField(name=n, offset=offset, datatype=datatype, count=1))
+            offset += {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 8: 8}[datatype]
+        point_step = max(offset + data.draw(st.integers(-3, 8)), 0)
+    width, height = data.draw(st.integers(0, 5)), data.draw(st.integers(0, 4))
+    row_step = data.draw(st.sampled_from([width * point_step] * 2 + [
+        width * point_step + data.draw(st.integers(0, 9)), data.draw(st.integers(0, 300))]))
+    needed = row_step * height
+    size = data.draw(st.sampled_from([needed] * 3 + [max(needed - data.draw(st.integers(1, 8)), 0),
+                                      needed + data.draw(st.integers(0, 8)), data.draw(st.integers(0, 400))]))
+    msg = PointCloud2(height=height, width=width, is_bigendian=data.draw(st.booleans()), point_step=point_step,
+                      row_step=row_step, fields=fields)
+    msg.data = data.draw(st.binary(min_size=size, max_size=size))
+    drop = data.draw(st.booleans())
+    try:
+        points = conv.pointcloud2_to_points(msg, drop_invalid=drop)
+    except conv.MessageError as exc:
+        assert str(exc)
+        event("MessageError")
+        return
+    event("points" if len(points) else "no points")
+    assert isinstance(points, np.ndarray) and points.dtype == np.float32 and points.ndim == 2
+    assert points.shape[1] == 3 and len(points) <= width * height
+    expected = _reference_points(msg)
+    if drop:
+        expected = expected[np.all(np.isfinite(expected), axis=1)]
+        assert np.all(np.isfinite(points))
+    np.testing.assert_array_equal(points, expected)

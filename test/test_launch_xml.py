@@ -4,7 +4,8 @@ Unit tests evaluate real launch files (written to tmp_path or under test/launch_
 into plans; process tests start real rclpy nodes from the fixture package
 (test/launch_fixtures/prefix, a colcon-style prefix) and check over DDS that names,
 namespaces, remaps, parameters and environment took effect, that a crash is reported
-while the others keep running, and that SIGINT to the launcher stops everything.
+while the others keep running, that on_exit="shutdown" ends the launch, and that no child
+outlives the launcher, whichever signal (SIGKILL included) ends it.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +32,8 @@ FIXTURES = ROOT / "test" / "launch_fixtures"
 FIXTURE_PREFIX = FIXTURES / "prefix"
 FIXTURE_PKG = "dexterity_launch_fixtures"
 TALKERS = FIXTURES / "talkers.launch.xml"
+SUPERVISED = FIXTURES / "supervised.launch.xml"
+ON_EXIT = FIXTURES / "on_exit.launch.xml"
 
 
 @pytest.fixture(autouse=True)
@@ -315,6 +319,73 @@ def test_node_command_line_and_executable_resolution(tmp_path):
     assert "package 'no_such_pkg_xyz' not found" in str(no_pkg)
 
 
+def test_executables_come_from_the_ament_prefix_that_has_the_package(tmp_path, monkeypatch):
+    """As launch_ros: a package in an ament prefix (a sourced colcon install) runs <prefix>/lib/<pkg>/<exec>,
+    even dexterity_ros, whose console scripts next to this Python are only the fallback without one."""
+    prefix = tmp_path / "install" / "dexterity_ros"
+    index = prefix / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    (index / "dexterity_ros").write_text("")
+    libexec = prefix / "lib" / "dexterity_ros"
+    libexec.mkdir(parents=True)
+    installed = libexec / "segmentation_node"
+    installed.write_text("#!/bin/sh\nexit 0\n")
+    installed.chmod(0o755)
+    node = '<launch>\n  <node pkg="dexterity_ros" exec="{}"/>\n</launch>'
+    console_script = Path(sys.executable).parent / "segmentation_node"
+    assert console_script.is_file()   # what the launcher used to run even from a colcon install
+
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join([str(prefix), str(FIXTURE_PREFIX)]))
+    assert plan_of(tmp_path, node.format("segmentation_node")).processes[0].cmd[0] == str(installed)
+    plan = plan_of(tmp_path, '<launch>\n  <executable cmd="echo $(find-pkg-prefix dexterity_ros)"/>\n</launch>')
+    assert plan.processes[0].cmd == ("echo", str(prefix))
+    missing = error_of(tmp_path, node.format("student_node"))
+    assert missing.line == 2 and "executable 'student_node' not found in package 'dexterity_ros'" in str(missing)
+    assert str(libexec) in str(missing)
+
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(FIXTURE_PREFIX))   # not in any ament prefix: console script
+    assert plan_of(tmp_path, node.format("segmentation_node")).processes[0].cmd[0] == str(console_script)
+
+
+def test_on_exit_shutdown_is_read_like_ros2_launch(tmp_path):
+    plan = plan_of(tmp_path, """<launch>
+  <node pkg="dexterity_launch_fixtures" exec="talker" name="eyes" on_exit="shutdown"/>
+  <executable cmd="true" name="helper" on_exit="shutdown"/>
+  <node pkg="dexterity_launch_fixtures" exec="talker" name="other"/>
+</launch>""")
+    assert [p.on_exit for p in plan.processes] == ["shutdown", "shutdown", None]
+    assert "as /eyes  (" in plan.describe() and ", on_exit=shutdown)" in plan.describe()
+    # launch's ExecuteProcess.parse: only the literal "shutdown" (no substitutions, no other action)
+    for value in ("restart", "$(var what)"):
+        bad = error_of(tmp_path, f'<launch>\n  <arg name="what" default="shutdown"/>\n'
+                                 f'  <node pkg="dexterity_launch_fixtures" exec="talker" on_exit="{value}"/>\n</launch>')
+        assert bad.line == 3 and 'ros2 launch accepts only on_exit="shutdown"' in str(bad), str(bad)
+
+
+def test_robot_launch_namespace_sim_time_frame_prefix_and_camera_options(tmp_path):
+    robot = paths.launch_path("robot.launch.xml")
+    plan = load_launch_plan(robot, ["namespace:=left", "frame_prefix:=left/", "use_sim_time:=true",
+                                    "wait_for_device:=true"], params_dir=tmp_path / "left")
+    nodes = {p.node_name: p for p in plan.processes}
+    assert sorted(p.fully_qualified_name for p in plan.processes) == [
+        "/left/camera/camera", "/left/hand", "/left/segmentation", "/left/student"]
+    assert all("use_sim_time:=true" in p.cmd for p in plan.processes)
+    assert nodes["segmentation"].inline_parameters["frame_prefix"] == "left/"
+    assert nodes["camera"].inline_parameters["wait_for_device"] is True
+    assert nodes["camera"].on_exit == "shutdown"      # no camera, no robot graph
+    assert all(p.on_exit is None for name, p in nodes.items() if name != "camera")
+
+    default = load_launch_plan(robot, params_dir=tmp_path / "default")
+    defaults = {p.node_name: p for p in default.processes}
+    assert sorted(p.fully_qualified_name for p in default.processes) == ["/camera/camera", "/hand",
+                                                                         "/segmentation", "/student"]
+    assert all("use_sim_time:=false" in p.cmd for p in default.processes)
+    assert defaults["segmentation"].inline_parameters["frame_prefix"] == ""
+    assert defaults["camera"].inline_parameters["wait_for_device"] is False
+    assert "camera" not in {p.node_name for p in load_launch_plan(robot, ["camera:=false"],
+                                                                   params_dir=tmp_path / "nocam").processes}
+
+
 # ------------------------------------------------------------------ errors
 
 @pytest.mark.parametrize("xml, line, message", [
@@ -346,11 +417,39 @@ def test_bad_launch_files_name_file_and_line(tmp_path, xml, line, message):
 # -------------------------------------------------------------- processes
 
 def _pid_alive(pid: int) -> bool:
+    """The process exists and has not ended (an orphan's zombie, waiting for its adopter to reap it, has)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
         return False
-    return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state not in ("Z", "X")
+
+
+def _wait_gone(pids, timeout: float) -> list[int]:
+    """Wait until none of ``pids`` runs; the ones still running at the timeout."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if _pid_alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _pid_alive(p)]
+    return alive
+
+
+def _kill_groups(pids) -> None:
+    """Test clean-up: children run in their own sessions (process group = pid)."""
+    for pid in pids:
+        if _pid_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def test_launch_runs_nodes_over_dds_reports_a_crash_and_stops_the_rest():
@@ -400,6 +499,111 @@ def _cli(*args: str, **popen) -> subprocess.Popen:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-m", "dexterity_ros.cli", "launch", *args], cwd=str(ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+class _Launcher:
+    """``dexterity-ros launch`` as a subprocess, its output collected by a thread (waits never block on a read)."""
+
+    def __init__(self, *args: str):
+        # SIGHUP at its default even when the tests run under nohup (which the launcher would respect)
+        self.proc = _cli(*args, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(pipe,), daemon=True)
+                         for pipe in (self.proc.stdout, self.proc.stderr)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, pipe) -> None:
+        for line in iter(pipe.readline, ""):
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for(self, *texts: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not all(any(t in ln for ln in self.lines) for t in texts):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not any(r.is_alive() for r in self._readers)):
+                    return False
+                self._changed.wait(min(remaining, 0.5))
+            return True
+
+    def child_pids(self) -> list[int]:
+        return [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", self.output)]
+
+    def finish(self, timeout: float) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        _kill_groups(self.child_pids())
+
+
+def _probe_reports(path: Path, timeout: float) -> list[dict]:
+    """The run_node probe's exit reports (it writes one after run_node returned)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (path.is_file() and path.read_text().endswith("\n")):
+        time.sleep(0.1)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
+                         ids=lambda s: signal.Signals(s).name)
+def test_every_child_ends_with_the_launcher_whichever_signal_ends_it(tmp_path, sig):
+    """SIGINT/SIGTERM/SIGHUP (terminal closed): the ordered shutdown, exit 0. SIGKILL: the kernel's
+    parent-death signal (SIGTERM) stops each child, and a run_node node still exits cleanly (code 0).
+    Every child was told its supervisor's pid in DEXTERITY_SUPERVISOR_PID."""
+    report = tmp_path / "probe.jsonl"
+    launcher = _Launcher(str(SUPERVISED), f"report:={report}")
+    try:
+        assert launcher.wait_for("[run_node_probe-1] probe ready", "[talker-2] talker ready as /speaker",
+                                 timeout=90), launcher.output
+        pids = launcher.child_pids()
+        assert len(pids) == 3 and all(_pid_alive(p) for p in pids), launcher.output
+        launcher.proc.send_signal(sig)
+        code = launcher.finish(timeout=60)
+        assert not _wait_gone(pids, 20), f"children outlived the launcher ({signal.Signals(sig).name})"
+        reports = _probe_reports(report, 10)
+    finally:
+        launcher.close()
+    assert reports == [{"code": 0, "pid": pids[0], "supervisor": str(launcher.proc.pid)}], launcher.output
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:
+        assert code == 0, launcher.output
+        name = "ctrl-c (SIGINT)" if sig == signal.SIGINT else signal.Signals(sig).name
+        assert re.search(rf"(user interrupted with|received) {re.escape(name)}", launcher.output), launcher.output
+        assert "escalating" not in launcher.output, launcher.output
+
+
+def test_cli_sigint_while_a_node_is_still_being_constructed_exits_zero(tmp_path):
+    """Ctrl-C during start-up, on purpose: the probe is inside its node factory (run_node) and the
+    talker may be anywhere in its start-up; every child exits 0 at once, no escalation."""
+    report = tmp_path / "probe.jsonl"
+    launcher = _Launcher(str(SUPERVISED), f"report:={report}", "construct_s:=120")
+    try:
+        assert launcher.wait_for("[run_node_probe-1] probe constructing", timeout=90), launcher.output
+        pids = launcher.child_pids()
+        launcher.proc.send_signal(signal.SIGINT)
+        code = launcher.finish(timeout=60)
+        assert not _wait_gone(pids, 20)
+    finally:
+        launcher.close()
+    assert code == 0, launcher.output
+    assert "escalating" not in launcher.output and "Traceback" not in launcher.output, launcher.output
+    assert [r["code"] for r in _probe_reports(report, 10)] == [0], launcher.output
 
 
 def test_cli_sigint_stops_all_children_and_exits_zero():
@@ -507,6 +711,135 @@ def test_respawn_and_stop_on_death(tmp_path):
     assert handle.child("sleeper").returncode == -signal.SIGINT and handle.child("fails").returncode == 5
 
 
+@pytest.mark.parametrize("exit_code, launch_code", [(0, 0), (3, 1)])
+def test_a_node_with_on_exit_shutdown_shuts_the_whole_launch_down(exit_code, launch_code):
+    """The watched node leaves (cleanly or not): everything else is stopped as on Ctrl-C; the launch
+    exits 0 after a clean exit, 1 after a failure (a dead camera is not a clean run)."""
+    from dexterity_ros.process_supervisor import run_until_stopped
+
+    handle = launch(ON_EXIT, {"exit_code": str(exit_code)}, echo=None)
+    started = time.monotonic()
+    code = run_until_stopped(handle, duration=300, handle_signals=False)
+    assert time.monotonic() - started < 200, handle.output    # ended by the exit, not by the duration
+    assert code == launch_code, handle.output
+    watched, bystander, sleeper = handle.children
+    assert watched.returncode == exit_code and f"probe leaving on purpose with code {exit_code}" in handle.output
+    assert f'process[watched-1] exited and has on_exit="shutdown", shutting down' in handle.output
+    assert bystander.last_signal == signal.SIGINT and sleeper.last_signal == signal.SIGINT
+    # 0 from run_node, or -2 if the SIGINT came before the interpreter was up
+    assert bystander.returncode in (0, -signal.SIGINT) and sleeper.returncode == -signal.SIGINT, handle.output
+    assert "--duration" not in handle.output and not any(_pid_alive(c.pid) for c in handle.children)
+
+
+def test_a_respawned_child_outlives_the_thread_that_restarted_it(tmp_path):
+    """The parent-death signal fires when the *thread* that forked a child ends: a respawn forked by
+    the short-lived thread that watched the previous run would get SIGTERM at once."""
+    marker = tmp_path / "first_run_done"
+    path = write(tmp_path, "respawn.launch.xml", f"""<launch>
+  <executable name="phoenix" output="screen" respawn="true"
+    cmd="sh -c 'if [ -e {marker} ]; then echo second run; sleep 1; echo still alive; exec sleep 120; fi; touch {marker}; exit 1'"/>
+</launch>""")
+    handle = launch(path, echo=None)
+
+    def said(text: str) -> bool:   # the process's own output line, not the launcher's report quoting its cmd
+        return any(ln.stream == "stdout" and ln.text == text for ln in handle.lines("phoenix-1"))
+
+    try:
+        deadline = time.monotonic() + 60
+        while not said("still alive") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert said("still alive"), handle.output
+        phoenix = handle.child("phoenix")
+        assert phoenix.starts == 2 and phoenix.running, handle.output
+    finally:
+        handle.stop()
+    assert phoenix.returncode == -signal.SIGINT
+
+
+def test_cli_two_positionals_are_package_and_file_even_beside_a_folder_of_that_name():
+    """`dexterity-ros launch dexterity_ros robot.launch.xml` from the repository root, which has a
+    dexterity_ros/ folder: PACKAGE FILE, as in ros2 launch (the first is a file only if it is a file)."""
+    assert (ROOT / "dexterity_ros").is_dir()    # _cli runs in ROOT
+    printed = _cli("dexterity_ros", "robot.launch.xml", "camera:=false", "--print")
+    out, err = printed.communicate(timeout=60)
+    assert printed.returncode == 0, err
+    assert out.startswith(f"# {paths.launch_path('robot.launch.xml')}\n") and "process started" not in out
+    assert "as /segmentation" in out and "as /camera" not in out
+    folder = _cli("dexterity_ros")
+    out, err = folder.communicate(timeout=60)
+    assert folder.returncode == 1 and "'dexterity_ros' is a directory, not a launch file" in err, err
+    assert "PACKAGE FILE" in err and "Traceback" not in err
+
+
+def test_two_hands_do_not_collide_on_tf_static(tmp_path):
+    """Each segmentation_node broadcasts its camera->palm transform under its frame_prefix."""
+    from tf2_msgs.msg import TFMessage
+    from ros_harness import RosProbe
+
+    from dexterity_ros import topics
+    from dexterity_ros.nodes.ros_common import qos_profile
+
+    path = write(tmp_path, "hands.launch.xml", """<launch>
+  <group>
+    <push-ros-namespace namespace="left"/>
+    <node pkg="dexterity_ros" exec="segmentation_node" name="segmentation" output="screen">
+      <param name="frame_prefix" value="left/"/>
+    </node>
+  </group>
+  <group>
+    <push-ros-namespace namespace="right"/>
+    <node pkg="dexterity_ros" exec="segmentation_node" name="segmentation" output="screen">
+      <param name="frame_prefix" value="right/"/>
+    </node>
+  </group>
+  <node pkg="dexterity_ros" exec="segmentation_node" name="bad_prefix" output="screen">
+    <param name="frame_prefix" value="/absolute/"/>
+  </node>
+</launch>""")
+    with RosProbe("tf_probe") as probe:
+        # keep every sample, as tf2's static listener does (depth 100): the two latched transforms come from
+        # two publishers of one keyless topic, and a depth of 1 keeps only the later one if both are waiting
+        received = probe.subscribe(TFMessage, topics.TF_STATIC.name, qos_profile(topics.TF_STATIC, depth=100))
+
+        def frames():
+            return {(t.header.frame_id, t.child_frame_id) for msg in received for t in msg.transforms}
+
+        handle = launch(path, echo=None)
+        try:
+            wanted = {("left/palm", "left/camera_depth_optical_frame"),
+                      ("right/palm", "right/camera_depth_optical_frame")}
+            assert probe.wait_for(lambda: wanted <= frames(), 90), (frames(), handle.output[-3000:])
+            bad = handle.child("segmentation_node-3")
+            assert bad.exited.wait(60) and bad.returncode == 2, handle.output[-3000:]
+            assert "frame_prefix '/absolute/'" in handle.output and "Traceback" not in handle.output
+        finally:
+            handle.stop()
+    assert ("palm", "camera_depth_optical_frame") not in frames()
+
+
+def test_replay_launch_without_bag_generates_the_demo_episode_on_demand(tmp_path, monkeypatch, capsys):
+    """No bag:= and nothing generated yet (a fresh colcon install): sim_bridge_node generates the
+    seeded demo episode into the data directory and replays it; the next start finds it cached."""
+    data = tmp_path / "data"
+    episode = data / "demo" / "episode_000"
+    environ = dict(os.environ, DEXTERITY_ROS_DATA=str(data))
+    handle = launch(paths.launch_path("replay.launch.xml"), ["hand:=false", "start_paused:=true"], echo=None,
+                    environ=environ)
+    try:
+        assert handle.wait_for_output(f"replaying {episode} (", 180, label="sim_bridge_node-1"), handle.output[-3000:]
+    finally:
+        handle.stop()
+    assert f"generating the demo episode into {episode} (seeded)" in handle.output
+    assert not [c.label for c in handle.children if c.crashed], handle.output[-3000:]
+    made = (episode / "metadata.yaml").stat().st_mtime_ns
+
+    from dexterity_ros.nodes.sim_bridge_node import default_episode_path
+    monkeypatch.setenv("DEXTERITY_ROS_DATA", str(data))
+    capsys.readouterr()
+    assert default_episode_path() == str(episode)
+    assert "generating" not in capsys.readouterr().out and (episode / "metadata.yaml").stat().st_mtime_ns == made
+
+
 RUN_NODE_SCRIPT = """
 import sys, rclpy
 from rclpy.node import Node
@@ -535,3 +868,38 @@ def test_run_node_treats_an_error_after_shutdown_as_the_shutdown_and_any_other_a
         assert "Traceback" in done.stderr and "Unable to convert" in done.stderr
     else:
         assert "shut down while spinning" in done.stderr and "Traceback" not in done.stderr
+
+
+START_UP_SCRIPT = """
+import os, signal, sys, rclpy
+from rclpy.node import Node
+from dexterity_ros.nodes.ros_common import run_node
+
+when = sys.argv[1]
+if when == "sigint_in_init":
+    real_init = rclpy.init
+    def init(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)     # Ctrl-C while rclpy.init runs
+        return real_init(*args, **kwargs)
+    rclpy.init = init
+
+def make():
+    if when == "sigterm_in_factory":
+        os.kill(os.getpid(), signal.SIGTERM)    # rclpy's handler shuts the context down mid-construction
+    elif when == "sigint_in_factory":
+        os.kill(os.getpid(), signal.SIGINT)
+    return Node("start_up_probe")
+
+code = run_node(make, args=[])
+print("run_node returned", code, flush=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("when", ["sigint_in_init", "sigint_in_factory", "sigterm_in_factory"])
+def test_run_node_a_signal_during_start_up_is_the_requested_shutdown(when):
+    """SIGINT in rclpy.init (KeyboardInterrupt) or SIGTERM while the node is built (rclpy then raises
+    'rclpy.init() has not been called'): exit 0 like a signal while spinning, never a traceback."""
+    done = subprocess.run([sys.executable, "-c", START_UP_SCRIPT, when], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "run_node returned 0" in done.stdout and "Traceback" not in done.stderr, done.stderr[-2000:]

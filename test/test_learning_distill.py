@@ -229,6 +229,26 @@ def test_label_noise_cli_measures_the_spread_between_plans_of_one_state(tmp_path
     assert "repeats >= 2" in capsys.readouterr().err
 
 
+def _no_nan(token: str):
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def test_evaluate_json_is_strict_json_with_null_for_undefined_metrics(tmp_path, capsys):
+    """Holding still has no expert labels and no plans: action_error_rad / expert_ms_per_plan are NaN -> null."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "hold.json"
+    assert cli(["evaluate", "--hold", "--config", str(config), "--episodes", "1", "--max-steps", "2",
+                "--no-progress", "--json", str(out)]) == 0
+    data = json.loads(out.read_text(), parse_constant=_no_nan)          # NaN / Infinity would raise
+    assert data["metrics"]["action_error_rad"] is None and data["metrics"]["expert_ms_per_plan"] is None
+    assert data["metrics"]["episodes"] == 1 and len(data["episodes"]) == 1
+    assert "action error n/a" in capsys.readouterr().out
+    from dexterity_ros.learning.evaluate import to_json
+    assert json.loads(to_json({"a": [np.float32("nan"), float("-inf"), np.float64(0.5)], "b": np.int64(3)}),
+                      parse_constant=_no_nan) == {"a": [None, None, 0.5], "b": 3}
+
+
 def test_options_added_later_change_the_digest_only_when_used():
     """Runs made before an option existed keep their digest (and resume) while it is at its default."""
     from dataclasses import replace

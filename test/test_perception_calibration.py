@@ -125,8 +125,8 @@ def test_alignment_refuses_without_a_hand():
     assert not result.ok and np.array_equal(result.correction, np.eye(4)) and "hand model" in result.reason
 
 
-def run_cli(capsys, *args) -> dict:
-    assert cli_main(["calib-check", *args, "--json"]) == 0
+def run_cli(capsys, *args, status: int = 0) -> dict:
+    assert cli_main(["calib-check", *args, "--json"]) == status
     return json.loads(capsys.readouterr().out)
 
 
@@ -137,8 +137,11 @@ def test_cli_on_simulator_frames(tmp_path, capsys):
     save_extrinsic(Extrinsic(perturbed(translation_m=(0.01, 0.0, 0.0), axis=(1, 0, 0), degrees=2.0)), wrong)
     fixed = tmp_path / "fixed.yaml"
     bad = run_cli(capsys, "--sim-seed", "5", "--frames", "2", "--sim-jitter", "off", "--mount", "palm_down",
-                  "--extrinsic", str(wrong), "--write-corrected", str(fixed))
-    assert bad["verdict"] == "check the calibration"
+                  "--extrinsic", str(wrong), "--write-corrected", str(fixed), status=3)   # CHECK is not success
+    assert bad["verdict"] == "check the calibration" and (good["exit_status"], bad["exit_status"]) == (0, 3)
+    assert cli_main(["calib-check", "--sim-seed", "5", "--frames", "1", "--sim-jitter", "off", "--mount",
+                     "palm_down", "--extrinsic", str(wrong)]) == 3                      # text output too
+    assert "CHECK THE CALIBRATION" in capsys.readouterr().out
     assert bad["mean_abs_residual_mm"] > 3 * good["mean_abs_residual_mm"]
     assert bad["sim_true_offset"]["translation_mm"] > 9.0
     translation, rotation = transform_difference(load_extrinsic(fixed).matrix, NOMINAL.matrix)

@@ -122,6 +122,24 @@ def test_unknown_joint_names_give_nothing(graph):
     assert len(targets) == before
 
 
+
+def test_malformed_cloud_layout_is_reported_as_bad_input(graph):
+    """A PointCloud2 whose fields do not fit its point_step: a WARN naming the layout problem on
+    /diagnostics (the bad_cloud path), not an 'unexpected error' from the callback guard."""
+    node, probe, pubs, targets, diags = graph
+    before = len(targets)
+    for _ in range(5):
+        stamp = probe.node.get_clock().now().nanoseconds
+        msg = conv.points_to_pointcloud2(np.zeros((8, 3)), stamp, topics.PALM_FRAME)
+        msg.point_step = 11                       # z (offset 8, 4 bytes) ends past the point
+        pubs["cloud"].publish(msg)
+        time.sleep(1 / 12)
+    assert diag_says(probe, diags, "cloud rejected: field 'z' (offset 8, 4 bytes) ends past point_step 11"), \
+        node.output
+    assert "unexpected error" not in node.output
+    assert len(targets) == before and node.alive()
+
+
 def set_param(probe, name: str, value: str):
     request = SetParameters.Request()
     request.parameters = [Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,

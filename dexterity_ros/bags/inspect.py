@@ -139,6 +139,9 @@ def _repair_sqlite(path: Path) -> str:
     journal = path.with_name(path.name + "-journal")
     if not wal.exists() and not journal.exists():
         return ""
+    from .sqlite import in_use
+    if in_use(path):
+        raise BagError(f"{path} is open in another process (a recording in progress?); stop it before reindexing")
     try:
         db = sqlite3.connect(str(path))
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,11 +1,13 @@
-"""rosbag2 files (MCAP or sqlite3): small bags written with ``rosbags``, any bag read here.
+"""rosbag2 files (MCAP or sqlite3): episode and test bags written, any bag read here.
 
-:class:`BagWriter` writes with ``rosbags`` (container, metadata.yaml, message
-definitions, QoS); message bytes are CDR produced by ``rclpy.serialization``
-so they are exactly what a ROS 2 publisher would put on the wire. Bags
-written here open in ``ros2 bag`` and vice versa. :class:`BagReader` reads
-bags from any rosbag2 writer, including interrupted recordings (see
-:mod:`.mcap`, :mod:`.sqlite`); the recorder writes with :mod:`.writer`.
+:class:`BagWriter` writes messages given as rclpy objects through the
+recorder's writer (:mod:`.writer`: MCAP with chunk, data-section and summary
+CRCs, or sqlite3; metadata.yaml, message definitions, QoS); message bytes
+are CDR produced by ``rclpy.serialization`` so they are exactly what a ROS 2
+publisher would put on the wire. Bags written here open in ``ros2 bag`` and
+vice versa. :class:`BagReader` reads bags from any rosbag2 writer, including
+interrupted recordings (see :mod:`.mcap`, :mod:`.sqlite`), and never writes
+into the bag; :meth:`BagReader.verify` checks every checksum (:mod:`.verify`).
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from typing import Any, Iterable, Iterator
 
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
                                 QosTime)
-from rosbags.rosbag2 import CompressionFormat, CompressionMode, ReaderError, StoragePlugin, Writer
+from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from ..topics import QosClass
+from .mcap import DAMAGE_ERRORS
 
 try:  # Python 3.14+
     from compression import zstd  # type: ignore[import-not-found]
@@ -31,7 +34,7 @@ except ImportError:  # pragma: no cover
     from backports import zstd
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
-STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+STORAGES = ("mcap", "sqlite3")
 
 
 class BagError(RuntimeError):
@@ -72,30 +75,33 @@ def bag_qos(qos: QosClass) -> Qos:
 
 
 class BagWriter:
-    """Write messages (rclpy objects or CDR bytes) into a new rosbag2 directory."""
+    """Write messages (rclpy objects or CDR bytes) into a new rosbag2 directory ``DIR/DIR.mcap`` (or .db3).
+
+    ``compress``: zstd per MCAP chunk, or per message for sqlite3 (``compression_mode: MESSAGE``).
+    """
 
     def __init__(self, path: str | Path, storage: str = "mcap", overwrite: bool = False,
                  compress: bool = False):
+        from .writer import BagWriteError, SplitBagWriter, WriterOptions
+
         self.path = Path(path)
-        if storage not in STORAGE_PLUGINS:
-            raise BagError(f"unknown storage '{storage}' (use one of {sorted(STORAGE_PLUGINS)})")
-        if self.path.exists():
-            if not overwrite:
-                raise BagError(f"{self.path} already exists (pass overwrite to replace it)")
-            shutil.rmtree(self.path)
-        self._writer = Writer(self.path, version=9, storage_plugin=STORAGE_PLUGINS[storage])
-        if compress:
-            self._writer.set_compression(
-                CompressionMode.STORAGE if storage == "mcap" else CompressionMode.MESSAGE,
-                CompressionFormat.ZSTD)
-        self._writer.open()
-        self._connections: dict[str, Any] = {}
+        if storage not in STORAGES:
+            raise BagError(f"unknown storage '{storage}' (use one of {sorted(STORAGES)})")
+        if self.path.exists() and not overwrite:
+            raise BagError(f"{self.path} already exists (pass overwrite to replace it)")
+        # written offline: chunks close by size only, one fsync on close
+        options = WriterOptions(storage=storage, compression="zstd" if compress else "none", compression_level=3,
+                                chunk_interval_s=1e9, sync_interval_s=1e9)
+        try:
+            self._writer = SplitBagWriter(self.path, options, overwrite=overwrite, split_names=False)
+        except BagWriteError as exc:
+            raise BagError(str(exc)) from None
+        self._connections: dict[str, int] = {}
 
     def add_topic(self, name: str, type_name: str, qos: QosClass = QosClass.RELIABLE) -> None:
         if name in self._connections:
             return
-        self._connections[name] = self._writer.add_connection(
-            name, type_name, typestore=TYPESTORE, offered_qos_profiles=[bag_qos(qos)])
+        self._connections[name] = self._writer.add_connection(name, type_name, [bag_qos(qos)])
 
     def write(self, topic: str, stamp_ns: int, msg: Any) -> None:
         self.write_raw(topic, stamp_ns, serialize(msg))
@@ -108,7 +114,7 @@ class BagWriter:
         self._writer.write(connection, int(stamp_ns), data)
 
     def set_custom_data(self, key: str, value: str) -> None:
-        self._writer.set_custom_data(key, value)
+        self._writer.custom_data[str(key)] = str(value)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -194,9 +200,9 @@ class BagReader:
         try:
             for file in files:
                 self._storages.append(self._open_storage(file, mode == "file"))
-        except (ReaderError, OSError, ValueError, struct.error) as exc:
+        except DAMAGE_ERRORS as exc:
             self.close()
-            raise BagError(f"cannot open bag {path}: {exc}") from None
+            raise BagError(f"cannot open bag {path}: {_reason(exc)}") from None
         self.notes += [s.recovery for s in self._storages if s.recovery]
         if self.metadata is not None and verify:
             problems = self._disagreements()
@@ -215,7 +221,7 @@ class BagReader:
             with open(file, "rb") as src, zstd.open(src, "rb") as infile, open(target, "wb") as out:
                 shutil.copyfileobj(infile, out)
             storage = self._open_storage(target, False)
-            storage.path = file
+            storage.path = file               # what the user has; local_path stays the decompressed copy
             return storage
         if file.suffix == ".mcap":
             return _McapStorage(file)
@@ -256,6 +262,25 @@ class BagReader:
         if problems:
             problems += [s.recovery for s in self._storages if s.recovery]
         return problems
+
+    # ---------------------------------------------------------- verify
+    def verify(self) -> list["FileCheck"]:
+        """Check every checksum and the structure of each storage file (``info --verify``); reads only."""
+        from .verify import FileCheck, verify_mcap
+
+        checks = []
+        for s in self._storages:
+            if isinstance(s, _McapStorage):
+                check = verify_mcap(s.local_path, s.path.name)
+            else:
+                check = FileCheck(s.path.name, problems=s._reader.integrity_problems())
+                if not check.problems:
+                    check.checked.append("sqlite integrity_check")
+                check.unverifiable.append("sqlite3 stores no checksums of message data")
+            if s.local_path != s.path:
+                check.checked.append("zstd file decompressed")
+            checks.append(check)
+        return checks
 
     # --------------------------------------------------------- summary
     @property
@@ -325,7 +350,12 @@ class BagReader:
         ranges: dict[str, tuple[int, int]] = {}
         for s in self._storages:
             by_id = {c.id: c.topic for c in s.connections}
-            for cid, (first, last) in s.time_ranges().items():
+            try:
+                found = s.time_ranges()
+            except DAMAGE_ERRORS as exc:
+                raise BagError(f"{self.path}: cannot read the message index of {s.path.name} "
+                               f"({_reason(exc)})") from None
+            for cid, (first, last) in found.items():
                 topic = by_id.get(cid)
                 if topic is None:
                     continue
@@ -345,8 +375,8 @@ class BagReader:
         merged = sources[0] if len(sources) == 1 else heapq.merge(*sources, key=lambda m: m.stamp_ns)
         try:
             yield from merged
-        except (ReaderError, OSError, ValueError, struct.error, zstd.ZstdError) as exc:
-            raise BagError(f"{self.path}: cannot read messages ({exc})") from exc
+        except DAMAGE_ERRORS as exc:
+            raise BagError(f"{self.path}: cannot read messages ({_reason(exc)})") from exc
 
     def _storage_messages(self, storage: "_Storage", chosen: list["_StoredConnection"], start_ns, stop_ns):
         by_id = {c.id: c for c in chosen}
@@ -379,6 +409,11 @@ class BagReader:
 # --------------------------------------------------------------- storages
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if isinstance(exc, (ReaderError, BagError, OSError)) and text else f"{type(exc).__name__}: {text}"
 
 
 def storage_files(directory: Path) -> list[Path]:
@@ -414,7 +449,8 @@ class _StoredConnection:
 
 
 class _Storage:
-    path: Path
+    path: Path            # the storage file in the bag
+    local_path: Path      # the file read (a decompressed copy for whole-file zstd)
     recovery: str
     chunk_compressions: set[str] = set()
     connections: list[_StoredConnection]
@@ -426,7 +462,7 @@ class _Storage:
 class _McapStorage(_Storage):
     def __init__(self, path: Path):
         from .mcap import RecoveringMcapReader
-        self.path = path
+        self.path = self.local_path = path
         self._reader = RecoveringMcapReader(path)
         self._reader.open()
         r = self._reader
@@ -477,7 +513,7 @@ def _channel_hash(reader, channel_id: int) -> str:
 class _SqliteStorage(_Storage):
     def __init__(self, path: Path):
         from .sqlite import Sqlite3FileReader
-        self.path = path
+        self.path = self.local_path = path
         self._reader = Sqlite3FileReader(path)
         r = self._reader
         self.recovery = r.recovery
@@ -503,6 +539,6 @@ def open_storage_file(path: Path) -> _Storage:
             return _McapStorage(path)
         if path.suffix == ".db3":
             return _SqliteStorage(path)
-    except (ReaderError, OSError, ValueError, struct.error) as exc:
-        raise BagError(f"cannot read {path}: {exc}") from None
+    except DAMAGE_ERRORS as exc:
+        raise BagError(f"cannot read {path}: {_reason(exc)}") from None
     raise BagError(f"{path} is not a .mcap or .db3 storage file")

@@ -7,6 +7,9 @@ emits each chunk (with its message indexes) as soon as it is full or
 summary (schemas, channels, chunk indexes, statistics) and footer are
 written on close. The format is standard MCAP (https://mcap.dev/spec), the
 same layout rosbag2_storage_mcap produces, so any MCAP reader opens it.
+Every byte is under a CRC-32: each chunk's (of its uncompressed records),
+the data section's (in DataEnd: magic to the last data record) and the
+summary's (in the footer); :mod:`.verify` checks them (`info --verify`).
 
 :class:`RecoveringMcapReader` reads files with a summary through rosbags and,
 for a file without footer or summary (recorder killed, file truncated), scans
@@ -77,8 +80,9 @@ class McapFileWriter:
         self.chunk_size = int(chunk_size)
         self.chunk_interval_s = float(chunk_interval_s)
         self.sync_interval_s = float(sync_interval_s)
-        self._file.write(MAGIC + _record(OP_HEADER, _string("ros2") + _string(library)))
-        self._position = self._file.tell()
+        self._position = 0
+        self._crc = 0          # running CRC-32 of the section being written (data, then summary)
+        self._write(MAGIC + _record(OP_HEADER, _string("ros2") + _string(library)))
         self._schemas: dict[int, bytes] = {}
         self._channels: dict[int, bytes] = {}
         self._chunk_indexes: list[bytes] = []
@@ -149,6 +153,7 @@ class McapFileWriter:
     def _write(self, data: bytes | memoryview) -> None:
         self._file.write(data)
         self._position += len(data)
+        self._crc = zlib.crc32(data, self._crc)
 
     def _new_chunk(self) -> None:
         self._chunk = bytearray()
@@ -199,8 +204,9 @@ class McapFileWriter:
             start = self._position
             self._write(_record(OP_METADATA, _string(name) + _string_map(values)))
             metadata_indexes.append(struct.pack("<QQ", start, self._position - start) + _string(name))
-        self._write(_record(OP_DATA_END, struct.pack("<I", 0)))
+        self._write(_record(OP_DATA_END, struct.pack("<I", self._crc)))   # CRC of magic .. last data record
         summary_start = self._position
+        self._crc = 0
         groups: list[tuple[int, int, int]] = []
 
         def group(opcode: int, bodies) -> None:
@@ -223,7 +229,11 @@ class McapFileWriter:
         summary_offset_start = self._position
         for opcode, start, length in groups:
             self._write(_record(OP_SUMMARY_OFFSET, struct.pack("<BQQ", opcode, start, length)))
-        self._write(_record(OP_FOOTER, struct.pack("<QQI", summary_start, summary_offset_start, 0)) + MAGIC)
+        if self._position == summary_start:
+            summary_start = 0                   # no summary section
+        footer = _RECORD.pack(OP_FOOTER, 20) + struct.pack("<QQ", summary_start, summary_offset_start)
+        # summary CRC: summary and summary-offset records, then the footer up to the CRC field
+        self._write(footer + struct.pack("<I", zlib.crc32(footer, self._crc)) + MAGIC)
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -244,6 +254,31 @@ class ScanResult:
     problem: str           # why the file needed a scan ('' when it did not)
 
 
+class _BoundedFile:
+    """A read-only file whose ``read(n)`` never asks for more than the file holds.
+
+    A damaged length field can claim petabytes; a plain ``read(n)`` would try to allocate them.
+    """
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._size = os.fstat(raw.fileno()).st_size
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self._raw.read()
+        return self._raw.read(max(0, min(n, self._size - self._raw.tell())))
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+# What parsing a damaged file can raise (rosbags' reader, struct, the decompressors); opening or reading
+# turns these into one clear error instead of a traceback.
+DAMAGE_ERRORS = (ReaderError, OSError, ValueError, struct.error, KeyError, IndexError, TypeError, EOFError,
+                 MemoryError, OverflowError, RuntimeError, zstd.ZstdError)
+
+
 class RecoveringMcapReader(McapReader):
     """rosbags' MCAP reader that also reads files without summary/footer (killed or truncated)."""
 
@@ -253,13 +288,39 @@ class RecoveringMcapReader(McapReader):
         self.lost_bytes = 0
 
     def _open(self) -> None:
+        if not isinstance(self.bio, _BoundedFile):
+            self.bio = _BoundedFile(self.bio)
         try:
             super()._open()
+            self._check_summary_crc()
             return
-        except (ReaderError, struct.error, ValueError, TypeError, IndexError) as exc:
+        except DAMAGE_ERRORS as exc:
             reason = str(exc) or type(exc).__name__
         self._reset()
         self._recover(reason)
+
+    def _check_summary_crc(self) -> None:
+        """The summary (what rosbags trusts for schemas, channels, chunk index) against its footer CRC.
+
+        Cheap (the summary is small), so every open checks it; a damaged summary is then rebuilt by
+        scanning the data section, as for a file without one. Chunk CRCs are checked as chunks are read;
+        the data-section CRC needs the whole file (`info --verify`).
+        """
+        bio = self.bio
+        size = os.fstat(bio.fileno()).st_size
+        footer_start = size - 8 - 29
+        bio.seek(footer_start)
+        footer = bio.read(29)
+        summary_start, _, stored = struct.unpack_from("<QQI", footer, 9)
+        if stored == 0:
+            return
+        start = summary_start or footer_start
+        if not 0 < start <= footer_start:
+            raise ReaderError(f"summary start {summary_start} is outside the file")
+        bio.seek(start)
+        crc = zlib.crc32(bio.read(footer_start - start))
+        if zlib.crc32(footer[:25], crc) != stored:
+            raise ReaderError("summary CRC mismatch")
 
     def _reset(self) -> None:
         self.schemas.clear()
@@ -312,7 +373,12 @@ class RecoveringMcapReader(McapReader):
                 stop_reason = "file ends inside a record"
                 break
             if opcode in (OP_SCHEMA, OP_CHANNEL):
-                self._parse_definition(opcode, BytesIO(bio.read(length)))
+                try:
+                    self._parse_definition(opcode, BytesIO(bio.read(length)))
+                except DAMAGE_ERRORS as exc:
+                    stop_reason = f"damaged {'schema' if opcode == OP_SCHEMA else 'channel'} record at byte " \
+                                  f"{position} ({exc})"
+                    break
             elif opcode == OP_MESSAGE:
                 body = bio.read(22)
                 channel_id, _, log_time, _ = struct.unpack("<HIQQ", body)
@@ -323,7 +389,7 @@ class RecoveringMcapReader(McapReader):
             elif opcode == OP_CHUNK:
                 try:
                     chunk = self._scan_chunk(position, bio.read(length))
-                except (ReaderError, struct.error, ValueError) as exc:
+                except DAMAGE_ERRORS as exc:
                     stop_reason = f"damaged chunk at byte {position} ({exc})"
                     break
                 if chunk is not None:

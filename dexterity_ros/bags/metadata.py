@@ -102,6 +102,8 @@ def parse_metadata(text: str) -> BagMetadata:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MetadataError(f"not valid YAML ({exc})") from None
+    except RecursionError:
+        raise MetadataError("not valid YAML (nested too deeply)") from None
     if not isinstance(document, dict) or "rosbag2_bagfile_information" not in document:
         raise MetadataError("no 'rosbag2_bagfile_information' section (not a rosbag2 metadata file)")
     info = document["rosbag2_bagfile_information"]
@@ -119,7 +121,10 @@ def parse_metadata(text: str) -> BagMetadata:
             topics.append(TopicEntry(meta["name"], meta["type"], int(entry.get("message_count", 0)), qos,
                                      meta.get("serialization_format", "cdr"),
                                      meta.get("type_description_hash", "") or ""))
-        files = [Path(str(p)).name for p in info["relative_file_paths"]]
+        listed = info["relative_file_paths"]
+        if not isinstance(listed, list) or not all(isinstance(p, str) and Path(p).name for p in listed):
+            raise MetadataError(f"relative_file_paths must be a list of file names, got {listed!r:.200}")
+        files = [Path(p).name for p in listed]
         file_entries = [FileEntry(Path(str(f["path"])).name, int(f["starting_time"]["nanoseconds_since_epoch"]),
                                   int(f["duration"]["nanoseconds"]), int(f["message_count"]))
                         for f in info.get("files") or []]
@@ -131,18 +136,31 @@ def parse_metadata(text: str) -> BagMetadata:
             compression_mode=str(info.get("compression_mode") or ""),
             file_entries=file_entries, custom_data={str(k): str(v) for k, v in (info.get("custom_data") or {}).items()},
             ros_distro=str(info.get("ros_distro") or ""), version=version)
+    except MetadataError:
+        raise
     except KeyError as exc:
         raise MetadataError(f"required key {exc} is missing") from None
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         raise MetadataError(f"invalid value ({exc})") from None
+
+
+MAX_METADATA_BYTES = 64 << 20     # a metadata.yaml is kilobytes; a bigger one is not one
 
 
 def read_metadata(directory: Path) -> BagMetadata:
     path = Path(directory) / METADATA_FILE
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_METADATA_BYTES + 1)
     except OSError as exc:
-        raise MetadataError(f"cannot read {path}: {exc.strerror}") from None
+        raise MetadataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_METADATA_BYTES:
+        raise MetadataError(f"{path} is larger than {MAX_METADATA_BYTES >> 20} MiB (not a rosbag2 metadata file)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetadataError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): a binary or "
+                            "damaged file, not a rosbag2 metadata file") from None
     return parse_metadata(text)
 
 

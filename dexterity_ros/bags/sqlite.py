@@ -2,14 +2,31 @@
 
 The writer uses WAL journaling and commits every ``chunk_interval_s`` so a
 killed recorder leaves every committed message readable; closing folds the
-WAL back into the .db3 so the file stands alone. The reader opens the
-database read-only but *not* immutable, so it also sees messages still in
-the WAL of an interrupted recording (rosbags' reader opens immutable and
-would miss them).
+WAL back into the .db3 so the file stands alone.
+
+The reader never writes into the bag directory. Even a read-only sqlite
+connection creates ``-wal``/``-shm`` files beside a WAL-mode database (as
+``ros2 bag`` writes them) and leaves them there, so how a file is opened
+depends on what is beside it (see :func:`open_mode`):
+
+* nothing pending (no ``-wal``/``-journal``, or empty ones): ``immutable=1``,
+  sqlite creates, locks and changes nothing;
+* another process has the database open (a recording in progress, seen by
+  its sqlite locks): read-only and shared, so the writer's newest commits
+  are seen and it is not disturbed (sqlite keeps its shared index in the
+  writer's ``-shm``);
+* a non-empty ``-wal`` or ``-journal`` that nobody holds (a killed
+  recording): the database and its log are copied to a private temporary
+  directory and read there, so committed messages still in the log are read
+  (``immutable=1`` would ignore them) and the bag stays byte for byte as it
+  was. ``dexterity-ros reindex`` folds the log into the database.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,43 +143,159 @@ class SqliteTopic:
     definition: tuple[str, str]    # (encoding, text); ('', '') when the file has none
 
 
+# sqlite's unix locking: every connection holds a read lock on one byte of the database file's lock
+# range (PENDING_BYTE .. +512) while it reads or writes, and WAL connections one on the -shm's
+# "dead man switch" byte (offset 128) for as long as they are open.
+_DB_LOCK_RANGE = (0x40000000, 512)
+_SHM_DMS_BYTE = (128, 1)
+
+
+def _locked(path: Path, start: int, length: int) -> bool | None:
+    """Does any process (this one included) hold a lock on bytes ``start``.. of ``path``? None: cannot tell.
+
+    Read from /proc/locks, never by opening the file: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, which would pull the locks from under a sqlite connection of ours.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        with open("/proc/locks") as f:
+            table = f.read()
+    except OSError:
+        return None
+    device = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    last = start + length - 1
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields or len(fields) < 8:       # a waiter, not a holder
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) != device:
+                continue
+            first, end = int(fields[6]), fields[7]
+        except ValueError:
+            continue
+        if first <= last and (end == "EOF" or int(end) >= start):
+            return True
+    return False
+
+
+def in_use(path: Path) -> bool | None:
+    """Is the database open in some sqlite connection now (a recording in progress)? None: cannot tell."""
+    path = Path(path)
+    answers = [_locked(path, *_DB_LOCK_RANGE), _locked(path.with_name(path.name + "-shm"), *_SHM_DMS_BYTE)]
+    if True in answers:
+        return True
+    return None if None in answers else False
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def open_mode(path: Path) -> tuple[str, int, int]:
+    """How to open ``path`` without writing beside it: ('immutable' | 'shared' | 'copy', wal bytes, journal bytes)."""
+    wal = _size(path.with_name(path.name + "-wal"))
+    journal = _size(path.with_name(path.name + "-journal"))
+    live = in_use(path)
+    if live:
+        return "shared", wal, journal
+    if wal or journal:
+        # a log that nobody holds: a killed writer. If we cannot tell, share as sqlite would.
+        return ("copy" if live is False else "shared"), wal, journal
+    return "immutable", wal, journal
+
+
 class Sqlite3FileReader:
-    """Reads one rosbag2 .db3 (schema versions 1..4), including an unfinished WAL."""
+    """Reads one rosbag2 .db3 (schema versions 1..4), including an unfinished WAL; writes nothing."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.recovery = ""
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
         try:
-            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not {"messages", "topics"} <= tables:
-                raise ReaderError(f"{self.path} lacks the rosbag2 tables 'messages' and 'topics'")
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(topics)")}
-            definitions: dict[str, tuple[str, str]] = {}
-            if "message_definitions" in tables:
-                for type_name, encoding, text in self._db.execute(
-                        "SELECT topic_type, encoding, encoded_message_definition FROM message_definitions"):
-                    definitions[type_name] = (encoding, text)
-            qos_column = "offered_qos_profiles" if "offered_qos_profiles" in columns else "''"
-            hash_column = "type_description_hash" if "type_description_hash" in columns else "''"
-            counts = dict(self._db.execute("SELECT topic_id, COUNT(*) FROM messages GROUP BY topic_id"))
-            self.topics: list[SqliteTopic] = []
-            for topic_id, name, type_name, fmt, qos_text, type_hash in self._db.execute(
-                    f"SELECT id, name, type, serialization_format, {qos_column}, {hash_column} FROM topics "
-                    "ORDER BY id"):
-                self.topics.append(SqliteTopic(topic_id, name, type_name, fmt, parse_qos(qos_text or []),
-                                               type_hash or "", counts.get(topic_id, 0),
-                                               definitions.get(type_name, ("", ""))))
-            first, last, total = self._db.execute(
-                "SELECT MIN(timestamp), MAX(timestamp), COUNT(*) FROM messages").fetchone()
-            self.start_ns = first if first is not None else 0
-            self.end_ns = last if last is not None else 0
-            self.count = total
-            if self.path.with_name(self.path.name + "-wal").exists():
-                self.recovery = (f"{self.path.name}: the recording was not closed (write-ahead log present); "
-                                 f"read {total} committed messages")
+            self.mode, wal_bytes, journal_bytes = open_mode(self.path)
+            self._db = self._connect()
+            self._load()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise ReaderError(f"cannot read sqlite3 storage {self.path}: {exc}") from None
+        except OSError as exc:
+            self.close()
+            raise ReaderError(f"cannot read sqlite3 storage {self.path}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        name = self.path.name
+        if self.mode == "shared":
+            self.recovery = (f"{name}: the database is open in another connection (a recording in progress?): "
+                             f"read the {self.count} messages committed so far")
+        elif self.mode == "copy" and wal_bytes:
+            self.recovery = (f"{name}: a {wal_bytes}-byte write-ahead log is left beside it (the recording was not "
+                             "closed, or another reader had the file open as it closed): read "
+                             f"{self.count} committed messages from a private copy, the bag is unchanged; "
+                             "`dexterity-ros reindex` folds the log into the database")
+        elif self.mode == "copy":
+            self.recovery = (f"{name}: a transaction was interrupted (a {journal_bytes}-byte rollback journal is "
+                             f"left beside it): read the {self.count} messages committed before it from a private "
+                             "copy, the bag is unchanged; `dexterity-ros reindex` rolls it back")
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()      # percent-encodes '?', '#', '%' in the path
+        if self.mode == "immutable":
+            return sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
+        if self.mode == "shared":
+            return sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False)
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="dexterity_db3_")
+        copy = Path(self._tmpdir.name) / self.path.name
+        for suffix in ("", "-wal", "-journal"):
+            source = self.path.with_name(self.path.name + suffix)
+            if suffix == "" or source.exists():
+                shutil.copyfile(source, copy.with_name(copy.name + suffix))
+        # a private read-write connection: sqlite applies the WAL / rolls the journal back in the copy
+        return sqlite3.connect(str(copy), check_same_thread=False)
+
+    def _load(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"messages", "topics"} <= tables:
+            raise ReaderError(f"{self.path} lacks the rosbag2 tables 'messages' and 'topics'")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(topics)")}
+        definitions: dict[str, tuple[str, str]] = {}
+        if "message_definitions" in tables:
+            for type_name, encoding, text in self._db.execute(
+                    "SELECT topic_type, encoding, encoded_message_definition FROM message_definitions"):
+                definitions[type_name] = (encoding, text)
+        qos_column = "offered_qos_profiles" if "offered_qos_profiles" in columns else "''"
+        hash_column = "type_description_hash" if "type_description_hash" in columns else "''"
+        counts = dict(self._db.execute("SELECT topic_id, COUNT(*) FROM messages GROUP BY topic_id"))
+        self.topics: list[SqliteTopic] = []
+        for topic_id, name, type_name, fmt, qos_text, type_hash in self._db.execute(
+                f"SELECT id, name, type, serialization_format, {qos_column}, {hash_column} FROM topics "
+                "ORDER BY id"):
+            self.topics.append(SqliteTopic(topic_id, name, type_name, fmt, parse_qos(qos_text or []),
+                                           type_hash or "", counts.get(topic_id, 0),
+                                           definitions.get(type_name, ("", ""))))
+        first, last, total = self._db.execute(
+            "SELECT MIN(timestamp), MAX(timestamp), COUNT(*) FROM messages").fetchone()
+        self.start_ns = first if first is not None else 0
+        self.end_ns = last if last is not None else 0
+        self.count = total
+
+    def integrity_problems(self) -> list[str]:
+        """sqlite's own structural check (pages, b-trees, indexes); [] when sound. sqlite stores no checksums."""
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA integrity_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            return [f"{self.path.name}: {exc}"]
+        return [] if rows == ["ok"] else [f"{self.path.name}: {r}" for r in rows]
 
     def time_ranges(self) -> dict[int, tuple[int, int]]:
         return {t: (a, b) for t, a, b in self._db.execute(
@@ -182,4 +315,10 @@ class Sqlite3FileReader:
             raise ReaderError(f"cannot read sqlite3 storage {self.path}: {exc}") from None
 
     def close(self) -> None:
-        self._db.close()
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            self._db = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None

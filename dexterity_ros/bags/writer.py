@@ -100,9 +100,12 @@ class SplitBagWriter:
     """Writes a rosbag2 directory; thread-compatible (one writer thread), not thread-safe."""
 
     def __init__(self, path: str | Path, options: WriterOptions = WriterOptions(), overwrite: bool = False,
-                 custom_data: dict[str, str] | None = None):
+                 custom_data: dict[str, str] | None = None, split_names: bool = True):
         self.path = Path(path)
         self.options = options
+        if not split_names and (options.max_bag_size or options.max_bag_duration_s):
+            raise ValueError("a bag that may split needs numbered file names")
+        self._split_names = split_names
         prepare_output(self.path, overwrite)
         try:
             self.path.mkdir(parents=True)
@@ -117,7 +120,9 @@ class SplitBagWriter:
 
     # --------------------------------------------------------------- files
     def _file_name(self, index: int) -> str:
-        return f"{self.path.name}_{index}{STORAGE_SUFFIX[self.options.storage]}"
+        """DIR_0.mcap, DIR_1.mcap, ... as ros2 bag record names them; DIR.mcap for a bag that never splits."""
+        stem = f"{self.path.name}_{index}" if self._split_names else self.path.name
+        return stem + STORAGE_SUFFIX[self.options.storage]
 
     def _open_file(self) -> None:
         stats = _FileStats(self.path / self._file_name(len(self.files)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import re
 import time
 import weakref
@@ -41,7 +42,8 @@ from .base import (CameraAlreadyConnectedError, CameraError, CameraNotConnectedE
                    CameraSetupError, DepthCamera, DepthCameraConfig, DepthReading, FrameTimeoutError,
                    PlaybackFinishedError, TimestampDomain, register_backend)
 
-_PROFILE_RE = re.compile(r"^\s*(\d+)\s*[x,]\s*(\d+)\s*[x,]\s*(\d+)\s*$")
+# realsense-ros (profile_manager.cpp) accepts x, X and , between the fields, with optional spaces
+_PROFILE_RE = re.compile(r"^\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*$")
 _MAX_ARRIVAL_SKEW_NS = 1_000_000_000
 _PLAYBACK_POLL_S = 0.05
 _OPEN_CAMERAS: "weakref.WeakSet[RealSenseCamera]" = weakref.WeakSet()
@@ -55,23 +57,76 @@ def _release_open_cameras() -> None:
 
 
 def parse_depth_profile(text: str) -> tuple[int, int, int]:
-    """'848x480x30' (or realsense-ros's '848,480,30') -> (width, height, fps); 0 = any."""
+    """'848x480x30' (or realsense-ros's '848X480X30', '848,480,30') -> (width, height, fps); 0 = any."""
+    if not isinstance(text, str):
+        raise ConfigError(f"depth_module.depth_profile must be text like 848x480x30, got {text!r}")
     if text.strip() == "":
         return (0, 0, 0)
     match = _PROFILE_RE.match(text)
     if not match:
-        raise ConfigError(f"depth_module.depth_profile '{text}' is not WIDTHxHEIGHTxFPS (e.g. 848x480x30; "
-                          f"0 in a field = any)")
+        raise ConfigError(f"depth_module.depth_profile '{text}' is not WIDTHxHEIGHTxFPS (e.g. 848x480x30, "
+                          f"848X480X30 or 848,480,30; 0 in a field = any)")
     return tuple(int(v) for v in match.groups())  # type: ignore[return-value]
+
+
+def normalize_serial_no(value: Any) -> str | int:
+    """``serial_no`` as given -> the text to match, or an int when ROS typed it as a number.
+
+    realsense-ros declares ``serial_no`` as a string and strips a leading ``_``
+    (its workaround for ROS reading ``serial_no:=831612073525`` as an integer);
+    we strip it too. ROS's parameter parser (rcl, also for launch/YAML files)
+    turns an unquoted all-digit serial into an integer, reads one with a leading
+    0 as *octal* when its digits allow, and as a double when they do not
+    (``012345678901`` -> 12345678901.0). Such a number is kept as an int and
+    matched by :func:`serial_matches`, which undoes both readings.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"serial_no must be the camera's serial number as text, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value < 0 or value != int(value):
+            raise ConfigError(f"serial_no {value!r} is not a serial number (ROS read it as a decimal number); "
+                              f"pass it as text, e.g. serial_no:=_831612073525 or serial_no:=\"'831612073525'\"")
+        value = int(value)
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"serial_no {value} is not a serial number")
+        return value
+    text = value.strip()
+    return text[1:] if text.startswith("_") else text
+
+
+def serial_matches(configured: str | int, serial: str) -> bool:
+    """Does a device's serial number match ``serial_no`` (text: exactly; a number: as ROS may have read it)?"""
+    if isinstance(configured, str):
+        return not configured or serial == configured
+    if serial == str(configured):
+        return True
+    if not serial.isdigit():
+        return False
+    if (serial.lstrip("0") or "0") == str(configured):   # leading zeros dropped by the number
+        return True
+    # '0...' with only octal digits: rcl (strtoll base 0) and YAML 1.1 read it as an octal integer
+    return len(serial) > 1 and serial[0] == "0" and set(serial) <= set("01234567") and int(serial, 8) == configured
+
+
+def serial_hint(configured: str | int) -> str:
+    if isinstance(configured, str):
+        return ""
+    return (f" (serial_no arrived as the number {configured}: ROS reads an unquoted serial as a number, drops its "
+            f"leading zeros and reads one starting with 0 as octal; pass it as text with realsense-ros's '_' "
+            f"prefix, serial_no:=_<serial>, or quoted)")
 
 
 @dataclass(frozen=True)
 class RealSenseCameraConfig(DepthCameraConfig):
     """How to open and filter a RealSense depth stream (realsense-ros parameter names)."""
 
-    serial_no: str = param("", "serial number of the camera to open; empty = the first RealSense found",
-                           read_only=True)
-    depth_profile: str = param("848x480x30", "depth stream WIDTHxHEIGHTxFPS; 0 in a field = any "
+    serial_no: str | int | float = param(
+        "", "serial number of the camera to open; empty = the first RealSense found. A leading '_' is "
+        "stripped (realsense-ros's workaround: serial_no:=_831612073525); a serial that ROS typed as a number "
+        "is accepted and matched with its leading zeros restored where possible", read_only=True)
+    depth_profile: str = param("848x480x30", "depth stream WIDTHxHEIGHTxFPS (x, X or , between the fields, as "
+                               "realsense-ros: 848x480x30, 848X480X30, 848,480,30); 0 in a field = any "
                                "(the device default among the matches). Ignored when playing a recording",
                                ros_name="depth_module.depth_profile", read_only=True)
     global_time_enabled: bool = param(True, "let the SDK translate the device clock to host time "
@@ -103,6 +158,7 @@ class RealSenseCameraConfig(DepthCameraConfig):
     frame_queue_size: int = 2                                    # newest frames kept between read() calls
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "serial_no", normalize_serial_no(self.serial_no))
         parse_depth_profile(self.depth_profile)
         if self.rosbag_filename and self.record_filename:
             raise ConfigError("rosbag_filename and record_filename are both set: a recording is not re-recorded")
@@ -134,6 +190,24 @@ def _describe_device(dev: Any) -> str:
     name = _info(dev, rs.camera_info.name) or "unnamed device"
     serial = _info(dev, rs.camera_info.serial_number)
     return f"{name} (serial {serial})" if serial else name
+
+
+def select_device(devices: list[Any], serial_no: str | int) -> Any:
+    """The device ``serial_no`` names (an exact text match wins over a number's reading), else the first."""
+    serial_no = normalize_serial_no(serial_no)
+    if serial_no == "":
+        return devices[0]
+    serials = [_info(d, rs.camera_info.serial_number) for d in devices]
+    exact = [d for d, s in zip(devices, serials) if s == str(serial_no)]
+    matches = exact or [d for d, s in zip(devices, serials) if serial_matches(serial_no, s)]
+    if not matches:
+        found = ", ".join(_describe_device(d) for d in devices)
+        raise CameraNotFoundError(f"no RealSense device with serial_no '{serial_no}' (found: {found})"
+                                  f"{serial_hint(serial_no)}")
+    if len(matches) > 1:
+        raise CameraSetupError(f"serial_no {serial_no} (a number) matches several devices: "
+                               f"{', '.join(_describe_device(d) for d in matches)}{serial_hint(serial_no)}")
+    return matches[0]
 
 
 def _is_depth_z16(profile: Any) -> bool:
@@ -226,7 +300,7 @@ class RealSenseCamera(DepthCamera):
             return f"recording '{self.config.rosbag_filename}'{of_device}"
         if self.device_name or self.serial_no:
             return f"{self.device_name or 'RealSense'} (serial {self.serial_no or '?'})"
-        return f"RealSense (serial {self.config.serial_no})" if self.config.serial_no else "RealSense"
+        return f"RealSense (serial {self.config.serial_no})" if self.config.serial_no != "" else "RealSense"
 
     # ------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -300,12 +374,7 @@ class RealSenseCamera(DepthCamera):
             raise CameraNotFoundError(
                 "no RealSense device found: check the USB cable (USB 3 port) and the udev rules, "
                 "or play a recording with rosbag_filename")
-        matches = [d for d in devices
-                   if not cfg.serial_no or _info(d, rs.camera_info.serial_number) == cfg.serial_no]
-        if not matches:
-            found = ", ".join(_describe_device(d) for d in devices)
-            raise CameraNotFoundError(f"no RealSense device with serial_no '{cfg.serial_no}' (found: {found})")
-        return matches[0]
+        return select_device(devices, cfg.serial_no)
 
     def _load_json(self, device: Any) -> None:
         path = Path(self.config.json_file_path).expanduser()

@@ -8,6 +8,11 @@ depth frame with the given extrinsic (and the frame's camera_info) and prints
 the depth residual on hand pixels, the share of hand pixels it explains, and
 the correction the hand alignment suggests (``--write-corrected`` saves the
 corrected extrinsic). docs/calibration.md explains how to read it.
+
+Exit status (also with --json, so scripts and CI can gate on it):
+0 the verdict is GOOD; 3 the verdict is CHECK THE CALIBRATION; 1 the check
+could not run (unreadable bag, no usable frames, simulator error); 2 bad
+arguments or an invalid extrinsic file.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+EXIT_GOOD, EXIT_ERROR, EXIT_USAGE, EXIT_CHECK = 0, 1, 2, 3
 
 # verdict thresholds (docs/calibration.md): a good calibration leaves only sensor noise on the hand
 GOOD_MEDIAN_MM = 3.0
@@ -31,7 +38,9 @@ def register(subparsers) -> None:
         "calib-check", help="check a camera->palm extrinsic against the hand seen in the depth",
         description="Render the hand's collision shapes at the measured joint positions into depth frames "
                     "(from a bag or the simulator) with the given extrinsic and report the depth residual "
-                    "on hand pixels; a wrong extrinsic gives a clearly larger residual.")
+                    "on hand pixels; a wrong extrinsic gives a clearly larger residual.",
+        epilog="exit status: 0 verdict GOOD, 3 verdict CHECK THE CALIBRATION, 1 the check could not run, "
+               "2 bad arguments or extrinsic file")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bag", type=Path, help="rosbag2 directory or .mcap/.db3 with depth, camera_info and "
                                                  "joint states (e.g. an episode bag or a recording)")
@@ -151,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
         extrinsic = load_extrinsic(path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.frames < 1:
         print("error: --frames must be >= 1", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     notes: list[str] = []
     truths: list[np.ndarray] = []
     if args.bag is not None:
@@ -167,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         report: CalibrationReport = check_extrinsic(frames, extrinsic.matrix, tolerance=args.tolerance_mm * 1e-3)
     except Exception as exc:  # noqa: BLE001 - bag/sim/geometry errors all end the command with a message
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     fit = report.fit
     suggested = report.suggested_change
     good = (fit.median_abs_mm <= GOOD_MEDIAN_MM and fit.explained_fraction >= GOOD_EXPLAINED
@@ -196,11 +205,12 @@ def run(args: argparse.Namespace) -> int:
         if args.write_corrected:
             save_extrinsic(corrected, args.write_corrected)
             result["written"] = str(args.write_corrected)
+    result["exit_status"] = EXIT_GOOD if good else EXIT_CHECK
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(_describe(result))
-    return 0
+    return result["exit_status"]
 
 
 def _describe(r: dict) -> str:
@@ -230,7 +240,7 @@ def _describe(r: dict) -> str:
                      "away from the checked extrinsic")
     lines.append(f"verdict    {r['verdict'].upper()} (good: median |r| <= {GOOD_MEDIAN_MM:g} mm, explained >= "
                  f"{GOOD_EXPLAINED * 100:.0f}%, suggested correction <= {GOOD_SUGGESTED_MM:g} mm / "
-                 f"{GOOD_SUGGESTED_DEG:g} deg)")
+                 f"{GOOD_SUGGESTED_DEG:g} deg); exit status {r['exit_status']}")
     for note in r["notes"][:10]:
         lines.append(f"note       {note}")
     return "\n".join(lines)

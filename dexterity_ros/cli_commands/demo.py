@@ -115,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:
         print(f"  processes that died: {crashed}", file=sys.stderr)
+    if code != 0:
+        killed = [c.label for c in handle.children if c.last_signal is not None and c.returncode not in (0, None)]
+        print(f"  launch exit code {code} (processes that did not stop cleanly: {killed or 'none'}; "
+              "run without --quiet for their output)")
     ok = code == 0 and report.frames > 0 and report.clouds > 0 and report.targets > 0 and report.commands > 0
     print("  verdict: " + ("OK" if ok else "FAILED (see above)"))
     return 0 if ok else 1

@@ -6,11 +6,11 @@
     dexterity-ros evaluate --label-noise --config config/distill_small.yaml   # expert label noise
 
 Seeds come from the config's evaluation section (held out from training) unless --seed is given.
+--json writes strict JSON: an undefined metric (NaN, e.g. action_error_rad without expert labels) is null.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--label-every", type=int, default=None,
                         help="expert label every k-th step for the action error (0: none; default: the config's)")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in-process)")
-    parser.add_argument("--json", type=Path, default=None, help="write metrics and per-episode summaries here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write metrics and per-episode summaries here (strict JSON: undefined metrics are null)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..learning.config import load_distill_config
-    from ..learning.evaluate import evaluate_expert, evaluate_student, expert_label_noise, metrics_line
+    from ..learning.evaluate import evaluate_expert, evaluate_student, expert_label_noise, metrics_line, to_json
     from ..paths import models_path
     from ..policy.contract import PolicyError
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                   "is leftover noise")
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(noise, indent=1))
+                args.json.write_text(to_json(noise))
             return 0
         if args.expert or args.hold:
             driver = "expert" if args.expert else "hold"
@@ -77,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
     print(metrics_line(name, metrics))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"metrics": metrics, "episodes": episodes}, indent=1))
+        args.json.write_text(to_json({"metrics": metrics, "episodes": episodes}))
     return 0

@@ -3,7 +3,9 @@
 A path ending in ``.onnx`` prints the policy contract in readable form and
 checks it against the hand description, the perception config and the graph.
 Other paths go to :func:`describe_bag`: any rosbag2 directory or .mcap/.db3
-file (topics, types, counts, duration, frequencies, QoS; ``ros2 bag info``).
+file (topics, types, counts, duration, frequencies, QoS; ``ros2 bag info``);
+``--verify`` also checks every checksum in the storage files (exit status 1
+if one does not match). Reading a bag never writes into its directory.
 """
 from __future__ import annotations
 
@@ -20,23 +22,38 @@ def register(subparsers) -> None:
                     "the hand description and the perception config.")
     parser.add_argument("path", type=Path, help="MODEL.onnx, or a bag directory / .mcap / .db3 file")
     parser.add_argument("--json", action="store_true", help="print the raw contract JSON instead")
+    parser.add_argument("--verify", action="store_true",
+                        help="bags: also read every storage file whole and check its checksums (MCAP chunk, "
+                             "data-section and summary CRCs; sqlite3 integrity_check); exit status 1 on damage")
     parser.add_argument("--perception-config", type=Path,
                         help="perception YAML to compare with (default: config/perception.yaml)")
     parser.set_defaults(func=run)
 
 
-def describe_bag(path: Path) -> str | None:
+def describe_bag(path: Path, verify: bool = False) -> str | None:
     """Description of a rosbag2 recording, or None if ``path`` is not one this tool reads.
 
     Raises ``BagError`` (with the reason) for a bag that cannot be read as it is.
     """
+    found = inspect_bag(path, verify)
+    return None if found is None else found[0]
+
+
+def inspect_bag(path: Path, verify: bool = False) -> tuple[str, bool] | None:
+    """(description, sound) of a bag; None if ``path`` is not a bag. ``verify`` adds a ``Verify:`` line per
+    storage file (:mod:`dexterity_ros.bags.verify`); sound is False when one found damage."""
     from ..bags.inspect import describe, is_bag_path
     from ..bags.io import BagReader
 
     if not is_bag_path(path):
         return None
     with BagReader(path.parent if path.name == "metadata.yaml" else path) as reader:
-        return describe(reader)
+        text = describe(reader)
+        if not verify:
+            return text, True
+        checks = reader.verify()
+    text += "\n" + "\n".join(f"Verify:            {c.describe()}" for c in checks)
+    return text, all(c.ok for c in checks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,15 +66,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {path} does not exist", file=sys.stderr)
         return 2
     try:
-        text = describe_bag(path)
+        found = inspect_bag(path, verify=args.verify)
     except BagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if text is None:
+    if found is None:
         print(f"error: {path} is neither an ONNX model (.onnx) nor a rosbag2 bag (a directory with "
               "metadata.yaml or .mcap/.db3 files, or a .mcap/.db3 file)", file=sys.stderr)
         return 2
+    text, sound = found
     print(text)
+    if not sound:
+        print(f"error: {path} is damaged: a checksum or record does not match (see the Verify lines)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,7 @@
 """`dexterity-ros launch FILE [name:=value ...]`: run a ROS 2 XML launch file (``ros2 launch`` stand-in).
 
-Also ``dexterity-ros launch PKG FILE`` (FILE looked up in PKG's share directory, like ros2 launch),
+Also ``dexterity-ros launch PKG FILE`` (FILE looked up in PKG's share directory, like ros2 launch:
+two positional arguments are PACKAGE FILE unless the first is an existing file),
 ``--print`` (show each process and its command line, start nothing), ``--duration S`` (stop
 everything after S seconds) and ``--show-args``.
 """
@@ -18,8 +19,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "launch", help="run a ROS 2 XML launch file (like `ros2 launch`)",
         description="Run a ROS 2 XML launch file: every <node> becomes its own process, output is "
-                    "prefixed with [name-N], Ctrl-C stops everything (SIGINT, SIGTERM, SIGKILL).")
-    parser.add_argument("launch_file", help="path of a .launch.xml file, or a package name followed by a file name")
+                    "prefixed with [name-N]. Ctrl-C, SIGTERM or SIGHUP (terminal closed) stops everything "
+                    "(SIGINT, then SIGTERM, then SIGKILL); if the launcher itself is killed, every process "
+                    "gets SIGTERM from the kernel (parent-death signal). A node with on_exit=\"shutdown\" "
+                    "shuts the whole launch down when it exits.")
+    parser.add_argument("launch_file", metavar="FILE_OR_PACKAGE",
+                        help="path of a .launch.xml file, or a package name followed by a file name in it")
     parser.add_argument("arguments", nargs="*", metavar="name:=value",
                         help="launch arguments (must be declared with <arg> in the file)")
     parser.add_argument("-p", "--print", dest="print_plan", action="store_true",
@@ -37,12 +42,23 @@ def register(subparsers) -> None:
 
 
 def _resolve_target(args: argparse.Namespace) -> tuple[Path, list[str]]:
-    """``FILE args...`` or ``PKG FILE args...`` (the second form when FILE is not a path)."""
+    """``FILE args...`` or ``PKG FILE args...``, decided as ``ros2 launch`` does.
+
+    The first argument is a launch file only when it is an existing file; otherwise it names a
+    package and the second one the launch file in it (so ``dexterity_ros robot.launch.xml`` means
+    the package even where a ``dexterity_ros/`` folder is in the current directory).
+    """
     target = Path(args.launch_file)
     rest = list(args.arguments)
-    if not target.exists() and rest and ":=" not in rest[0] and "/" not in args.launch_file:
+    if target.is_file():
+        return target, rest
+    if rest and ":=" not in rest[0]:
         return find_launch_file(args.launch_file, rest[0]), rest[1:]
-    return target, rest
+    if target.is_dir():
+        raise FileNotFoundError(f"'{args.launch_file}' is a directory, not a launch file "
+                                f"(for a package's launch file: dexterity-ros launch PACKAGE FILE)")
+    raise FileNotFoundError(f"launch file not found: {args.launch_file} "
+                            f"(for a package's launch file: dexterity-ros launch PACKAGE FILE)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,5 +88,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     handle = LaunchHandle(plan.processes, plan=plan, sigterm_timeout=args.sigterm_timeout,
                           sigkill_timeout=args.sigkill_timeout, stop_on_death=args.stop_on_death)
-    handle.start()
-    return run_until_stopped(handle, duration=args.duration)
+    return run_until_stopped(handle, duration=args.duration)   # starts it once SIGINT/SIGTERM/SIGHUP are handled

@@ -9,9 +9,16 @@ Metrics (per episode, averaged over episodes; :func:`.rollout.summarize`):
 * ``final_rotation_error_rad``: rotation error to the current goal at episode end;
 * ``action_error_rad``: mean |student target - expert target| (rad, over joints)
   on states the student itself visits (expert labels every ``label_every``-th step).
+
+JSON output (``evaluate --json``, :func:`to_json`) is strict JSON: a metric
+that is undefined (NaN, e.g. ``action_error_rad`` without expert labels, or
+``expert_ms_per_plan`` without expert plans) or infinite is written as
+``null``, never as the non-standard ``NaN``/``Infinity`` tokens that
+``json.dumps`` emits by default and strict parsers (jq, JavaScript) reject.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -101,6 +108,24 @@ def _run(config: DistillConfig, tasks, workers: int, progress: bool, what: str):
     finally:
         if executor is not None:
             executor.shutdown()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf; numpy scalars included) replaced by None."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):   # numpy scalar or array
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(data: Any, indent: int | None = 1) -> str:
+    """Strict JSON of evaluation results: undefined metrics become null (see the module docstring)."""
+    return json.dumps(json_safe(data), indent=indent, allow_nan=False)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

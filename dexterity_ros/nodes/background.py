@@ -19,7 +19,7 @@ class BackgroundNode:
 
     def __init__(self, name: str, start_parameter_services: bool = True):
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)     # not sys.argv: a CLI's own arguments are not ROS arguments
         self.node = Node(name, context=self.context, start_parameter_services=start_parameter_services)
         self.lock = threading.Lock()          # guards what callbacks collect
         self.executor = SingleThreadedExecutor(context=self.context)

@@ -31,6 +31,7 @@ class GraphReport:
     commands: int
     latencies_ms: list[float] = field(default_factory=list)
     diagnostics: dict[str, DiagnosticStatus] = field(default_factory=dict)
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)   # per stage, matched by depth stamp
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -56,7 +57,8 @@ class GraphReport:
             f"(frames {dropped_seg} at segmentation, clouds {dropped_policy} at the student)",
             f"end-to-end latency (depth stamp -> hand command): p50 {self.percentile(50):.1f} ms, "
             f"p99 {self.percentile(99):.1f} ms over {len(self.latencies_ms)} targets",
-        ]
+        ] + [f"  {stage:<28}p50 {np.percentile(v, 50):.1f} ms, p99 {np.percentile(v, 99):.1f} ms"
+             for stage, v in self.stage_ms.items() if v]
 
 
 class GraphMonitor(BackgroundNode):
@@ -68,6 +70,8 @@ class GraphMonitor(BackgroundNode):
         self.frames = 0
         self.clouds = 0
         self.target_events: list[tuple[int, int]] = []     # (receive ns, depth stamp ns)
+        self.frame_received: dict[int, int] = {}             # depth stamp ns -> receive ns
+        self.cloud_received: dict[int, int] = {}
         self.command_times: list[int] = []                   # receive ns
         self.diagnostics: dict[str, DiagnosticStatus] = {}
         n = self.node
@@ -79,13 +83,17 @@ class GraphMonitor(BackgroundNode):
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diag, qos_profile(topics.DIAGNOSTICS))
         self._t0 = time.monotonic()
 
-    def _on_frame(self, _msg) -> None:
+    def _on_frame(self, msg) -> None:
+        now = time.time_ns()
         with self._lock:
             self.frames += 1
+            self.frame_received[conversions.stamp_to_ns(msg.header.stamp)] = now
 
-    def _on_cloud(self, _msg) -> None:
+    def _on_cloud(self, msg) -> None:
+        now = time.time_ns()
         with self._lock:
             self.clouds += 1
+            self.cloud_received[conversions.stamp_to_ns(msg.header.stamp)] = now
 
     def _on_target(self, msg: JointState) -> None:
         with self._lock:
@@ -104,12 +112,23 @@ class GraphMonitor(BackgroundNode):
         with self._lock:
             commands = list(self.command_times)
             latencies = []
+            stages: dict[str, list[float]] = {"depth stamp -> depth received": [],
+                                              "depth stamp -> cloud received": [],
+                                              "cloud -> policy target": [], "policy target -> command": []}
             for received, depth_stamp in self.target_events:
                 i = bisect.bisect_left(commands, received)
                 if i < len(commands):
                     latencies.append((commands[i] - depth_stamp) * 1e-6)
+                    stages["policy target -> command"].append((commands[i] - received) * 1e-6)
+                cloud = self.cloud_received.get(depth_stamp)
+                if cloud is not None:
+                    stages["cloud -> policy target"].append((received - cloud) * 1e-6)
+            for stamp, received in self.frame_received.items():
+                stages["depth stamp -> depth received"].append((received - stamp) * 1e-6)
+            for stamp, received in self.cloud_received.items():
+                stages["depth stamp -> cloud received"].append((received - stamp) * 1e-6)
             return GraphReport(time.monotonic() - self._t0, self.frames, self.clouds, len(self.target_events),
-                               len(commands), latencies, dict(self.diagnostics))
+                               len(commands), latencies, dict(self.diagnostics), stages)
 
 
 def wait_for_graph(node: Node, requirements: dict[str, tuple[int, int]], timeout: float) -> list[str]:

@@ -101,7 +101,7 @@ class HandNode(DexterityNode):
         self.profile = make_profile(cfg.driver_profile, self.hand, cfg.ros2_control_finger_digits,
                                     cfg.ros2_control_joint_names, cfg.leap_feedback_topic)
         limits = SafetyLimits.from_tables(self.declare_safety_tables(), self.hand, cfg.velocity_scale)
-        self.reject_unknown_parameters()
+        self.reject_unknown_parameters()   # before anything talks to the driver
         period = 1.0 / cfg.command_rate_hz
         try:
             watchdog = WatchdogConfig(period, cfg.target_timeout, cfg.home_timeout, cfg.feedback_timeout,
@@ -173,13 +173,6 @@ class HandNode(DexterityNode):
                     raise ConfigError(f"node 'hand_node' parameter '{table}.{joint}' must be a number, got {value!r}")
                 flat[f"{table}.{joint}"] = float(value)
         return SafetyTables.from_parameters(flat)
-
-    def reject_unknown_parameters(self) -> None:
-        """A parameter nobody declared is a typo (rclpy would silently ignore it)."""
-        overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = sorted(n for n in overrides if not self.has_parameter(n) and not n.startswith("qos_overrides."))
-        if unknown:
-            raise ConfigError(f"node 'hand_node': unknown parameter(s) {unknown} (see docs/hand.md)")
 
     # ------------------------------------------------ start-up checks
     def _setup_robot_description_check(self) -> None:

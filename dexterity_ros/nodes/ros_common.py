@@ -3,11 +3,17 @@
 A node's parameters are one dataclass (fields made with ``config.param``):
 each field is declared as a ROS parameter with its description, and the
 values are validated through ``config.from_dict`` so a wrong type or an
-inverted range is a clear start-up error rather than a crash mid-run.
+inverted range is a clear start-up error rather than a crash mid-run. A
+parameter given at start (``-p``, ``--params-file``, launch ``<param>``) that
+the node never declared is a typo: rclpy would silently ignore it, so every
+DexterityNode refuses to start on one (``reject_unknown_parameters``, run once
+the node is fully constructed, so parameters a subclass declares after the
+config, e.g. hand_node's per-joint tables, count as known).
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 import time
 import traceback
@@ -62,7 +68,34 @@ def _descriptor(field: dataclasses.Field) -> ParameterDescriptor:
     return desc
 
 
-class DexterityNode(Node):
+# Parameters a node may be given without declaring them itself: rclpy declares use_sim_time and
+# start_type_description_service (has_parameter sees those); qos_overrides.<topic>.* are only declared for
+# publishers/subscriptions created with QoSOverridingOptions, and a launch file may set them for any node.
+UNDECLARED_PARAMETER_PREFIXES = ("qos_overrides.",)
+
+
+class _RejectUnknownParametersAfterInit(type(Node)):
+    """Metaclass: once a node's whole ``__init__`` chain has run, reject start-up parameters it never declared.
+
+    A node whose construction fails (this check, a ConfigError, NodeExit) is destroyed before the error
+    propagates, so its publishers and threads do not outlive it (run_node never gets the object).
+    """
+
+    def __call__(cls, *args, **kwargs):
+        node = cls.__new__(cls)
+        try:
+            node.__init__(*args, **kwargs)
+            node.reject_unknown_parameters()
+        except BaseException:
+            try:
+                node.destroy_node()
+            except Exception:  # noqa: BLE001 - the construction error is the one to report
+                pass
+            raise
+        return node
+
+
+class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
     """Base class of every dexterity_ros node: typed config, health, /diagnostics at 1 Hz."""
 
     def __init__(self, node_name: str, config_cls: type[C], diagnostics_period_s: float = 1.0, **kwargs):
@@ -93,6 +126,32 @@ class DexterityNode(Node):
                 value = list(value)
             values[field.name] = value
         return self.config_from_values(config_cls, values)
+
+    def unknown_parameters(self) -> list[str]:
+        """Start-up parameter overrides (``-p``, params files, launch) that this node has not declared."""
+        overrides = getattr(self, "_parameter_overrides", None) or {}
+        return sorted(name for name in overrides
+                      if not self.has_parameter(name) and not name.startswith(UNDECLARED_PARAMETER_PREFIXES))
+
+    def reject_unknown_parameters(self) -> None:
+        """Raise ConfigError naming each undeclared start-up parameter (a typo would silently use a default).
+
+        Runs automatically after the node's constructor; a node may call it earlier (before it touches
+        hardware or loads models) once it has declared everything. Idempotent.
+        """
+        unknown = self.unknown_parameters()
+        if not unknown:
+            return
+        declared = sorted(self._parameters)
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"'{close[0]}' for '{name}'")
+        raise ConfigError(f"node '{self.get_name()}': unknown parameter(s) {unknown}"
+                          + (f"; did you mean {', '.join(hints)}?" if hints else "")
+                          + " (the node's parameters are listed in README.md, Parameters; "
+                            "`ros2 param list` shows them on a running node)")
 
     def config_from_values(self, config_cls: type[C], values: dict[str, Any]) -> C:
         try:
@@ -175,41 +234,71 @@ class DexterityNode(Node):
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Standard main(): init, build the node, spin until Ctrl-C/SIGTERM, exit code."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """Standard main(): init, build the node, spin until Ctrl-C/SIGTERM, exit code.
+
+    A signal asks for a shutdown in every phase, and the exit code is then 0. SIGINT raises
+    KeyboardInterrupt wherever Python is (rclpy.init, the factory, spinning); once rclpy.init has
+    installed its handler, SIGINT and SIGTERM also shut the rclpy context down, after which rclpy
+    calls raise: a node under construction gets "rclpy.init() has not been called", a spinning
+    executor "Unable to convert call argument". Such an error with the context shut down is the
+    requested shutdown, not a crash. SIGTERM is also the parent-death signal that
+    ``dexterity-ros launch`` gives its children, so a node stops cleanly when its launcher dies.
+    """
     node = None
     code = 0
+    initialised = False
     try:
-        node = factory()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        try:
+            rclpy.init(args=args if args is not None else sys.argv)
+            initialised = True
+            node = factory()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except ConfigError as exc:
+            _say(f"[ERROR] {exc}")
+            code = 2
+        except NodeExit as exc:
+            _say(f"[{'ERROR' if exc.code else 'INFO'}] {exc}")
+            code = exc.code
+        except Exception as exc:  # last resort: a crash must name its cause
+            if initialised and not rclpy.ok():
+                # a signal shut the context down (rclpy's handler) and rclpy raised from the call in progress
+                phase = "while spinning" if node is not None else "during start-up"
+                _say(f"[INFO] shut down {phase} ({type(exc).__name__}: {exc})")
+            else:
+                _say(traceback.format_exc().rstrip("\n"))
+                code = 1
+        finally:
+            _close(node)
+    except KeyboardInterrupt:
+        # SIGINT pending from the shutdown above, raised while it was being handled: the same shutdown
+        _close(node)
+    return code
+
+
+def _say(text: str) -> None:
+    """A line on stderr; nobody may be reading any more (launcher gone: broken pipe), which must not matter."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
         pass
-    except ConfigError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
-        code = 2
-    except NodeExit as exc:
-        print(f"[{'ERROR' if exc.code else 'INFO'}] {exc}", file=sys.stderr, flush=True)
-        code = exc.code
-    except Exception as exc:  # last resort: a crash must name its cause
-        if node is not None and not rclpy.ok():
-            # a signal shut the context down while the executor was taking a message: rclpy then
-            # raises from inside take_message (seen as "Unable to convert call argument"); that is
-            # the shutdown the signal asked for, not a crash of this node
-            print(f"[INFO] shut down while spinning ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
-        else:
-            traceback.print_exc()
-            code = 1
-    finally:
-        if node is not None:
-            try:
-                node.destroy_node()
-            except Exception:
-                pass
+
+
+def _close(node: Node | None) -> None:
+    """Destroy the node and shut rclpy down; a second Ctrl-C meanwhile changes nothing."""
+    if node is not None:
+        try:
+            node.destroy_node()
+        except (Exception, KeyboardInterrupt):
+            pass
+    try:
         if rclpy.ok():
             rclpy.try_shutdown()
-    return code
+    except (Exception, KeyboardInterrupt):
+        pass
 
 
 class NodeExit(Exception):

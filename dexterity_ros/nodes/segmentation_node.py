@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from .. import conversions, topics
 from ..camera_model import Intrinsics, IntrinsicsError
-from ..config import param
+from ..config import ConfigError, param
 from ..diagnostics import Level
 from ..extrinsics import load_extrinsic
 from ..geometry import TransformError
@@ -37,6 +37,14 @@ class SegmentationNodeConfig:
     max_joint_state_offset: float = param(0.1, "s; a frame whose nearest joint state is further away than this is dropped",
                                           min=0.0)
     publish_tf_static: bool = param(True, "broadcast the camera->palm extrinsic on /tf_static")
+    frame_prefix: str = param("", "prefix of both frames of the extrinsic on /tf_static (e.g. 'left/': left/palm "
+                                  "<- left/camera_depth_optical_frame), so several hands can share /tf_static; "
+                                  "the object cloud keeps the policy contract's frame name")
+
+    def __post_init__(self) -> None:
+        if self.frame_prefix.startswith("/") or any(c.isspace() for c in self.frame_prefix):
+            raise ConfigError(f"frame_prefix {self.frame_prefix!r}: tf2 frame names neither start with '/' "
+                              "nor contain spaces")
 
 
 class SegmentationNode(DexterityNode):
@@ -74,8 +82,10 @@ class SegmentationNode(DexterityNode):
                            "(run `make venv` to build it)", Level.WARN)
             return
         self._tf_pub = self.create_publisher(TFMessage, topics.TF_STATIC.name, qos_profile(topics.TF_STATIC))
+        prefix = self.config.frame_prefix
         transform = conversions.transform_to_msg(self.extrinsic.matrix, self.now_ns(),
-                                                 self.extrinsic.parent_frame, self.extrinsic.child_frame)
+                                                 prefix + self.extrinsic.parent_frame,
+                                                 prefix + self.extrinsic.child_frame)
         self._tf_pub.publish(TFMessage(transforms=[transform]))
 
     def on_info(self, msg: CameraInfo) -> None:
@@ -106,8 +116,9 @@ class SegmentationNode(DexterityNode):
 
     def _try_pending(self) -> None:
         if self._pending is not None and self._ready(self._pending[0]):
-            frame, _ = self._pending
+            frame, since = self._pending
             self._pending = None
+            self.health.latency("wait for joint state / camera_info", (time.monotonic() - since) * 1e3)
             self.process(frame)
 
     def on_depth(self, msg: Image) -> None:
@@ -124,8 +135,10 @@ class SegmentationNode(DexterityNode):
 
     def flush_pending(self, force: bool = False) -> None:
         if self._pending is not None and (force or time.monotonic() - self._pending[1] >= self.config.joint_state_wait):
-            frame, _ = self._pending
+            frame, since = self._pending
             self._pending = None
+            self.health.count("frames processed without their joint state / camera_info")
+            self.health.latency("wait for joint state / camera_info", (time.monotonic() - since) * 1e3)
             self.process(frame)
 
     # ------------------------------------------------------------ work

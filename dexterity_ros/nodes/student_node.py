@@ -77,6 +77,7 @@ def build_runtime(cfg: StudentNodeConfig) -> PolicyRuntime:
 class StudentNode(DexterityNode):
     def __init__(self, **kwargs):
         super().__init__("student_node", StudentNodeConfig, **kwargs)
+        self.reject_unknown_parameters()   # before loading a model: a mistyped model_path must not load the default
         self.hand = default_hand()
         try:
             self.runtime = build_runtime(self.config)
