@@ -53,7 +53,9 @@ def main() -> int:
     contract = read_contract(args.model)
     builder = contract.provenance.get("reference_student")
     if builder is not None:
-        module, _ = build_reference_student(builder["seed"], num_points=builder["num_points"],
+        from dexterity_ros.perception import load_perception_config
+        module, _ = build_reference_student(builder["seed"], hand=default_hand(), perception=load_perception_config(),
+                                            num_points=builder["num_points"],
                                             history_length=builder["history_length"],
                                             recurrent_size=builder["recurrent_size"])
     elif "distilled_student" in contract.provenance:     # trained: weights read back from the graph

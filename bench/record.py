@@ -40,7 +40,7 @@ def publish(kind: str, hz: float, duration: float, width: int, height: int, resu
     from sensor_msgs.msg import Image, JointState
 
     from dexterity_ros.hand_model import default_hand
-    from dexterity_ros.nodes.ros_common import qos_profile
+    from dexterity_ros.ros.common import qos_profile
     from dexterity_ros.topics import QosClass
 
     rclpy.init()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
+import json
 import types
 import typing
 from pathlib import Path
@@ -48,6 +50,40 @@ def load_config(cls: type[T], path: str | Path, section: str | None = None) -> T
         return from_dict(cls, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def merge_over(base: Any, variant: Any) -> Any:
+    """``variant`` deep-merged over ``base``: mappings merge key by key, anything else replaces."""
+    if isinstance(base, Mapping) and isinstance(variant, Mapping):
+        merged = dict(base)
+        for key, value in variant.items():
+            merged[key] = merge_over(base[key], value) if key in base else value
+        return merged
+    return variant
+
+
+def load_section_with_base(path: str | Path, section: str, _chain: tuple[Path, ...] = ()) -> Any:
+    """A YAML file's ``section``, where ``section.base: OTHER.yaml`` (relative to the file) inherits OTHER's.
+
+    A variant states only what differs (as Isaac Lab's config inheritance and
+    Playground's env configs do); bases may chain, a cycle is an error.
+    """
+    path = Path(path).resolve()
+    if path in _chain:
+        raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(str(p) for p in (*_chain, path))}")
+    data = load_yaml(path)
+    if not isinstance(data, Mapping) or section not in data:
+        raise ConfigError(f"{path}: missing top-level section '{section}'")
+    own = data[section] if data[section] is not None else {}
+    if not isinstance(own, Mapping):
+        raise ConfigError(f"{path}: section '{section}' must be a mapping")
+    base = own.get("base")
+    if base is None:
+        return dict(own)
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: '{section}.base' must name a YAML file, got {base!r}")
+    inherited = load_section_with_base(path.parent / base, section, (*_chain, path))
+    return merge_over(inherited, {k: v for k, v in own.items() if k != "base"})
 
 
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
@@ -154,6 +190,12 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def config_hash(obj: Any) -> str:
+    """Stable 16-hex hash of every field of a config (sha256 of its sorted, compact JSON)."""
+    text = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def param(default: Any, description: str, ros_name: str | None = None, read_only: bool = False,

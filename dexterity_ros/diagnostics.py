@@ -1,7 +1,8 @@
 """Health bookkeeping for nodes: counters, rates, latency percentiles, status level.
 
 Pure Python; node shells turn a :class:`Health` into a
-``diagnostic_msgs/DiagnosticStatus`` (see ``nodes.ros_common``).
+``diagnostic_msgs/DiagnosticStatus`` (see ``dexterity_ros.ros.common``). The
+keys are named in :mod:`dexterity_ros.diagnostic_keys`.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import diagnostic_keys as keys
 
 
 class Level(enum.IntEnum):
@@ -146,9 +149,9 @@ class Health:
     def key_values(self) -> list[tuple[str, str]]:
         with self._lock:
             kv = [(k, v) for k, v in self.values.items()]
-            kv += [(f"{k} count", str(v)) for k, v in self.counters.items()]
-            kv += [(f"{k} rate (Hz)", f"{m.rate():.2f}") for k, m in self.rates.items()]
+            kv += [(keys.count(k), str(v)) for k, v in self.counters.items()]
+            kv += [(keys.rate(k), f"{m.rate():.2f}") for k, m in self.rates.items()]
             for k, w in self.latencies.items():
-                kv.append((f"{k} latency p50 (ms)", f"{w.percentile(50):.3f}"))
-                kv.append((f"{k} latency p99 (ms)", f"{w.percentile(99):.3f}"))
+                kv.append((keys.latency_p50(k), f"{w.percentile(50):.3f}"))
+                kv.append((keys.latency_p99(k), f"{w.percentile(99):.3f}"))
             return kv

@@ -64,6 +64,9 @@ TF_STATIC = Topic("/tf_static", "tf2_msgs/msg/TFMessage", QosClass.LATCHED,
 CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", QosClass.RELIABLE,
               "simulated or replayed time (use_sim_time)")
 
+RECORDED_TARGETS = Topic("sim/recorded_targets", JOINT_TARGETS.type_name, QosClass.RELIABLE,
+                         "replay: the joint targets recorded in the episode (for parity checks)")
+
 ALL_TOPICS = (DEPTH_IMAGE, DEPTH_INFO, JOINT_STATES, OBJECT_CLOUD, GOAL, JOINT_TARGETS,
               OBJECT_POSE, OBJECT_TWIST, PHYSICS_PARAMS, TASK_METRICS, DIAGNOSTICS, TF_STATIC, CLOCK)
 

@@ -15,7 +15,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from dexterity_ros.bags.io import serialize
+from dexterity_ros.ros.messages import serialize
 
 T0 = 1_700_000_000_000_000_000
 
@@ -36,7 +36,7 @@ def joint(i: int) -> bytes:
 
 
 def position(data: bytes) -> float:
-    from dexterity_ros.bags.io import deserialize
+    from dexterity_ros.ros.messages import deserialize
     return deserialize(data, "sensor_msgs/msg/JointState").position[0]
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from dexterity_ros.nodes.background import BackgroundNode
+from dexterity_ros.ros.background import BackgroundNode
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,10 +17,11 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from bag_fixtures import BEST_EFFORT, T0, joint, position, write_unknown_type_bag, write_unusual_sqlite3
-from dexterity_ros import conversions
-from dexterity_ros.bags.io import BagReader, deserialize
+from dexterity_ros.ros import conversions
+from dexterity_ros.bags.io import BagReader
+from dexterity_ros.ros.messages import deserialize
 from dexterity_ros.bags.writer import SplitBagWriter
-from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.ros.common import qos_profile
 from dexterity_ros.topics import QosClass
 from ros_harness import ROOT, RosProbe
 

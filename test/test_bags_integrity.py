@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import struct
 import subprocess
 import sys
 from collections import Counter
@@ -28,10 +29,12 @@ from std_msgs.msg import String
 
 from bag_fixtures import (BEST_EFFORT, LATCHED, T0, joint, position, write_unknown_type_bag,
                           write_unusual_sqlite3, write_wal_sqlite3)
-from dexterity_ros import conversions as conv, topics
-from dexterity_ros.bags.episode import EpisodeBagWriter, EpisodeStep
+from dexterity_ros.ros import conversions as conv
+from dexterity_ros import topics
+from dexterity_ros.ros.bags.episode import EpisodeBagWriter, EpisodeStep
 from dexterity_ros.bags.inspect import reindex
-from dexterity_ros.bags.io import TYPESTORE, BagError, BagReader, deserialize, message_class, serialize
+from dexterity_ros.bags.io import TYPESTORE, BagError, BagReader
+from dexterity_ros.ros.messages import deserialize, message_class, serialize
 from dexterity_ros.bags.mcap import OP_CHUNK, OP_DATA_END, OP_FOOTER, OP_MESSAGE_INDEX
 from dexterity_ros.bags.writer import SplitBagWriter, WriterOptions
 from dexterity_ros.camera_model import Intrinsics
@@ -328,8 +331,10 @@ def test_verify_from_the_command_line_names_the_damage(tmp_path):
     bag = recorded_bag(tmp_path / "bag")
     (storage,) = bag.glob("*.mcap")
     data = bytearray(storage.read_bytes())
-    payload = bytes(data).index(joint(30))        # a message's bytes inside an uncompressed chunk
-    data[payload + 20] ^= 0x10
+    # message 30's position (float64 30.0) inside an uncompressed chunk: found by its value, not by
+    # re-serializing the message (rclpy leaves padding bytes uninitialised, so two serializations differ)
+    payload = bytes(data).index(struct.pack("<d", 30.0))
+    data[payload] ^= 0x01                          # lowest mantissa bit: 30.000000000000004, still a number
     storage.write_bytes(data)
     code, text = cli("info", bag)                 # the damaged value reads like any other ...
     assert code == 0, text

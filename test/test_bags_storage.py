@@ -16,7 +16,8 @@ from std_msgs.msg import String
 from bag_fixtures import (BEST_EFFORT, LATCHED, T0, WIDGET_MSG, joint, position, write_file_compressed,
                           write_split_mcap, write_unknown_type_bag, write_unusual_sqlite3)
 from dexterity_ros.bags.inspect import describe, reindex
-from dexterity_ros.bags.io import BagError, BagReader, deserialize, serialize
+from dexterity_ros.bags.io import BagError, BagReader
+from dexterity_ros.ros.messages import deserialize, serialize
 from dexterity_ros.bags.msgdefs import DefinitionLibrary, message_definition
 from dexterity_ros.bags.writer import BagWriteError, SplitBagWriter, WriterOptions
 from dexterity_ros.cli_commands.info import describe_bag

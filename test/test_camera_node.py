@@ -25,8 +25,9 @@ from ros_harness import NodeProcess, RosProbe  # imports rclpy before pyrealsens
 from dexterity_ros.camera import RealSenseCamera, RealSenseCameraConfig, SoftwareDepthDevice, TimestampDomain
 from dexterity_ros.camera_model import Intrinsics
 from dexterity_ros.config import ConfigError, from_dict
+from dexterity_ros.diagnostic_keys import Camera, count, latency_p50, rate
 from dexterity_ros.nodes.camera_node import CameraNode, CameraNodeConfig
-from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.ros.common import qos_profile
 from dexterity_ros.topics import CAMERA_FRAME, DEPTH_IMAGE, DEPTH_INFO, DIAGNOSTICS
 
 INTR = Intrinsics(64, 48, 50.0, 51.0, 31.5, 23.5)
@@ -83,7 +84,7 @@ def test_node_plays_a_recording_over_dds(recording):
             assert got, f"no depth received; node output:\n{node.output}"
             assert ("camera", "/camera") in probe.node.get_node_names_and_namespaces()
             assert not reliable   # default depth_qos SENSOR_DATA (best effort): a RELIABLE reader is incompatible
-            assert probe.wait_for(lambda: (camera_status(diagnostics) or (0, "", {}))[2].get("stamp method"),
+            assert probe.wait_for(lambda: (camera_status(diagnostics) or (0, "", {}))[2].get(Camera.STAMP_METHOD),
                                   timeout=5), node.output
             publishers = probe.node.get_publishers_info_by_topic("/" + DEPTH_IMAGE.name)
             assert len(publishers) == 1
@@ -112,10 +113,10 @@ def test_node_plays_a_recording_over_dds(recording):
     matched = sum((i.header.stamp.sec, i.header.stamp.nanosec) in info_stamps for i in images)
     assert matched >= 0.8 * len(images), "each image has a camera_info with the same stamp"
     assert level == 0 or (level == 1 and "lost before frame" in message), message   # drops under CPU load
-    assert values["timestamp domain"] == TimestampDomain.HARDWARE_CLOCK.value
-    assert values["stamp method"].startswith("device clock")
-    assert values["source"].startswith("recording")
-    assert values["depth scale (m/unit)"] == "0.0001"
+    assert values[Camera.TIMESTAMP_DOMAIN] == TimestampDomain.HARDWARE_CLOCK.value
+    assert values[Camera.STAMP_METHOD].startswith("device clock")
+    assert values[Camera.SOURCE].startswith("recording")
+    assert values[Camera.DEPTH_SCALE] == "0.0001"
 
 
 def test_without_a_camera_the_node_exits_with_a_clear_message():
@@ -199,15 +200,15 @@ def test_frames_stop_then_resume_node_reports_and_recovers():
             def streaming_with_drop() -> bool:
                 status = camera_status(diagnostics)
                 return (status is not None and len(images) >= 20
-                        and int(status[2].get("frames lost count", 0)) >= 3)
+                        and int(status[2].get(count(Camera.FRAMES_LOST), 0)) >= 3)
 
             assert probe.wait_for(streaming_with_drop, timeout=10), (len(images), camera_status(diagnostics))
             # a drop is a WARN for a moment (Health hold time), then the stream is OK again
             assert probe.wait_for(lambda: camera_status(diagnostics)[0] == 0, timeout=6), camera_status(diagnostics)
             _, _, values = camera_status(diagnostics)
-            assert float(values["depth rate (Hz)"]) > 10
-            assert np.isfinite(float(values["frame stamp -> publish latency p50 (ms)"]))
-            assert values["image size"] == "32x24"
+            assert float(values[rate(Camera.DEPTH)]) > 10
+            assert np.isfinite(float(values[latency_p50(Camera.STAMP_TO_PUBLISH)]))
+            assert values[Camera.IMAGE_SIZE] == "32x24"
             img, info = images[-1], infos[-1]
             assert (img.width, img.height) == (32, 24) and (info.width, info.height) == (32, 24)
             assert info.k[0] == pytest.approx(25.0)
@@ -222,7 +223,7 @@ def test_frames_stop_then_resume_node_reports_and_recovers():
             assert probe.wait_for(lambda: 2 in levels_since_stall(), timeout=10), camera_status(diagnostics)
             assert 1 in levels_since_stall()                         # WARN first, ERROR once reopening fails
             level, message, values = camera_status(diagnostics)
-            assert "no depth frames" in message and int(values["reconnects count"]) >= 2
+            assert "no depth frames" in message and int(values[count(Camera.RECONNECTS)]) >= 2
             assert spinner.is_alive() and node._thread.is_alive()
 
             published = len(images)

@@ -3,9 +3,12 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 
-from dexterity_ros import conversions as conv, topics
-from dexterity_ros.bags.episode import EPISODE_TOPICS, EpisodeBagWriter, EpisodeStep, bag_topic
-from dexterity_ros.bags.io import BagError, BagReader, BagWriter, deserialize
+from dexterity_ros.ros import conversions as conv
+from dexterity_ros import topics
+from dexterity_ros.ros.bags.episode import EPISODE_TOPICS, EpisodeBagWriter, EpisodeStep, bag_topic
+from dexterity_ros.bags.io import BagError, BagReader
+from dexterity_ros.ros.messages import MessageBagWriter as BagWriter
+from dexterity_ros.ros.messages import deserialize
 from dexterity_ros.bags.replay import ReplayOptions, ReplaySchedule
 from dexterity_ros.camera_model import Intrinsics
 

@@ -67,3 +67,24 @@ def test_param_metadata_documents_fields():
     rows = describe_fields(NodeCfg)
     assert rows == [("rate", 10.0, "publish rate in Hz"),
                     ("depth_module.depth_profile", "848x480x30", "depth profile")]
+
+
+def test_experiment_files_inherit_with_base_and_state_only_what_differs(tmp_path):
+    from dexterity_ros.config import ConfigError, load_section_with_base
+    from dexterity_ros.learning.config import load_distill_config
+
+    fast = load_distill_config("config/experiments/distill_rotate_one_joints_40.yaml")
+    full = load_distill_config("config/experiments/distill_rotate_one_joints.yaml")
+    assert fast.train.epochs == 40 and full.train.epochs == 60 and full.student.joint_position_history
+    assert fast.objects == full.objects == load_distill_config("config/experiments/distill_rotate_one.yaml").objects
+    # nested mappings merge key by key; a cycle and a missing base are clear errors
+    (tmp_path / "a.yaml").write_text("distill:\n  base: b.yaml\n  train: {epochs: 3}\n")
+    (tmp_path / "b.yaml").write_text("distill:\n  name: b\n  train: {epochs: 9, batch_size: 7}\n")
+    assert load_section_with_base(tmp_path / "a.yaml", "distill") == {"name": "b", "train": {"epochs": 3,
+                                                                                            "batch_size": 7}}
+    (tmp_path / "b.yaml").write_text("distill:\n  base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_section_with_base(tmp_path / "a.yaml", "distill")
+    (tmp_path / "c.yaml").write_text("distill:\n  base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="not found"):
+        load_section_with_base(tmp_path / "c.yaml", "distill")

@@ -1,4 +1,4 @@
-"""conversions.py: message <-> numpy, vectorized, with clear errors on bad messages."""
+"""ros/conversions.py: message <-> numpy, vectorized, with clear errors on bad messages."""
 import sys
 
 import numpy as np
@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 
-from dexterity_ros import conversions as conv
+from dexterity_ros.ros import conversions as conv
 from dexterity_ros.camera_model import Intrinsics, quantize_depth_mm
 
 

@@ -11,15 +11,16 @@ import pytest
 from sensor_msgs.msg import JointState
 
 from dexterity_ros import topics
-from dexterity_ros.bags.episode import bag_topic
+from dexterity_ros.ros.bags.episode import bag_topic
 from dexterity_ros.bags.io import BagReader
+from dexterity_ros.diagnostic_keys import Hand, Segmentation, Student, count
 from dexterity_ros.hand.profiles import make_profile
 from dexterity_ros.hand_model import default_hand
-from dexterity_ros.nodes.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
-from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.ros.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
+from dexterity_ros.ros.common import qos_profile
 from dexterity_ros.paths import launch_path
-from dexterity_ros.process_supervisor import launch
-from dexterity_ros.sim.episodes import generate_stream
+from dexterity_ros.launcher import launch
+from dexterity_ros.ros.bags.generate import generate_stream
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def episode(tmp_path_factory):
 
 def counts_settled(report, targets_seen: int) -> bool:
     """The student's own action count (its 1 Hz /diagnostics) matches the targets seen so far."""
-    actions = report.diagnostic_value("student", "actions count")
+    actions = report.diagnostic_value("student", count(Student.ACTIONS))
     return actions is not None and int(actions) == report.targets == targets_seen
 
 
@@ -80,9 +81,10 @@ def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
     # passed over (a newer cloud came while it waited for the joint state, or stale inputs).
     # Counted by the nodes themselves: clouds travel best-effort (sensor QoS), so an observer
     # may miss one that the student got; targets are reliable, so the observer sees them all
-    published = int(running.diagnostic_value("segmentation", "clouds published count") or -1)
-    actions = int(running.diagnostic_value("student", "actions count") or -1)
-    passed_over = {k: int(running.diagnostic_value("student", f"{k} count") or 0) for k in ("skipped", "stale")}
+    published = int(running.diagnostic_value("segmentation", count(Segmentation.CLOUDS_PUBLISHED)) or -1)
+    actions = int(running.diagnostic_value("student", count(Student.ACTIONS)) or -1)
+    passed_over = {k: int(running.diagnostic_value("student", count(k)) or 0)
+                   for k in (Student.SKIPPED, Student.STALE)}
     assert published > 0 and actions > 0, ("diagnostics not received", running.lines())
     assert targets_seen == running.targets == actions, (actions, running.lines())
     assert actions + sum(passed_over.values()) <= published, (published, actions, passed_over)
@@ -95,7 +97,7 @@ def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
     lower, upper = hand.lower[profile.command_index], hand.upper[profile.command_index]
     values = np.array([v for _, _, v in commands])
     assert np.all(values >= lower - 1e-9) and np.all(values <= upper + 1e-9)
-    assert report.diagnostic_value("hand", "limit violations") == "0", "hand diagnostics not received"
+    assert report.diagnostic_value("hand", Hand.LIMIT_VIOLATIONS) == "0", "hand diagnostics not received"
 
     # name mapping: each command slot carries the target of the joint it is named after.
     # Targets change slowly, so after the ramp-in the command equals the latest target of

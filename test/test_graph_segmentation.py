@@ -7,9 +7,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from tf2_msgs.msg import TFMessage
 
-from dexterity_ros import conversions as conv, topics
+from dexterity_ros.ros import conversions as conv
+from dexterity_ros import topics
+from dexterity_ros.diagnostic_keys import Segmentation
 from dexterity_ros.hand_model import default_hand
-from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.ros.common import qos_profile
 from ros_harness import NodeProcess, RosProbe
 from test_core_perception import INTR, OBJECT_CENTER, OBJECT_HALF, grasp_pose, scene
 
@@ -67,7 +69,7 @@ def test_good_frame_gives_cloud_and_static_transform(graph):
     # the operator sees what became of the frame's points
     def points_value():
         return [kv.value for arr in diags for s in arr.status if "segmentation" in s.name
-                for kv in s.values if kv.key == "last frame points"]
+                for kv in s.values if kv.key == Segmentation.LAST_FRAME_POINTS]
     assert probe.wait_for(lambda: points_value(), 10), node.output[-2000:]
     assert "object" in points_value()[-1] and "hand removed" in points_value()[-1]
 

@@ -7,10 +7,11 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from geometry_msgs.msg import QuaternionStamped
 
-from dexterity_ros import conversions as conv, topics
-from dexterity_ros.bags.episode import EpisodeBagWriter, EpisodeStep
-from dexterity_ros.nodes.ros_common import qos_profile
-from dexterity_ros.nodes.sim_bridge_node import RECORDED_TARGETS
+from dexterity_ros.ros import conversions as conv
+from dexterity_ros import topics
+from dexterity_ros.ros.bags.episode import EpisodeBagWriter, EpisodeStep
+from dexterity_ros.ros.common import qos_profile
+from dexterity_ros.topics import RECORDED_TARGETS
 from ros_harness import NodeProcess, RosProbe
 from test_core_perception import INTR, grasp_pose, scene
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dexterity_ros.config import ConfigError
-from dexterity_ros.hand import (LEAP_EMBODIMENT_OFFSET, EmulatedHand, FeedbackDecoder, FeedbackMismatch,
-                                HandController, HandState, JitterMeter, OutputMonitor, SafetyFilter,
+from dexterity_ros.hand import (LEAP_EMBODIMENT_OFFSET, DriverProfileConfig, EmulatedHand, FeedbackDecoder,
+                                FeedbackMismatch, HandController, HandState, JitterMeter, OutputMonitor, SafetyFilter,
                                 SafetyLimits, TargetDecoder, TargetInterpolator, TargetRejected,
                                 WatchdogConfig, load_hand_parameters, load_safety_tables, make_profile)
 from dexterity_ros.hand_model import default_hand
@@ -135,7 +135,7 @@ def test_allegro_v4_profile_orders_slots_by_joint_number():
 def test_ros2_control_profile_uses_finger_digits_and_controller_order():
     order = ["ah_joint33", "ah_joint00"] + [f"ah_joint{d}{j}" for d in range(4) for j in range(4)
                                              if f"ah_joint{d}{j}" not in ("ah_joint33", "ah_joint00")]
-    p = make_profile("ros2_control", HAND, ["th", "ff", "mf", "rf"], order)
+    p = make_profile(DriverProfileConfig("ros2_control", ["th", "ff", "mf", "rf"], order), HAND)
     assert p.command_topic.name == "allegro_hand_position_controller/commands"
     assert p.feedback_topic.name == "/joint_states"
     assert p.command_kind == "float64_array"
@@ -146,15 +146,15 @@ def test_ros2_control_profile_uses_finger_digits_and_controller_order():
     assert values[1] == q[HAND.joint_index("thj0")]      # digit 0 = thumb
     np.testing.assert_array_equal(p.command_to_canonical(values), q)
     with pytest.raises(ConfigError, match="missing"):
-        make_profile("ros2_control", HAND, ["ff", "mf", "rf", "th"], order[:-1])
+        make_profile(DriverProfileConfig("ros2_control", ["ff", "mf", "rf", "th"], order[:-1]), HAND)
     with pytest.raises(ConfigError, match="finger"):
-        make_profile("ros2_control", HAND, ["ff", "mf", "rf"])
+        make_profile(DriverProfileConfig("ros2_control", ["ff", "mf", "rf"]), HAND)
     with pytest.raises(ConfigError, match="unknown"):
         make_profile("kuka", HAND)
 
 
 def test_leap_profile_is_positional_with_embodiment_offset():
-    p = make_profile("leap", HAND, leap_feedback_topic="leap_joint_states")
+    p = make_profile(DriverProfileConfig("leap", leap_feedback_topic="leap_joint_states"), HAND)
     assert p.command_topic.name == "cmd_allegro" and p.feedback_kind == "positional"
     assert make_profile("leap", HAND).feedback_service == "leap_position"
     q = np.linspace(0.0, 0.5, 16)
@@ -167,7 +167,7 @@ def test_leap_profile_is_positional_with_embodiment_offset():
 
 @pytest.mark.parametrize("profile", ["allegro_v4", "ros2_control", "leap"])
 def test_emulator_feedback_round_trips_through_the_decoder(profile):
-    p = make_profile(profile, HAND, ["mf", "th", "ff", "rf"], leap_feedback_topic="x")
+    p = make_profile(DriverProfileConfig(profile, ["mf", "th", "ff", "rf"], leap_feedback_topic="x"), HAND)
     sim = EmulatedHand(HAND.lower, HAND.upper, 0.05, LIMITS.home + 0.01 * np.arange(16))
     names, positions, _ = sim.feedback(p)
     decoder = FeedbackDecoder(p)
@@ -404,7 +404,7 @@ def test_docs_list_every_parameter_and_state():
     for service in ("~/enable", "~/estop", "~/reset"):
         assert f"`{service}`" in text
     for profile in ("allegro_v4", "ros2_control", "leap"):
-        p = make_profile(profile, HAND, leap_feedback_topic="")
+        p = make_profile(DriverProfileConfig(profile, leap_feedback_topic=""), HAND)
         assert f"`{p.command_topic.name}`" in text
         assert (f"`{p.feedback_topic.name}`" if p.feedback_topic else f"`{p.feedback_service}`") in text
 

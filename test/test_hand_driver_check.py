@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dexterity_ros.hand import make_profile
+from dexterity_ros.hand import DriverProfileConfig, make_profile
 from dexterity_ros.hand.driver_check import (RobotDescriptionError, check_ros2_control_mapping, driver_urdf,
                                              urdf_joints)
 from dexterity_ros.hand_model import default_hand, load_hand_description
@@ -62,7 +62,8 @@ def test_our_description_matches_the_vendor_urdf_through_the_default_mapping():
 
 @pytest.mark.parametrize("digits", [["ff", "mf", "rf", "th"], ["th", "mf", "ff", "rf"], ["rf", "ff", "mf", "th"]])
 def test_a_wrong_mapping_is_caught_and_the_right_one_named(digits):
-    verdict = check_ros2_control_mapping(make_profile("ros2_control", HAND, digits), HAND, vendor_like_urdf())
+    verdict = check_ros2_control_mapping(make_profile(DriverProfileConfig("ros2_control", digits), HAND), HAND,
+                                         vendor_like_urdf())
     assert verdict.problem is not None
     assert "fit ros2_control_finger_digits: [th, ff, mf, rf]" in verdict.problem
 
@@ -71,7 +72,7 @@ def test_every_other_permutation_is_caught():
     import itertools
     urdf = vendor_like_urdf()
     caught = [digits for digits in itertools.permutations(HAND.fingers)
-              if check_ros2_control_mapping(make_profile("ros2_control", HAND, digits), HAND, urdf).problem]
+              if check_ros2_control_mapping(make_profile(DriverProfileConfig("ros2_control", digits), HAND), HAND, urdf).problem]
     assert len(caught) == 23          # all 24 mappings but the right one
 
 

@@ -24,10 +24,11 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from dexterity_ros import topics
-from dexterity_ros.conversions import stamp_to_ns
-from dexterity_ros.hand import SafetyLimits, load_safety_tables, make_profile
+from dexterity_ros.ros.conversions import stamp_to_ns
+from dexterity_ros.diagnostic_keys import Emulator, Hand
+from dexterity_ros.hand import DriverProfileConfig, SafetyLimits, load_safety_tables, make_profile
 from dexterity_ros.hand_model import default_hand
-from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.ros.common import qos_profile
 from ros_harness import ROOT, NodeProcess, RosProbe
 
 HAND = default_hand()
@@ -47,14 +48,14 @@ class Rig:
     def __init__(self, probe: RosProbe, ns: str, protocol: str, hand_params: dict, emulator_params: dict):
         self.probe, self.ns, self.protocol = probe, ns, protocol
         remaps = {"__ns": ns}
-        self.emulator = NodeProcess("allegro_emulator_node", params={"protocol": protocol, "time_constant": 0.03,
+        self.emulator = NodeProcess("allegro_emulator_node", params={"driver_profile": protocol, "time_constant": 0.03,
                                                                     "rate_hz": RATE_HZ, **emulator_params},
                                     remaps=remaps)
         self.hand = NodeProcess("hand_node", params={"driver_profile": protocol, **HAND_PARAMS, **hand_params},
                                 remaps=remaps)
         digits = hand_params.get("ros2_control_finger_digits", ["ff", "mf", "rf", "th"])
-        self.profile = make_profile(protocol, HAND, digits, hand_params.get("ros2_control_joint_names", ()),
-                                    hand_params.get("leap_feedback_topic", ""))
+        self.profile = make_profile(DriverProfileConfig(protocol, digits, hand_params.get("ros2_control_joint_names", ()),
+                                                        hand_params.get("leap_feedback_topic", "")), HAND)
         cmd = self.profile.command_topic
         cmd_type = JointState if self.profile.command_kind == "joint_state" else Float64MultiArray
         # A deep reader queue: the probe must see every command, even on a loaded machine.
@@ -82,7 +83,7 @@ class Rig:
     def wait_state(self, *states: str, timeout: float = 5.0) -> bool:
         def ok():
             st = self.status()
-            return st is not None and st[2].get("state") in states
+            return st is not None and st[2].get(Hand.STATE) in states
         return self.probe.wait_for(ok, timeout)
 
     def command_positions(self, since: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -141,7 +142,7 @@ class Rig:
 
     def ensure_enabled(self) -> None:
         st = self.status()
-        if st is not None and st[2].get("state") in ("FAULT", "ESTOP"):
+        if st is not None and st[2].get(Hand.STATE) in ("FAULT", "ESTOP"):
             self.trigger("reset")
         response = self.enable(True)
         assert response.success, response.message
@@ -198,7 +199,7 @@ class TestAllegroV4:
 
     def test_starts_disabled_then_enable_ramps_from_measured(self, rig):
         level, message, values = rig.status()
-        assert values["state"] == "DISABLED" and "enable" in message
+        assert values[Hand.STATE] == "DISABLED" and "enable" in message
         time.sleep(0.3)
         assert len(rig.commands) == 0                     # DISABLED: nothing commanded
         measured = rig.measured()
@@ -232,7 +233,7 @@ class TestAllegroV4:
         _, all_q, stamps = rig.command_positions()
         _assert_safe(all_q, stamps)
         values = rig.status()[2]
-        assert int(values["watchdog trips"]) >= 2 and values["limit violations"] == "0"
+        assert int(values[Hand.WATCHDOG_TRIPS]) >= 2 and values[Hand.LIMIT_VIOLATIONS] == "0"
 
     def test_estop_latches_until_reset(self, rig):
         rig.ensure_enabled()
@@ -278,7 +279,7 @@ class TestAllegroV4:
             assert not response.success
             assert "joint_15.0 (thj3)" in response.message and "joint_15.0_renamed" in response.message
             level, message, values = rig.status()
-            assert level == 2 and values["state"] == "DISABLED"
+            assert level == 2 and values[Hand.STATE] == "DISABLED"
         finally:
             rig.set_emulator(fault_rename_joint=-1)
         assert rig.enable_eventually()
@@ -297,7 +298,7 @@ class TestAllegroV4:
             assert list(ours.name) == list(HAND.joint_names)
             for name, value in zip(ours.name, ours.position):
                 assert value == pytest.approx(expected[rig.profile.driver_name(name)], abs=0.02)
-            assert rig.status()[2]["state"] in ("HOLD", "ACTIVE", "HOMING")
+            assert rig.status()[2][Hand.STATE] in ("HOLD", "ACTIVE", "HOMING")
         finally:
             rig.set_emulator(fault_reorder_names=False)
 
@@ -322,14 +323,14 @@ class TestAllegroV4:
                 time.sleep(0.02)
         time.sleep(0.5)
         assert rig.hand.alive() and rig.emulator.alive()
-        rig.hand_diag_fresh = rig.probe.wait_for(lambda: int(rig.status()[2]["targets rejected"]) >= 30, 3.0)
+        rig.hand_diag_fresh = rig.probe.wait_for(lambda: int(rig.status()[2][Hand.TARGETS_REJECTED]) >= 30, 3.0)
         assert rig.hand_diag_fresh, rig.status()
         values = rig.status()[2]
-        assert values["limit violations"] == "0" and int(values["clamps"]) > 0
+        assert values[Hand.LIMIT_VIOLATIONS] == "0" and int(values[Hand.CLAMPS]) > 0
         _, q, stamps = rig.command_positions(since=since)
         _assert_safe(q, stamps)
         emulator = rig.status("allegro_emulator")
-        assert emulator is not None and emulator[2]["commands outside joint limits"] == "0"
+        assert emulator is not None and emulator[2][Emulator.COMMANDS_OUTSIDE_LIMITS] == "0"
 
 
 # ---------------------------------------------------------- ros2_control
@@ -370,7 +371,7 @@ class TestRos2Control:
         assert rig.probe.wait_for(lambda: len(raw) > 0, 3.0)
         assert sorted(raw[-1].name) == sorted(CONTROLLER_ORDER)
         values = rig.status()[2]
-        assert values["limit violations"] == "0" and values["driver profile"] == "ros2_control"
+        assert values[Hand.LIMIT_VIOLATIONS] == "0" and values[Hand.DRIVER_PROFILE] == "ros2_control"
 
 
 # ------------------------------------------------------------------ leap
@@ -483,7 +484,7 @@ def test_feedback_beyond_the_limits_is_refused_and_commands_stay_inside(probe):
         assert probe.wait_for(lambda: len(commands) > 30, 5.0)
         # then the encoder jumps far out while commanding: FAULT, commanding stops
         driver.pose[j] = HAND.upper[j] + 1e6
-        assert probe.wait_for(lambda: rig_status()[2].get("state") == "FAULT", 5.0), hand.output
+        assert probe.wait_for(lambda: rig_status()[2].get(Hand.STATE) == "FAULT", 5.0), hand.output
         n_at_fault = len(commands)
         time.sleep(0.3)
         assert len(commands) <= n_at_fault + 1          # at most one already in flight
@@ -491,7 +492,7 @@ def test_feedback_beyond_the_limits_is_refused_and_commands_stay_inside(probe):
         assert np.all(q >= HAND.lower) and np.all(q <= HAND.upper), "a command left the joint limits"
         assert q[0, j] <= HAND.upper[j] and np.all(np.diff(q[:, j]) <= 1e-12)     # inwards only
         assert q[-1, j] == pytest.approx(LIMITS.upper[j])
-        assert "ffj1" in rig_status()[2].get("state reason", "")
+        assert "ffj1" in rig_status()[2].get(Hand.STATE_REASON, "")
     finally:
         hand.stop()
         driver.stop()
@@ -504,7 +505,7 @@ def test_wrong_finger_digits_are_refused_against_the_drivers_robot_description(p
     try:
         def mismatch_reported():
             st = rig.status()
-            return st is not None and "MISMATCH" in st[2].get("finger-digit check", "")
+            return st is not None and "MISMATCH" in st[2].get(Hand.FINGER_DIGIT_CHECK, "")
         assert probe.wait_for(mismatch_reported, 10.0), rig.logs()
         response = rig.enable(True)
         assert not response.success
@@ -514,7 +515,7 @@ def test_wrong_finger_digits_are_refused_against_the_drivers_robot_description(p
         rig.stop()
     rig = _start(probe, "/hrd", "ros2_control", {}, {})          # both on the default: enabled
     try:
-        assert probe.wait_for(lambda: (rig.status() or (0, "", {}))[2].get("finger-digit check", "")
+        assert probe.wait_for(lambda: (rig.status() or (0, "", {}))[2].get(Hand.FINGER_DIGIT_CHECK, "")
                               .startswith("ok"), 10.0), rig.logs()
         assert rig.enable_eventually(), rig.logs()
     finally:

@@ -15,8 +15,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dexterity_ros.hand import (EmulatedHand, FeedbackDecoder, FeedbackMismatch, HandController, HandState,
-                                SafetyLimits, TargetDecoder, WatchdogConfig, load_safety_tables, make_profile)
+from dexterity_ros.hand import (DriverProfileConfig, EmulatedHand, FeedbackDecoder, FeedbackMismatch, HandController,
+                                HandState, SafetyLimits, TargetDecoder, WatchdogConfig, load_safety_tables, make_profile)
 from dexterity_ros.hand_model import default_hand
 
 HAND = default_hand()
@@ -180,7 +180,7 @@ def test_target_names_map_by_name_and_bad_lists_are_rejected(data):
 @given(profile=st.sampled_from(["allegro_v4", "ros2_control"]),
        digits=st.permutations(["ff", "mf", "rf", "th"]), data=st.data())
 def test_feedback_mapping_is_by_name_for_every_order(profile, digits, data):
-    p = make_profile(profile, HAND, digits)
+    p = make_profile(DriverProfileConfig(profile, digits), HAND)
     order = data.draw(st.permutations(range(N)))
     q = np.asarray(data.draw(good_vector))
     names = [p.feedback_vocabulary[i] for i in order]

@@ -23,9 +23,8 @@ import pytest
 import yaml
 
 from dexterity_ros import paths
-from dexterity_ros.launch_xml import (LaunchError, list_arguments, load_launch_plan, parse_launch_arguments,
-                                      parse_template, Substitution)
-from dexterity_ros.process_supervisor import launch
+from dexterity_ros.launcher import (LaunchError, launch, list_arguments, load_launch_plan, parse_launch_arguments,
+                                    parse_template, Substitution)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "test" / "launch_fixtures"
@@ -296,22 +295,29 @@ def test_node_parameters_are_typed_like_ros2_launch(tmp_path):
     assert generated_params(anonymous) == {"/**": {"ros__parameters": {"x": 1}}}
 
 
-def test_node_command_line_and_executable_resolution(tmp_path):
+def test_node_command_line_and_executable_resolution(tmp_path, monkeypatch):
+    import importlib.util
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):   # a node module that has no console script (nodes/ ships none such)
+        return object() if name == "dexterity_ros.nodes.no_script_node" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     plan = plan_of(tmp_path, """<launch>
   <let name="spaced" value="two words"/>
   <node pkg="dexterity_launch_fixtures" exec="talker" name="cmd" exec_name="custom" args="--flag $(var spaced) x"
         ros_args="--log-level warn" launch-prefix="nice -n 5" output="screen">
     <remap from="in" to="/abs/in"/>
   </node>
-  <node pkg="dexterity_ros" exec="ros_common"/>
+  <node pkg="dexterity_ros" exec="no_script_node"/>
 </launch>""")
     node, module_node = plan.processes
     script = FIXTURE_PREFIX / "lib" / FIXTURE_PKG / "talker"
     assert node.label == "custom-1" and node.output == "screen"
     assert node.cmd == ("nice", "-n", "5", sys.executable, str(script), "--flag", "two words", "x",
                         "--ros-args", "--log-level", "warn", "--ros-args", "-r", "__node:=cmd", "-r", "in:=/abs/in")
-    # ros_common has no console script and no colcon install: python -m fallback on the source tree
-    assert module_node.cmd[:3] == (sys.executable, "-m", "dexterity_ros.nodes.ros_common")
+    # a node module without a console script (and no colcon install): python -m fallback on the source tree
+    assert module_node.cmd[:3] == (sys.executable, "-m", "dexterity_ros.nodes.no_script_node")
     assert str(ROOT) in module_node.env["PYTHONPATH"].split(os.pathsep)
     missing = error_of(tmp_path, '<launch>\n  <node pkg="dexterity_launch_fixtures" exec="nope"/>\n</launch>')
     assert missing.line == 2 and "executable 'nope' not found in package 'dexterity_launch_fixtures'" in str(missing)
@@ -456,7 +462,7 @@ def test_launch_runs_nodes_over_dds_reports_a_crash_and_stops_the_rest():
     from std_msgs.msg import String
     from ros_harness import RosProbe
 
-    from dexterity_ros.nodes.ros_common import QosClass, qos_profile
+    from dexterity_ros.ros.common import QosClass, qos_profile
 
     with RosProbe("launch_probe") as probe:
         heard = probe.subscribe(String, "/robot/remapped_chatter", qos_profile(QosClass.RELIABLE), stamp=True)
@@ -592,7 +598,9 @@ def test_cli_sigint_while_a_node_is_still_being_constructed_exits_zero(tmp_path)
     """Ctrl-C during start-up, on purpose: the probe is inside its node factory (run_node) and the
     talker may be anywhere in its start-up; every child exits 0 at once, no escalation."""
     report = tmp_path / "probe.jsonl"
-    launcher = _Launcher(str(SUPERVISED), f"report:={report}", "construct_s:=120")
+    # SIGINT alone must do it; a child busy in a long C call (an import, DDS start-up) on a loaded machine
+    # sees the signal only when that call returns, so give it time before the launcher would escalate
+    launcher = _Launcher("--sigterm-timeout", "60", str(SUPERVISED), f"report:={report}", "construct_s:=120")
     try:
         assert launcher.wait_for("[run_node_probe-1] probe constructing", timeout=90), launcher.output
         pids = launcher.child_pids()
@@ -685,7 +693,7 @@ def test_shutdown_escalates_from_sigint_to_sigterm_to_sigkill(tmp_path):
 
 
 def test_respawn_and_stop_on_death(tmp_path):
-    from dexterity_ros.process_supervisor import run_until_stopped
+    from dexterity_ros.launcher import run_until_stopped
 
     flaky = write(tmp_path, "flaky.launch.xml", """<launch>
   <executable cmd="sh -c 'echo attempt; exit 2'" name="flaky" output="screen" respawn="true" respawn_delay="0.1"/>
@@ -715,7 +723,7 @@ def test_respawn_and_stop_on_death(tmp_path):
 def test_a_node_with_on_exit_shutdown_shuts_the_whole_launch_down(exit_code, launch_code):
     """The watched node leaves (cleanly or not): everything else is stopped as on Ctrl-C; the launch
     exits 0 after a clean exit, 1 after a failure (a dead camera is not a clean run)."""
-    from dexterity_ros.process_supervisor import run_until_stopped
+    from dexterity_ros.launcher import run_until_stopped
 
     handle = launch(ON_EXIT, {"exit_code": str(exit_code)}, echo=None)
     started = time.monotonic()
@@ -777,7 +785,7 @@ def test_two_hands_do_not_collide_on_tf_static(tmp_path):
     from ros_harness import RosProbe
 
     from dexterity_ros import topics
-    from dexterity_ros.nodes.ros_common import qos_profile
+    from dexterity_ros.ros.common import qos_profile
 
     path = write(tmp_path, "hands.launch.xml", """<launch>
   <group>
@@ -843,7 +851,7 @@ def test_replay_launch_without_bag_generates_the_demo_episode_on_demand(tmp_path
 RUN_NODE_SCRIPT = """
 import sys, rclpy
 from rclpy.node import Node
-from dexterity_ros.nodes.ros_common import run_node
+from dexterity_ros.ros.common import run_node
 
 def make():
     node = Node("run_node_probe")
@@ -873,7 +881,7 @@ def test_run_node_treats_an_error_after_shutdown_as_the_shutdown_and_any_other_a
 START_UP_SCRIPT = """
 import os, signal, sys, rclpy
 from rclpy.node import Node
-from dexterity_ros.nodes.ros_common import run_node
+from dexterity_ros.ros.common import run_node
 
 when = sys.argv[1]
 if when == "sigint_in_init":

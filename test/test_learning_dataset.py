@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dexterity_ros.hand_model import default_hand
+from dexterity_ros.perception import load_perception_config
 from dexterity_ros.learning.dataset import Dataset, beta_schedule, episode_drivers
 from dexterity_ros.learning.rollout import EpisodeData, EpisodeJob
 from dexterity_ros.learning.student import (ActionMapping, StudentArchitecture, StudentInputs, build_student,
@@ -13,6 +14,7 @@ from dexterity_ros.policy.export import export_policy
 from dexterity_ros.policy.runtime import PolicyRuntime
 
 HAND = default_hand()
+PERCEPTION = load_perception_config()
 J = HAND.num_joints
 START_POSE = np.clip(np.full(J, 0.3), HAND.lower, HAND.upper)
 
@@ -69,8 +71,8 @@ def test_beta_schedule_and_episode_drivers():
 
 def test_action_mapping_round_trips_through_the_runtime(tmp_path):
     """label = mapping.action(expert target); the runtime turns that label back into the target."""
-    module, contract = build_student(StudentArchitecture(), START_POSE, seed=0)
-    mapping = mapping_from_contract(contract)
+    module, contract = build_student(StudentArchitecture(), START_POSE, seed=0, hand=HAND, perception=PERCEPTION)
+    mapping = mapping_from_contract(contract, HAND)
     assert contract.action_mode == "absolute" and contract.action_ema == 0.0
     rng = np.random.default_rng(1)
     targets = rng.uniform(HAND.lower, HAND.upper, (50, J))
@@ -93,7 +95,7 @@ def test_action_mapping_round_trips_through_the_runtime(tmp_path):
 def test_student_inputs_mirror_the_runtime_feeds_bit_for_bit(tmp_path, joint_position_history):
     """Over first step, steady steps, a new goal, a gap and time going backwards."""
     architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), joint_position_history=joint_position_history)
-    module, contract = build_student(architecture, START_POSE, seed=2)
+    module, contract = build_student(architecture, START_POSE, seed=2, hand=HAND, perception=PERCEPTION)
     path = tmp_path / "student.onnx"
     export_policy(module, contract, path)
     runtime = PolicyRuntime(path)
@@ -122,7 +124,7 @@ def test_student_inputs_mirror_the_runtime_feeds_bit_for_bit(tmp_path, joint_pos
 
 
 def test_torch_student_is_rebuilt_from_the_onnx_file(tmp_path):
-    module, contract = build_student(StudentArchitecture(), START_POSE, seed=4)
+    module, contract = build_student(StudentArchitecture(), START_POSE, seed=4, hand=HAND, perception=PERCEPTION)
     with __import__("torch").no_grad():
         for p in module.parameters():
             p.add_(0.01)                                  # not the seeded initial weights
@@ -139,7 +141,7 @@ def test_residual_student_adds_its_bounded_output_to_the_last_action_in_the_grap
     import torch
 
     architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), residual=0.25)
-    module, contract = build_student(architecture, START_POSE, seed=3)
+    module, contract = build_student(architecture, START_POSE, seed=3, hand=HAND, perception=PERCEPTION)
     rng = np.random.default_rng(7)
     points = torch.from_numpy(rng.normal([0.05, 0, -0.04], 0.02, (1, 512, 3)).astype(np.float32))
     joints = torch.from_numpy(START_POSE[None].astype(np.float32))
@@ -180,7 +182,7 @@ def test_goal_object_student_encodes_the_goal_as_that_objects_points_turned_to_i
     np.testing.assert_allclose(quaternion_to_matrix(torch.from_numpy(quats)).numpy(), quat_to_matrix(quats),
                                atol=1e-12)
     architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), residual=0.5, goal_object="cuboid_flat")
-    module, contract = build_student(architecture, START_POSE, seed=5)
+    module, contract = build_student(architecture, START_POSE, seed=5, hand=HAND, perception=PERCEPTION)
     assert [s.meaning for s in contract.inputs][-1] == "goal_quaternion" and contract.goal.representation == "quaternion"
     expected_points = canonical_points("cuboid_flat", GOAL_POINTS) @ quat_to_matrix(quats[0]).T
     seen = {}
@@ -219,11 +221,11 @@ def test_joint_history_student_feeds_the_network_joint_motion_and_tracking_error
     from dexterity_ros.learning.student import PROPRIOCEPTION_GAIN
 
     architecture = StudentArchitecture(point_widths=(8, 16), hidden=(32,), residual=0.5, joint_position_history=True)
-    module, contract = build_student(architecture, START_POSE, seed=6)
+    module, contract = build_student(architecture, START_POSE, seed=6, hand=HAND, perception=PERCEPTION)
     names = [s.name for s in contract.inputs]
     assert names == ["object_points", "joint_positions", "action_history", "joint_position_history", "goal_quaternion"]
     assert sorted(contract.history.stacked) == ["actions", "joint_positions"]
-    mapping = mapping_from_contract(contract)
+    mapping = mapping_from_contract(contract, HAND)
     rng = np.random.default_rng(13)
     window = np.clip(START_POSE + rng.normal(0, 0.05, (1, 3, J)), HAND.lower, HAND.upper).astype(np.float32)
     history = rng.uniform(-0.9, 0.9, (1, 3, J)).astype(np.float32)
@@ -264,9 +266,10 @@ def test_a_dataset_without_pose_windows_loads_but_a_joint_history_student_refuse
     back = Dataset.load(tmp_path / "old.npz")
     assert back.joint_history.shape == (6, 3, J) and np.isnan(back.joint_history).all()
     config = TrainConfig(epochs=1, batch_size=4, validation_fraction=0.0)
-    plain, contract = build_student(StudentArchitecture(point_widths=(8,), hidden=(8,)), START_POSE)
-    train_student(plain, back, mapping_from_contract(contract), config)
+    plain, contract = build_student(StudentArchitecture(point_widths=(8,), hidden=(8,)), START_POSE, hand=HAND,
+                                    perception=PERCEPTION)
+    train_student(plain, back, mapping_from_contract(contract, HAND), config)
     module, contract = build_student(StudentArchitecture(point_widths=(8,), hidden=(8,), joint_position_history=True),
-                                     START_POSE)
+                                     START_POSE, hand=HAND, perception=PERCEPTION)
     with pytest.raises(ValueError, match="measured-pose windows"):
-        train_student(module, back, mapping_from_contract(contract), config)
+        train_student(module, back, mapping_from_contract(contract, HAND), config)

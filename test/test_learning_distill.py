@@ -130,7 +130,7 @@ def test_seed_replicates_a_configuration_on_the_same_held_out_episodes():
 
     from dexterity_ros.learning.config import load_distill_config
 
-    base = load_distill_config("config/distill_rotate_one_joints.yaml")
+    base = load_distill_config("config/experiments/distill_rotate_one_joints.yaml")
     other = base.with_seed(1)
     assert (other.seed, other.train.seed, other.evaluation.seed) == (1, 1, base.evaluation.seed)
     assert other.digest() != base.digest() and other.with_seed(0).digest() == base.digest()
@@ -138,7 +138,7 @@ def test_seed_replicates_a_configuration_on_the_same_held_out_episodes():
         base.with_seed(base.evaluation.seed)
     with pytest.raises(ValueError, match=">= 0"):
         base.with_seed(-1)
-    fast = load_distill_config("config/distill_rotate_one_joints_40.yaml")     # section 8's < 30 min file
+    fast = load_distill_config("config/experiments/distill_rotate_one_joints_40.yaml")     # section 8's < 30 min file
     assert base.student.joint_position_history and fast.student == base.student
     assert (fast.train.epochs, base.train.epochs) == (40, 60)
     assert replace(fast, name=base.name, train=base.train) == base                 # nothing else differs
@@ -147,18 +147,21 @@ def test_seed_replicates_a_configuration_on_the_same_held_out_episodes():
 def test_an_episode_does_not_depend_on_what_its_worker_ran_before():
     """Episodes are pure functions of (job, model): a worker that ran other episodes first (other
     objects, a student, the perception warm start) gives the same data as a fresh one."""
+    from dexterity_ros.hand_model import default_hand
     from dexterity_ros.learning.config import load_distill_config
     from dexterity_ros.learning.rollout import EpisodeJob, WorkerSetup, _Worker, run_episode
+    from dexterity_ros.perception import load_perception_config
     from dexterity_ros.learning.student import StudentArchitecture, build_student
     from dexterity_ros.policy.export import export_to_bytes
     from dexterity_ros.sim.randomization import as_randomization_config
     from dexterity_ros.sim.sim_config import as_sim_config
 
-    expert = load_distill_config("config/distill_small.yaml").expert
-    setup = WorkerSetup(as_sim_config(None), as_randomization_config(None), expert, 3)
+    expert = load_distill_config("config/experiments/distill_small.yaml").expert
+    setup = WorkerSetup(as_sim_config(None), as_randomization_config(None), expert, 3, load_perception_config())
     # a student that also takes the pose window: every student step checks the recorded feeds
     # against PolicyRuntime's, bit for bit (rollout._check_same_feeds)
-    module, contract = build_student(StudentArchitecture(joint_position_history=True), np.full(16, 0.3), seed=1)
+    module, contract = build_student(StudentArchitecture(joint_position_history=True), np.full(16, 0.3), seed=1,
+                                     hand=default_hand(), perception=load_perception_config())
     model, _ = export_to_bytes(module, contract)
     job = EpisodeJob(7, 0, "student", 10, label_every=2)
     fresh = run_episode(_Worker(setup), job, model)
@@ -178,11 +181,11 @@ def test_task_section_changes_the_run_sim_config_and_rejects_unknown_keys(tmp_pa
     from dexterity_ros.learning.config import load_distill_config
     from dexterity_ros.learning.evaluate import _setup
 
-    rotate = load_distill_config("config/distill_rotate.yaml")
+    rotate = load_distill_config("config/experiments/distill_rotate.yaml")
     task = _setup(rotate).sim_config.task                    # what every worker's env is built from
     assert (task.goal_axis, task.min_goal_distance_rad, task.max_goal_distance_rad) == ("palm_normal", 0.6, 1.1)
     for name in ("small", "full"):                           # the full task: uniform SO(3) goals
-        task = load_distill_config(f"config/distill_{name}.yaml").build_sim_config().task
+        task = load_distill_config(f"config/experiments/distill_{name}.yaml").build_sim_config().task
         assert (task.goal_axis, task.max_goal_distance_rad) == ("any", pytest.approx(np.pi))
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  task: {goal_axes: palm_normal}"))
@@ -200,7 +203,7 @@ def test_objects_restrict_the_run_to_a_subset_of_the_sim_configs_objects(tmp_pat
     one = tmp_path / "one.yaml"
     one.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  objects: [cuboid_flat]"))
     assert load_distill_config(one).build_sim_config().objects == ("cuboid_flat",)
-    assert len(load_distill_config("config/distill_small.yaml").build_sim_config().objects) == 7
+    assert len(load_distill_config("config/experiments/distill_small.yaml").build_sim_config().objects) == 7
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text(TINY.replace("episode_steps: 16", "episode_steps: 16\n  objects: [teapot]"))
     with pytest.raises(ValueError, match="teapot"):
@@ -209,7 +212,7 @@ def test_objects_restrict_the_run_to_a_subset_of_the_sim_configs_objects(tmp_pat
     mismatch.write_text(TINY.replace("hidden: [64, 64]}", "hidden: [64, 64], goal_object: cuboid_flat}"))
     with pytest.raises(ValueError, match="goal_object"):
         load_distill_config(mismatch)
-    config = load_distill_config("config/distill_rotate_one.yaml")
+    config = load_distill_config("config/experiments/distill_rotate_one.yaml")
     assert config.objects == ["cuboid_flat"] and config.student.goal_object == "cuboid_flat"
     assert config.expert.common_noise
 
@@ -255,7 +258,7 @@ def test_options_added_later_change_the_digest_only_when_used():
 
     from dexterity_ros.learning.config import load_distill_config
 
-    base = load_distill_config("config/distill_small.yaml")
+    base = load_distill_config("config/experiments/distill_small.yaml")
     assert base.digest() == replace(base, expert=replace(base.expert, plans_per_action=1, hold="applied",
                                                          common_noise=False),
                                     student=replace(base.student, residual=0.0, joint_position_history=False),

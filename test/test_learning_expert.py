@@ -156,11 +156,11 @@ def run_policy(env: ReorientEnv, policy, seed: int, steps: int) -> tuple[float, 
 
 
 def test_expert_reduces_rotation_error_more_than_holding_still():
-    """Fixed seeds, all randomization on, the expert of config/distill_small.yaml: its closest approach
+    """Fixed seeds, all randomization on, the expert of config/experiments/distill_small.yaml: its closest approach
     to the goal beats holding the grasp still, on average and by a clear margin."""
     env = ReorientEnv()
     seeds, steps = (101, 102, 103), 60
-    expert, hold = SamplingExpert(load_distill_config("config/distill_small.yaml").expert), HoldStillPolicy()
+    expert, hold = SamplingExpert(load_distill_config("config/experiments/distill_small.yaml").expert), HoldStillPolicy()
     expert_best, hold_best = [], []
     for seed in seeds:
         start_e, best_e = run_policy(env, expert, seed, steps)

@@ -12,7 +12,7 @@ from dexterity_ros.learning.student import load_torch_student
 from dexterity_ros.paths import models_path
 from dexterity_ros.policy.contract import read_contract, sample_inputs
 from dexterity_ros.policy.runtime import make_session
-from dexterity_ros.sim.episodes import generate
+from dexterity_ros.ros.bags.generate import generate
 
 SHIPPED = models_path("student.onnx")
 
@@ -22,8 +22,8 @@ def test_shipped_model_is_the_distilled_student():
     assert "distilled_student" in contract.provenance, "models/student.onnx is not a distilled student"
     assert contract.provenance["command"].startswith("dexterity-ros distill --config")
     assert contract.provenance["training_labels"] > 0
-    # made by config/distill_small.yaml as it is now (options added later leave its digest alone)
-    assert contract.provenance["distill"]["config_digest"] == load_distill_config("config/distill_small.yaml").digest()
+    # made by config/experiments/distill_small.yaml as it is now (options added later leave its digest alone)
+    assert contract.provenance["distill"]["config_digest"] == load_distill_config("config/experiments/distill_small.yaml").digest()
     assert contract.action_mode == "absolute" and contract.action_ema == 0.0
     # torch (weights read back from the graph) == onnxruntime
     module, _ = load_torch_student(SHIPPED)

@@ -9,7 +9,8 @@ put fingers in front of the object. docs/benchmarks.md has the larger run
 import numpy as np
 import pytest
 
-from dexterity_ros import conversions, topics
+from dexterity_ros.ros import conversions
+from dexterity_ros import topics
 from dexterity_ros.camera_model import RayGrid
 from dexterity_ros.perception import ObjectCloudExtractor, load_perception_config
 from dexterity_ros.sim.env import ReorientEnv
@@ -27,7 +28,7 @@ def frames():
     out = []
     rng = np.random.default_rng(0)
     for mount in ("palm_up", "palm_down"):
-        view = StudentView()
+        view = StudentView(load_perception_config())
         with ReorientEnv(load_sim_config().with_overrides(mount=mount), None, 0) as env:
             for seed in SEEDS:
                 obs = env.reset(seed=seed)

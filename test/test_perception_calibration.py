@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from dexterity_ros.bags.episode import EpisodeBagWriter, EpisodeStep
+from dexterity_ros.ros.bags.episode import EpisodeBagWriter, EpisodeStep
 from dexterity_ros.calibration import (CalibrationFrame, HandAlignmentConfig, align_hand, check_extrinsic,
                                        render_hand_depth, signed_distance, transform_difference)
 from dexterity_ros.cli import main as cli_main

@@ -16,7 +16,7 @@ from dexterity_ros.policy.contract import read_contract, sample_inputs
 from dexterity_ros.policy.export import ExportError, export_policy
 from dexterity_ros.policy.networks import build_reference_student
 from dexterity_ros.policy.runtime import PolicyRuntime
-from test_policy_support import HAND, J, cloud, probe_model, replace
+from test_policy_support import HAND, J, PERCEPTION, cloud, probe_model, replace
 
 GOAL = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -33,7 +33,7 @@ def cli(*argv: str) -> int:
 
 @pytest.fixture(scope="module")
 def small_student():
-    return build_reference_student(0, history_length=2)
+    return build_reference_student(0, hand=HAND, perception=PERCEPTION, history_length=2)
 
 
 def test_reference_student_exports_and_runs(tmp_path, small_student):
@@ -105,7 +105,8 @@ def test_exporter_refuses_inconsistent_contract(tmp_path, small_student):
 
 
 def test_recurrent_student_carries_state_and_resets(tmp_path):
-    module, contract = build_reference_student(1, history_length=0, recurrent_size=8,
+    module, contract = build_reference_student(1, hand=HAND, perception=PERCEPTION, history_length=0,
+                                               recurrent_size=8,
                                                action_mode="relative-to-previous-target", action_scale=0.05)
     report = export_policy(module, contract, tmp_path / "rec.onnx", trials=3)
     runtime = PolicyRuntime(report.path)
@@ -133,7 +134,7 @@ def test_reference_student_export_is_byte_reproducible(tmp_path):
 
 def test_cli_export_refuses_with_exit_code(tmp_path, capsys):
     contract_file = tmp_path / "contract.json"
-    _, contract = build_reference_student(0)
+    _, contract = build_reference_student(0, hand=HAND, perception=PERCEPTION)
     contract_file.write_text(contract.to_json())
     code = cli("export", "--module", "test_policy_export:TwelveJoints", "--contract", str(contract_file),
                "-o", str(tmp_path / "m.onnx"))

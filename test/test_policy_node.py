@@ -11,8 +11,10 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import JointState, PointCloud2
 
-from dexterity_ros import conversions as conv, topics
-from dexterity_ros.nodes.ros_common import qos_profile
+from dexterity_ros.ros import conversions as conv
+from dexterity_ros import topics
+from dexterity_ros.diagnostic_keys import Student, count, latency_p99
+from dexterity_ros.ros.common import qos_profile
 from ros_harness import NodeProcess, RosProbe
 from test_policy_support import HAND, J, NAN_TRIGGER, cloud, probe_model
 
@@ -92,10 +94,10 @@ def test_valid_goal_gives_canonical_targets_within_limits(graph):
         q = np.array(msg.position)
         assert q.shape == (J,) and np.all(q >= HAND.lower) and np.all(q <= HAND.upper)
         assert conv.stamp_to_ns(msg.header.stamp) in sent          # stamp of the cloud that produced it
-    assert probe.wait_for(lambda: int(last_values(diags).get("actions count", 0)) >= 8, 3)
+    assert probe.wait_for(lambda: int(last_values(diags).get(count(Student.ACTIONS), 0)) >= 8, 3)
     values = last_values(diags)
-    assert float(values["inference latency p99 (ms)"]) > 0
-    assert "distilled_student" in values["contract"]
+    assert float(values[latency_p99(Student.INFERENCE)]) > 0
+    assert "distilled_student" in values[Student.CONTRACT]
 
 
 def test_stale_inputs_give_nothing(graph):
@@ -125,7 +127,7 @@ def test_unknown_joint_names_give_nothing(graph):
 
 def test_malformed_cloud_layout_is_reported_as_bad_input(graph):
     """A PointCloud2 whose fields do not fit its point_step: a WARN naming the layout problem on
-    /diagnostics (the bad_cloud path), not an 'unexpected error' from the callback guard."""
+    /diagnostics (the bad cloud path), not an 'unexpected error' from the callback guard."""
     node, probe, pubs, targets, diags = graph
     before = len(targets)
     for _ in range(5):
@@ -165,7 +167,7 @@ def test_reload_validates_before_swap_and_nan_outputs_are_not_forwarded(graph, t
     good.write_bytes(probe_model(action_mode="relative-to-measured", scale=1.0))
     result = set_param(probe, "model_path", str(good))
     assert result.successful, result.reason
-    assert probe.wait_for(lambda: last_values(diags).get("model") == str(good), 5)
+    assert probe.wait_for(lambda: last_values(diags).get(Student.MODEL) == str(good), 5)
     time.sleep(0.3)
     before = len(targets)
     q_bad = Q.copy()
@@ -173,5 +175,5 @@ def test_reload_validates_before_swap_and_nan_outputs_are_not_forwarded(graph, t
     stream(probe, pubs, 0.8, q=q_bad)
     assert diag_says(probe, diags, "contains NaN or inf"), node.output
     assert len(targets) == before
-    assert int(last_values(diags).get("nan_outputs count", 0)) > 0
+    assert int(last_values(diags).get(count(Student.NAN_OUTPUTS), 0)) > 0
     assert node.alive()

@@ -204,7 +204,7 @@ def test_shipped_student_is_deterministic_and_within_limits():
 
 
 def test_node_model_loader_refuses_bad_models(tmp_path):
-    from dexterity_ros.nodes.student_node import StudentNodeConfig, build_runtime
+    from dexterity_ros.policy.student_config import StudentNodeConfig, build_runtime
     assert build_runtime(StudentNodeConfig()).contract.name == "distilled_student"
     bad = tmp_path / "bad.onnx"
     names = list(HAND.joint_names)

@@ -194,3 +194,41 @@ def test_docs_table_is_generated_from_the_packaged_config():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "simulation.md").read_text()
     assert randomization_table_markdown(FULL) in docs, \
         "docs/simulation.md is stale: regenerate the table with python -m dexterity_ros.sim.randomization"
+
+
+def test_every_term_is_defined_in_one_place():
+    """TERMS makes the config fields; each EpisodeParams field belongs to exactly one episode term."""
+    assert [f.name for f in dataclasses.fields(RandomizationConfig)] == ["enabled", *TERMS]
+    owned = [param for term in TERMS.values() for param in term.params]
+    assert sorted(owned) == sorted(f.name for f in dataclasses.fields(EpisodeParams))
+    for name, term in TERMS.items():
+        assert getattr(RandomizationConfig(), name) == term.default and not term.default.enabled
+        assert (term.apply is not None) == (term.acts_on == "model") == bool(term.writes), name
+        assert (term.sample is not None) == bool(term.params), name
+
+
+@pytest.mark.parametrize("name", [n for n, t in TERMS.items() if t.apply is not None])
+def test_each_model_term_writes_what_it_declares(name, monkeypatch):
+    """A model term changes the model fields it names in ``writes`` and no other."""
+    import mujoco
+    monkeypatch.setattr(mujoco, "mj_setConst", lambda model, data: None)   # its derived constants aside
+    cfg = load_sim_config().with_overrides(objects=("convex_0",))          # a mesh: object_scale scales it
+    fields = ("geom_friction", "geom_size", "geom_rbound", "geom_aabb", "geom_pos", "body_mass", "body_inertia",
+              "body_ipos", "dof_damping", "actuator_gainprm", "actuator_biasprm", "jnt_range", "bvh_aabb",
+              "mesh_vert", "cam_pos", "cam_quat", "cam_intrinsic", "cam_sensorsize", "cam_resolution", "opt.gravity")
+
+    def model_after_reset(randomization):
+        env = ReorientEnv(cfg, randomization, seed=3)
+        env.reset()
+        values = {}
+        for field_name in fields:
+            value = env.model
+            for part in field_name.split("."):
+                value = getattr(value, part)
+            values[field_name] = np.array(value)
+        env.close()
+        return values
+
+    nominal, changed = model_after_reset(OFF), model_after_reset(FULL.only(name))
+    differ = {f for f in fields if not np.array_equal(nominal[f], changed[f])}
+    assert differ and differ <= set(TERMS[name].writes), (name, differ)

@@ -1,2 +1,4 @@
-"""rosbag2 reading/writing (``io``), the episode bag schema (``episode``) and the bag tools
-(record/play/info/reindex: ``writer``, ``recorder``, ``player``, ``inspect``; docs/bags.md)."""
+"""rosbag2 storage, pure (no rclpy, no message packages): reading and writing CDR bytes (``io``,
+``writer``, ``mcap``, ``sqlite``, ``metadata``, ``verify``), inspection (``inspect``) and replay timing
+(``replay``). Recording, playing and the episode schema as messages are in ``dexterity_ros.ros.bags``
+(docs/bags.md)."""

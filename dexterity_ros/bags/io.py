@@ -1,10 +1,11 @@
 """rosbag2 files (MCAP or sqlite3): episode and test bags written, any bag read here.
 
-:class:`BagWriter` writes messages given as rclpy objects through the
-recorder's writer (:mod:`.writer`: MCAP with chunk, data-section and summary
-CRCs, or sqlite3; metadata.yaml, message definitions, QoS); message bytes
-are CDR produced by ``rclpy.serialization`` so they are exactly what a ROS 2
-publisher would put on the wire. Bags written here open in ``ros2 bag`` and
+:class:`BagWriter` writes CDR message bytes through the recorder's writer
+(:mod:`.writer`: MCAP with chunk, data-section and summary CRCs, or sqlite3;
+metadata.yaml, message definitions, QoS). This package is pure storage: it
+never imports rclpy or message packages; turning rclpy objects into those
+bytes (``rclpy.serialization``, exactly what a ROS 2 publisher puts on the
+wire) is :mod:`dexterity_ros.ros.messages`. Bags written here open in ``ros2 bag`` and
 vice versa. :class:`BagReader` reads bags from any rosbag2 writer, including
 interrupted recordings (see :mod:`.mcap`, :mod:`.sqlite`), and never writes
 into the bag; :meth:`BagReader.verify` checks every checksum (:mod:`.verify`).
@@ -12,13 +13,12 @@ into the bag; :meth:`BagReader.verify` checks every checksum (:mod:`.verify`).
 from __future__ import annotations
 
 import heapq
-import importlib
 import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
                                 QosTime)
@@ -41,26 +41,6 @@ class BagError(RuntimeError):
     """A bag cannot be read or written (missing, truncated, inconsistent, exists)."""
 
 
-def message_class(type_name: str) -> type:
-    """'sensor_msgs/msg/Image' -> the Python message class (from the ROS interface package)."""
-    try:
-        package, kind, name = type_name.split("/")
-        module = importlib.import_module(f"{package}.{kind}")
-        return getattr(module, name)
-    except (ValueError, ImportError, AttributeError) as exc:
-        raise BagError(f"message type '{type_name}' is not available in this environment") from exc
-
-
-def serialize(msg: Any) -> bytes:
-    from rclpy.serialization import serialize_message
-    return serialize_message(msg)
-
-
-def deserialize(data: bytes | memoryview, type_name: str) -> Any:
-    from rclpy.serialization import deserialize_message
-    return deserialize_message(bytes(data), message_class(type_name))
-
-
 def bag_qos(qos: QosClass) -> Qos:
     """The QoS a recorder offers in metadata for a stream of this class."""
     zero = QosTime(0, 0)   # rosbag2's "default" (infinite) deadline/lifespan/lease
@@ -75,7 +55,7 @@ def bag_qos(qos: QosClass) -> Qos:
 
 
 class BagWriter:
-    """Write messages (rclpy objects or CDR bytes) into a new rosbag2 directory ``DIR/DIR.mcap`` (or .db3).
+    """Write CDR messages into a new rosbag2 directory ``DIR/DIR.mcap`` (or .db3).
 
     ``compress``: zstd per MCAP chunk, or per message for sqlite3 (``compression_mode: MESSAGE``).
     """
@@ -102,9 +82,6 @@ class BagWriter:
         if name in self._connections:
             return
         self._connections[name] = self._writer.add_connection(name, type_name, [bag_qos(qos)])
-
-    def write(self, topic: str, stamp_ns: int, msg: Any) -> None:
-        self.write_raw(topic, stamp_ns, serialize(msg))
 
     def write_raw(self, topic: str, stamp_ns: int, data: bytes) -> None:
         try:

@@ -64,8 +64,10 @@ def register(subparsers) -> None:
 # ------------------------------------------------------------------ frame sources
 def bag_frames(path: Path, limit: int, max_joint_offset_s: float, notes: list[str]):
     """CalibrationFrames from a bag: each depth image with the last camera_info and the nearest joint state."""
-    from .. import conversions, topics
-    from ..bags.io import BagReader, deserialize
+    from ..ros import conversions
+    from .. import topics
+    from ..bags.io import BagReader
+    from ..ros.messages import deserialize
     from ..calibration import CalibrationFrame
     from ..hand_model import JointNameError, default_hand
     from ..joint_buffer import JointStateBuffer

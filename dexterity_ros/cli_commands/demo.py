@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..diagnostic_keys import Hand
 from ..paths import data_directory, launch_path
 
 
@@ -48,7 +49,8 @@ def demo_episode_path() -> Path:
 def ensure_demo_episode() -> Path:
     """The demo episode, (re)generated when missing or made with another model or config."""
     from ..bags.io import BagError, BagReader
-    from ..sim.episodes import data_fingerprint, generate_demo_episode
+    from ..ros.bags.generate import generate_demo_episode
+    from ..sim.episodes import data_fingerprint
 
     path = demo_episode_path()
     wanted = data_fingerprint()
@@ -69,7 +71,7 @@ def ensure_demo_episode() -> Path:
 
 def command_topic(profile: str) -> tuple[str, type]:
     """The hand driver's command topic and message class for a driver profile."""
-    from ..bags.io import message_class
+    from ..ros.messages import message_class
     from ..hand.profiles import make_profile
     from ..hand_model import default_hand
     topic = make_profile(profile, default_hand()).command_topic
@@ -78,8 +80,8 @@ def command_topic(profile: str) -> tuple[str, type]:
 
 def run(args: argparse.Namespace) -> int:
     from ..bags.io import BagError, BagReader
-    from ..nodes.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
-    from ..process_supervisor import launch, run_until_stopped
+    from ..ros.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
+    from ..launcher import launch, run_until_stopped
 
     bag = args.bag or ensure_demo_episode()
     try:
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n== dexterity_ros demo: replay.launch.xml on {bag} at rate {args.rate:g}")
     for line in report.lines():
         print("  " + line)
-    violations = report.diagnostic_value("hand", "limit violations")
+    violations = report.diagnostic_value("hand", Hand.LIMIT_VIOLATIONS)
     print(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:

@@ -1,6 +1,6 @@
-"""`dexterity-ros distill --config config/distill_small.yaml`: DAgger + BC distillation of the expert.
+"""`dexterity-ros distill --config config/experiments/distill_small.yaml`: DAgger + BC distillation of the expert.
 
-    dexterity-ros distill --config config/distill_small.yaml --out runs/distill_small \\
+    dexterity-ros distill --config config/experiments/distill_small.yaml --out runs/distill_small \\
         [--workers N] [--seed N] [--plot docs/results_small.png] [--ship models/student.onnx]
 
 Resumable: every stage (collected data, trained and exported students,
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
         "distill", help="distill the privileged MPC expert into the point-cloud student (DAgger + BC baseline)",
         description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True,
-                        help="distillation YAML (e.g. config/distill_small.yaml or config/distill_full.yaml)")
+                        help="distillation YAML (e.g. config/experiments/distill_small.yaml or config/experiments/distill_full.yaml)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/distill_<name>)")
     parser.add_argument("--workers", type=int, default=None, help="simulation worker processes (default: config)")
     parser.add_argument("--seed", type=int, default=None,

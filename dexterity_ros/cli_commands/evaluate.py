@@ -1,9 +1,9 @@
 """`dexterity-ros evaluate`: held-out metrics of a student (through PolicyRuntime) or of the expert.
 
-    dexterity-ros evaluate models/student.onnx --config config/distill_small.yaml [--episodes 20]
-    dexterity-ros evaluate --expert --config config/distill_small.yaml
-    dexterity-ros evaluate --hold --config config/distill_small.yaml     # hold-still baseline
-    dexterity-ros evaluate --label-noise --config config/distill_small.yaml   # expert label noise
+    dexterity-ros evaluate models/student.onnx --config config/experiments/distill_small.yaml [--episodes 20]
+    dexterity-ros evaluate --expert --config config/experiments/distill_small.yaml
+    dexterity-ros evaluate --hold --config config/experiments/distill_small.yaml     # hold-still baseline
+    dexterity-ros evaluate --label-noise --config config/experiments/distill_small.yaml   # expert label noise
 
 Seeds come from the config's evaluation section (held out from training) unless --seed is given.
 --json writes strict JSON: an undefined metric (NaN, e.g. action_error_rad without expert labels) is null.
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="held-out success/drops/rotation error of a student or the expert",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, nargs="?", default=None, help="student ONNX (default models/student.onnx)")
-    parser.add_argument("--config", type=Path, default=Path("config/distill_small.yaml"),
+    parser.add_argument("--config", type=Path, default=Path("config/experiments/distill_small.yaml"),
                         help="distillation YAML: simulation, expert and evaluation settings (default distill_small)")
     who = parser.add_mutually_exclusive_group()
     who.add_argument("--expert", action="store_true", help="evaluate the privileged expert (true state, no camera)")

@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.reference_student:
+            from ..hand_model import default_hand
             from ..policy.networks import build_reference_student
             perception = load_perception_config(args.perception_config)
             module, contract = build_reference_student(
-                args.seed, perception=perception, history_length=args.history,
+                args.seed, hand=default_hand(), perception=perception, history_length=args.history,
                 recurrent_size=args.recurrent_size, action_mode=args.action_mode)
             contract = contract.with_provenance(
                 command=f"dexterity-ros export --reference-student --seed {args.seed}"

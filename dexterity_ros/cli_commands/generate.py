@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..sim.episodes import generate
+    from ..ros.bags.generate import generate
 
     if args.episodes <= 0:
         print("error: --episodes must be positive")

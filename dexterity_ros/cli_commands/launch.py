@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..launch_xml import LaunchError, find_launch_file, list_arguments, load_launch_plan
-from ..process_supervisor import LaunchHandle, run_until_stopped
+from ..launcher import (LaunchError, LaunchHandle, find_launch_file, list_arguments, load_launch_plan,
+                        run_until_stopped)
 
 
 def register(subparsers) -> None:

@@ -36,11 +36,11 @@ def _parity_monitor():
     from sensor_msgs.msg import Image, JointState, PointCloud2
 
     from .. import topics
-    from ..conversions import stamp_to_ns
+    from ..ros.conversions import stamp_to_ns
     from ..hand_model import default_hand
-    from ..nodes.background import BackgroundNode
-    from ..nodes.ros_common import qos_profile
-    from ..nodes.sim_bridge_node import RECORDED_TARGETS
+    from ..ros.background import BackgroundNode
+    from ..ros.common import qos_profile
+    from ..topics import RECORDED_TARGETS
 
     class ParityMonitor(BackgroundNode):
         def __init__(self):
@@ -87,11 +87,11 @@ def _stage_latencies(arrival: dict[str, dict[int, int]]) -> dict[str, list[float
 
 def run(args: argparse.Namespace) -> int:
     from .. import topics
-    from ..bags.episode import bag_topic
+    from ..ros.bags.episode import bag_topic
     from ..bags.io import BagError, BagReader
     from ..parity import compare_actions
     from ..paths import launch_path
-    from ..process_supervisor import launch
+    from ..launcher import launch
     from .demo import ensure_demo_episode
 
     bag = args.bag or ensure_demo_episode()
@@ -116,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     timeout = args.timeout or (duration_s / args.rate + 60.0)
     deadline = time.monotonic() + timeout
     try:
-        from ..nodes.graph_monitor import replay_graph_requirements, start_replay, wait_for_graph
-        from ..nodes.sim_bridge_node import RECORDED_TARGETS
+        from ..ros.graph_monitor import replay_graph_requirements, start_replay, wait_for_graph
+        from ..topics import RECORDED_TARGETS
         requirements = replay_graph_requirements(with_hand=False)
         requirements[RECORDED_TARGETS.name] = (1, 1)
         missing = wait_for_graph(monitor.node, requirements, timeout=min(timeout, 60.0))

@@ -35,8 +35,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bags.io import BagError, BagReader
-    from ..bags.player import BagPlayer, PlayOptions, parse_remap
-    from ..bags.session import RosSession
+    from ..ros.bags.player import BagPlayer, PlayOptions, parse_remap
+    from ..ros.bags.session import RosSession
 
     try:
         remaps = tuple(parse_remap(r) for r in args.remap)

@@ -112,7 +112,7 @@ def _diagnostics_publisher(node, recorder, path):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
     from .. import topics
-    from ..nodes.ros_common import qos_profile
+    from ..ros.common import qos_profile
     publisher = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS.name, qos_profile(topics.DIAGNOSTICS))
     name = f"dexterity_ros: {node.get_fully_qualified_name()}"
 
@@ -135,8 +135,8 @@ def _diagnostics_publisher(node, recorder, path):
 def _record(args, writer, BagError) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
-    from ..bags.recorder import RecordOptions, TopicRecorder
-    from ..bags.session import RosSession
+    from ..ros.bags.recorder import RecordOptions, TopicRecorder
+    from ..ros.bags.session import RosSession
 
     options = RecordOptions(topics=tuple(args.topics), all_topics=args.all, regex=args.regex, exclude=args.exclude,
                             include_hidden=args.include_hidden_topics, qos_depth=args.qos_depth,

@@ -3,7 +3,7 @@ from .controller import (COMMANDING, STATE_LEVEL, Counters, HandController, Hand
                          Transition, WatchdogConfig)
 from .emulator import EmulatedHand, EmulatorFaults
 from .interpolation import INTERPOLATION_MODES, TargetInterpolator
-from .profiles import (LEAP_EMBODIMENT_OFFSET, PROFILE_NAMES, DriverProfile,
+from .profiles import (LEAP_EMBODIMENT_OFFSET, PROFILE_NAMES, DriverProfile, DriverProfileConfig,
                        FeedbackDecoder, FeedbackMismatch, TargetDecoder, make_profile, ros2_control_order)
 from .safety import (OutputMonitor, SafetyFilter, SafetyLimits, SafetyTables, TargetRejected,
                      load_hand_parameters, load_safety_tables)
@@ -11,7 +11,7 @@ from .safety import (OutputMonitor, SafetyFilter, SafetyLimits, SafetyTables, Ta
 __all__ = [
     "COMMANDING", "STATE_LEVEL", "Counters", "HandController", "HandState", "JitterMeter", "TickOutput", "Transition",
     "WatchdogConfig", "EmulatedHand", "EmulatorFaults", "INTERPOLATION_MODES", "TargetInterpolator",
-    "LEAP_EMBODIMENT_OFFSET", "PROFILE_NAMES", "DriverProfile", "FeedbackDecoder",
+    "LEAP_EMBODIMENT_OFFSET", "PROFILE_NAMES", "DriverProfile", "DriverProfileConfig", "FeedbackDecoder",
     "FeedbackMismatch", "TargetDecoder", "make_profile", "ros2_control_order", "OutputMonitor",
     "SafetyFilter", "SafetyLimits", "SafetyTables", "TargetRejected", "load_hand_parameters",
     "load_safety_tables",

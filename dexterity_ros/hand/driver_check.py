@@ -114,7 +114,7 @@ def driver_urdf(hand: HandDescription, profile: DriverProfile, robot_name: str =
     Only the kinematic skeleton the check reads: one link per joint, chained
     per finger, with the joint's axis and limits.
     """
-    lines = [f'<?xml version="1.0"?>', f'<robot name="{robot_name}">', '  <link name="palm_link"/>']
+    lines = ['<?xml version="1.0"?>', f'<robot name="{robot_name}">', '  <link name="palm_link"/>']
     by_link = {link.joint: link for link in hand.links if link.joint}
     for i, canonical in enumerate(hand.joint_names):
         link = by_link[canonical]

@@ -5,21 +5,28 @@ and the driver's feedback back into canonical order, always by joint name
 (the names come from :mod:`dexterity_ros.hand_model`). The same profile
 objects serve hand_node (client side) and the emulator (driver side), so
 both ends of a protocol are defined once.
+
+:class:`DriverProfileConfig` is the one set of parameters that chooses and
+configures a profile; hand_node, allegro_emulator_node and sim_bridge_node
+(live mode) inherit it, so the parameter names, defaults and descriptions are
+the same on both ends of the protocol.
 """
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
-from ..config import ConfigError
+from ..config import ConfigError, param
 from ..hand_model import HandDescription
 from ..topics import (ALLEGRO_V4_COMMAND, ALLEGRO_V4_FEEDBACK, LEAP_COMMAND, LEAP_POSITION_SERVICE,
                       ROS2_CONTROL_COMMAND, ROS2_CONTROL_FEEDBACK, Topic)
 
-PROFILE_NAMES = ("allegro_v4", "ros2_control", "leap")
+ProfileName = Literal["allegro_v4", "ros2_control", "leap"]
+PROFILE_NAMES: tuple[str, ...] = typing.get_args(ProfileName)
 
 # LEAP_Hand_API leap_hand_utils.allegro_to_LEAPhand: LEAP motor angle = Allegro angle + this.
 LEAP_EMBODIMENT_OFFSET = 3.14159
@@ -148,9 +155,40 @@ def ros2_control_order(hand: HandDescription, finger_digits: Sequence[str],
     return vocabulary, order
 
 
-def make_profile(name: str, hand: HandDescription, finger_digits: Sequence[str] = (),
-                 ros2_control_joint_names: Sequence[str] = (), leap_feedback_topic: str = "") -> DriverProfile:
-    """Build the named profile (allegro_v4 | ros2_control | leap)."""
+@dataclass(frozen=True)
+class DriverProfileConfig:
+    """The driver-profile parameters, shared by every node on either end of the driver protocol.
+
+    Read once at start (read-only parameters). A node config inherits these fields (``class
+    HandNodeConfig(DriverProfileConfig)``), so they are declared under these names on hand_node (the
+    client), allegro_emulator_node and sim_bridge_node in live mode (stand-ins for the driver).
+    """
+
+    driver_profile: ProfileName = param(
+        "allegro_v4", "driver protocol between hand_node and the driver or its stand-in (allegro_emulator_node, "
+        "sim_bridge_node in live mode): allegro_v4 | ros2_control | leap (topics in docs/hand.md)", read_only=True)
+    ros2_control_finger_digits: tuple[str, ...] = param(
+        [], "ros2_control: finger of each joint-name digit, e.g. [th, ff, mf, rf] means ah_joint0X are the "
+        "thumb's joints; empty: the robot description's drivers.ros2_control.finger_digits ([th, ff, mf, rf], "
+        "as in the vendor's allegro_hand_ros2)", read_only=True)
+    ros2_control_joint_names: tuple[str, ...] = param(
+        [], "ros2_control: the controller's configured joint order (empty: ah_joint00..ah_joint33 ascending)",
+        read_only=True)
+    leap_feedback_topic: str = param(
+        "", "leap: JointState topic with LEAP-embodiment positions by index (hand_node reads it, a stand-in "
+        "driver publishes on it); empty: positions only through the LEAP node's leap_position service, as the "
+        "real LEAP node offers them (needs the leap_hand interface package)", read_only=True)
+
+    def __post_init__(self) -> None:
+        if self.driver_profile not in PROFILE_NAMES:
+            raise ConfigError(f"driver_profile '{self.driver_profile}' unknown; choose one of {list(PROFILE_NAMES)}")
+
+
+def make_profile(config: DriverProfileConfig | str, hand: HandDescription) -> DriverProfile:
+    """Build the profile a :class:`DriverProfileConfig` describes (a bare profile name: its defaults)."""
+    if isinstance(config, str):
+        config = DriverProfileConfig(driver_profile=config)
+    name, leap_feedback_topic = config.driver_profile, config.leap_feedback_topic
     canonical = hand.joint_names
     if name == "allegro_v4" or name == "leap":
         vocabulary = hand.driver_order("allegro_v4")
@@ -170,7 +208,8 @@ def make_profile(name: str, hand: HandDescription, finger_digits: Sequence[str] 
                              feedback_service=None if leap_feedback_topic else LEAP_POSITION_SERVICE,
                              canonical_names=canonical)
     if name == "ros2_control":
-        vocabulary, order = ros2_control_order(hand, finger_digits, ros2_control_joint_names)
+        vocabulary, order = ros2_control_order(hand, config.ros2_control_finger_digits,
+                                               config.ros2_control_joint_names)
         index = np.array([vocabulary.index(n) for n in order], dtype=np.int64)
         return DriverProfile(name, ROS2_CONTROL_COMMAND, "float64_array", order, index, "named",
                              ROS2_CONTROL_FEEDBACK, vocabulary, canonical_names=canonical)

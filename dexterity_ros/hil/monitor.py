@@ -25,8 +25,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState, PointCloud2
 
 from .. import topics
-from ..bags.io import message_class
-from ..nodes.background import BackgroundNode
+from ..ros.messages import message_class
+from ..ros.background import BackgroundNode
 from ..hand.profiles import DriverProfile
 
 RELIABLE_DEPTH = 2000     # ~20 s of 100 Hz commands: the reader never overwrites a sample it has not handed over
@@ -176,7 +176,7 @@ class HilMonitor(BackgroundNode):
     # ------------------------------------------------------------- driving
     def publish_target(self, joint_names, positions) -> None:
         """A policy target from the scenario itself (it takes the student's place while that is silent)."""
-        from ..conversions import arrays_to_joint_state
+        from ..ros.conversions import arrays_to_joint_state
         self._target_pub.publish(arrays_to_joint_state(joint_names, positions, time.time_ns()))
 
     def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:

@@ -10,7 +10,7 @@
 | ``dagger.py`` | DAgger + BC baseline, checkpointed and resumable |
 | ``evaluate.py`` | held-out metrics, result tables |
 | ``plot.py`` | the DAgger-vs-BC figure |
-| ``config.py`` | ``DistillConfig`` (config/distill_small.yaml, config/distill_full.yaml) |
+| ``config.py`` | ``DistillConfig`` (config/experiments/distill_small.yaml, config/experiments/distill_full.yaml) |
 
 Torch is imported here (training); the robot-side runtime never imports this package.
 """

@@ -1,4 +1,4 @@
-"""Typed distillation config (config/distill_small.yaml, config/distill_full.yaml; section ``distill``)."""
+"""Typed distillation config (config/experiments/distill_small.yaml, config/experiments/distill_full.yaml; section ``distill``)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from ..config import load_config, to_dict
+from ..config import ConfigError, from_dict, load_section_with_base, to_dict
 from ..paths import config_path
 from .expert import ExpertConfig
 from .student import StudentArchitecture
@@ -133,7 +133,12 @@ def _config_file(value: str):
 
 
 def load_distill_config(path: str | Path) -> DistillConfig:
+    """An experiment file (config/experiments/); ``distill.base: OTHER.yaml`` inherits another one."""
     path = Path(path)
     if not path.is_file() and not path.is_absolute() and config_path(str(path)).is_file():
         path = config_path(str(path))
-    return load_config(DistillConfig, path, section="distill")
+    data = load_section_with_base(path, "distill")
+    try:
+        return from_dict(DistillConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..config import to_dict
+from ..perception import PerceptionConfig, load_perception_config
 from ..policy.export import export_policy
 from ..sim.randomization import as_randomization_config
 from .config import DistillConfig
@@ -50,7 +51,7 @@ class Distiller:
     """One distillation run in ``out_dir`` (see the module docstring)."""
 
     def __init__(self, config: DistillConfig, out_dir: str | Path, progress: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, perception: PerceptionConfig | None = None):
         self.config = config
         self.out = Path(out_dir)
         self.progress = progress
@@ -58,8 +59,8 @@ class Distiller:
         c = config
         self.sim_config = c.build_sim_config()
         self.randomization = as_randomization_config(c.randomization_value())
-        from ..perception import load_perception_config
-        self.perception = load_perception_config()        # once: a run is consistent even if the file changes
+        # loaded once (None: config/perception.yaml): a run is consistent even if the file changes
+        self.perception = perception if perception is not None else load_perception_config()
         self.setup = WorkerSetup(self.sim_config, self.randomization, c.expert, c.student.history_length,
                                  self.perception)
         self.executor = make_executor(c.workers) if c.workers > 0 else None
@@ -67,6 +68,7 @@ class Distiller:
         env = ReorientEnv(self.sim_config, self.randomization, seed=0)
         self.default_pose = env.initial_joint_positions
         self.control_rate_hz = 1.0 / env.policy_period_s
+        self.hand = env.hand
         env.close()
         self.timings: dict[str, float] = {}
 
@@ -152,10 +154,10 @@ class Distiller:
         c = self.config
         module, contract = build_student(
             c.student, self.default_pose, seed=c.train.seed, control_rate_hz=self.control_rate_hz,
-            perception=self.perception,
+            hand=self.hand, perception=self.perception,
             provenance={"distill": {"config": c.name, "config_digest": c.digest(), "stage": stage,
                                     "labels": len(data)}})
-        mapping = mapping_from_contract(contract)
+        mapping = mapping_from_contract(contract, self.hand)
         result = train_student(module, data, mapping, c.train, progress=self.progress, description=f"train {stage}")
         torch.save(module.state_dict(), folder / "student.pt")
         report = export_policy(module, contract, onnx_path)
@@ -341,8 +343,8 @@ def _json_default(value: Any) -> Any:
 
 
 def run_distill(config: DistillConfig, out_dir: str | Path, progress: bool = True,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
-    distiller = Distiller(config, out_dir, progress=progress, log=log)
+                log: Callable[[str], None] = print, perception: PerceptionConfig | None = None) -> dict[str, Any]:
+    distiller = Distiller(config, out_dir, progress=progress, log=log, perception=perception)
     try:
         return distiller.run()
     finally:

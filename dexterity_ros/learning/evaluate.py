@@ -23,38 +23,47 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..perception import PerceptionConfig, load_perception_config
 from ..sim.randomization import as_randomization_config
 from .config import DistillConfig
 from .rollout import EpisodeJob, WorkerSetup, make_executor, run_episodes, summaries, summarize
 
 
-def _setup(config: DistillConfig) -> WorkerSetup:
+def _setup(config: DistillConfig, perception: PerceptionConfig | None = None) -> WorkerSetup:
+    """The run's worker setup; ``perception`` None: the packaged config/perception.yaml."""
     return WorkerSetup(config.build_sim_config(), as_randomization_config(config.randomization_value()),
-                       config.expert, config.student.history_length)
+                       config.expert, config.student.history_length,
+                       perception if perception is not None else load_perception_config())
 
 
 def evaluate_student(model: str | Path, config: DistillConfig, *, episodes: int | None = None,
                      seed: int | None = None, max_steps: int | None = None, label_every: int | None = None,
-                     workers: int = 0, progress: bool = True) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Roll the student out on held-out seeds (defaults: the config's evaluation section)."""
+                     workers: int = 0, progress: bool = True, perception: PerceptionConfig | None = None,
+                     ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Roll the student out on held-out seeds (defaults: the config's evaluation section).
+
+    ``perception``: the segmentation the student sees (None: the packaged config).
+    """
     e = config.evaluation
     blob = Path(model).read_bytes()
     jobs = [EpisodeJob(k, e.seed if seed is None else seed, "student", max_steps or e.max_steps,
                        label_every=e.label_every if label_every is None else label_every, record=False)
             for k in range(episodes or e.episodes)]
-    out = _run(config, [(job, blob) for job in jobs], workers, progress, f"evaluate {Path(model).name}")
+    out = _run(_setup(config, perception), [(job, blob) for job in jobs], workers, progress,
+               f"evaluate {Path(model).name}")
     return summarize(out), summaries(out)
 
 
 def evaluate_expert(config: DistillConfig, *, episodes: int | None = None, seed: int | None = None,
                     max_steps: int | None = None, workers: int = 0, progress: bool = True,
-                    driver: str = "expert") -> tuple[dict[str, float], list[dict[str, Any]]]:
+                    driver: str = "expert", perception: PerceptionConfig | None = None,
+                    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """The expert acting on the true state every step (no camera), or ``driver='hold'`` (hold still)."""
     e = config.evaluation
     jobs = [EpisodeJob(k, e.seed if seed is None else seed, driver, max_steps or e.max_steps,
                        render=False, label_every=0, record=False)
             for k in range(episodes or e.expert_episodes)]
-    out = _run(config, [(job, None) for job in jobs], workers, progress, driver)
+    out = _run(_setup(config, perception), [(job, None) for job in jobs], workers, progress, driver)
     return summarize(out), summaries(out)
 
 
@@ -77,10 +86,10 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
 
     if episodes < 1 or steps < 1 or repeats < 2:
         raise ValueError("label noise: need episodes >= 1, steps >= 1, repeats >= 2")
-    setup = _setup(config)
     stream = config.evaluation.seed if seed is None else seed
     spread, change = [], []
-    with ReorientEnv(setup.sim_config, setup.randomization, seed=stream) as env:
+    randomization = as_randomization_config(config.randomization_value())
+    with ReorientEnv(config.build_sim_config(), randomization, seed=stream) as env:
         expert = SamplingExpert(config.expert)
         for episode in range(episodes):
             env.reset(seed=stream + episode)
@@ -100,10 +109,10 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
             "leftover_noise_rad": std / math.sqrt(repeats) * math.sqrt(2 / math.pi)}
 
 
-def _run(config: DistillConfig, tasks, workers: int, progress: bool, what: str):
+def _run(setup: WorkerSetup, tasks, workers: int, progress: bool, what: str):
     executor = make_executor(workers) if workers > 0 else None
     try:
-        return run_episodes(_setup(config), tasks, workers=workers, progress=progress, description=what,
+        return run_episodes(setup, tasks, workers=workers, progress=progress, description=what,
                             executor=executor)
     finally:
         if executor is not None:

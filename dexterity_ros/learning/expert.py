@@ -60,15 +60,14 @@ import numpy as np
 
 from ..geometry import matrix_to_quat, quat_multiply
 from ..sim.env import ReorientEnv
+from ..sim.randomization import model_fields
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CONTROL_SPEC = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
 WRENCH_DECAY_FALLBACK = 0.9
 FINGERTIP_BODIES = ("ff_tip", "mf_tip", "rf_tip", "th_tip")
-# every MjModel array ReorientEnv._apply_params writes per episode (the planner copies them)
-RANDOMIZED_MODEL_FIELDS = ("geom_friction", "geom_size", "geom_rbound", "geom_aabb", "geom_pos", "body_mass",
-                           "body_inertia", "body_ipos", "dof_damping", "actuator_gainprm", "actuator_biasprm",
-                           "jnt_range", "bvh_aabb", "mesh_vert")
+# every model field the physics randomization terms write per episode (the planner copies them)
+RANDOMIZED_MODEL_FIELDS = model_fields("physics")
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class CostWeights:
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    """Planner settings (config/distill_*.yaml, section ``expert``)."""
+    """Planner settings (config/experiments/distill_*.yaml, section ``expert``)."""
 
     method: Literal["predictive_sampling", "mppi"] = "mppi"
     num_samples: int = 16              # rollouts per control step (incl. the plan and "hold")
@@ -209,9 +208,8 @@ class SamplingExpert:
             self._compiled[name] = spec.compile()
         model = copy.copy(self._compiled[name])
         source = env.model
-        for field_name in RANDOMIZED_MODEL_FIELDS:
-            getattr(model, field_name)[:] = getattr(source, field_name)
-        model.opt.gravity[:] = source.opt.gravity
+        for field_name in RANDOMIZED_MODEL_FIELDS:         # "opt.gravity": an option
+            _model_field(model, field_name)[:] = _model_field(source, field_name)
         mujoco.mj_setConst(model, mujoco.MjData(model))
         return model
 
@@ -382,3 +380,11 @@ class HoldStillPolicy:
 
     def act(self, env: ReorientEnv) -> np.ndarray:
         return self._target.copy()
+
+
+def _model_field(model: mujoco.MjModel, name: str) -> np.ndarray:
+    """A model array by name; a dotted name reaches into a struct ("opt.gravity")."""
+    value = model
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value

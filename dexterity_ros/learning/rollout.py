@@ -77,7 +77,7 @@ class WorkerSetup:
     randomization: Any              # RandomizationConfig
     expert: Any                     # ExpertConfig
     history_length: int
-    perception: Any = None          # PerceptionConfig (None: config/perception.yaml when the worker starts)
+    perception: Any                 # PerceptionConfig: the student view's and the runtimes'
     torch_threads: int = 1
 
     def key(self) -> str:
@@ -91,18 +91,16 @@ class _Worker:
     MAX_RUNTIMES = 4
 
     def __init__(self, setup: WorkerSetup):
-        from ..hand_model import default_hand
-        from ..perception import load_perception_config
         from ..sim.env import ReorientEnv
         from ..sim.student_view import StudentView
         from .expert import SamplingExpert
 
         self.setup = setup
         self.env = ReorientEnv(setup.sim_config, setup.randomization, seed=0)
-        self.perception = setup.perception or load_perception_config()
+        self.perception = setup.perception
         self.view = StudentView(self.perception)
         self.expert = SamplingExpert(setup.expert)
-        self.hand = default_hand()
+        self.hand = self.env.hand             # the simulated hand (the sim config's robot description)
         self._runtimes: dict[str, Any] = {}
 
     def runtime(self, model_bytes: bytes | None):
@@ -116,7 +114,7 @@ class _Worker:
         if key not in self._runtimes:
             if len(self._runtimes) >= self.MAX_RUNTIMES:
                 self._runtimes.pop(next(iter(self._runtimes)))
-            self._runtimes[key] = PolicyRuntime(model_bytes, perception=self.perception)
+            self._runtimes[key] = PolicyRuntime(model_bytes, hand=self.hand, perception=self.perception)
         runtime = self._runtimes[key]
         return runtime, mapping_from_contract(runtime.contract, self.hand)
 

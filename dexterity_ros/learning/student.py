@@ -27,11 +27,12 @@ import torch
 from torch import nn
 
 from ..hand_model import HandDescription, default_hand
-from ..perception import PerceptionConfig, load_perception_config
+from ..perception import PerceptionConfig
 from ..policy.contract import (CONTRACT_VERSION, GoalSpec, HistorySpec, Normalization, PointCloudSpec,
                                PolicyContract, TensorSpec)
 from ..policy.networks import PointNetStudent
 from ..policy.runtime import RuntimeOptions, normalize_goal
+from ..sim.sim_config import DEFAULT_POLICY_RATE_HZ
 from ..topics import PALM_FRAME
 
 ACTION_SCALE_MARGIN = 1.02          # labels stay inside (-1, 1): tanh can reach them
@@ -183,13 +184,15 @@ class ActionMapping:
         return np.clip(self.default + self.scale * np.asarray(action, dtype=np.float64), self.lower, self.upper)
 
 
-def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *, seed: int = 0,
-                  perception: PerceptionConfig | None = None, hand: HandDescription | None = None,
-                  control_rate_hz: float = 12.0, name: str = "distilled_student", description: str = "",
+def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *, hand: HandDescription,
+                  perception: PerceptionConfig, seed: int = 0, control_rate_hz: float = DEFAULT_POLICY_RATE_HZ,
+                  name: str = "distilled_student", description: str = "",
                   provenance: dict[str, Any] | None = None) -> tuple[DistilledStudent, PolicyContract]:
-    """A seeded student network and its complete contract (canonical joint order)."""
-    hand = hand or default_hand()
-    perception = perception or load_perception_config()
+    """A seeded student network and its complete contract (canonical joint order).
+
+    ``hand``: the joints and limits; ``perception``: the segmentation it is trained on (the
+    contract records its point count and hash); ``control_rate_hz``: the sim's policy rate.
+    """
     mapping = ActionMapping.for_pose(default_pose, hand)
     mean = np.round((hand.lower + hand.upper) / 2, 6)
     std = np.round((hand.upper - hand.lower) / 2, 6)
@@ -235,8 +238,7 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
     return module, contract
 
 
-def mapping_from_contract(contract: PolicyContract, hand: HandDescription | None = None) -> ActionMapping:
-    hand = hand or default_hand()
+def mapping_from_contract(contract: PolicyContract, hand: HandDescription) -> ActionMapping:
     if tuple(contract.joint_names) != tuple(hand.joint_names):
         raise ValueError("distilled students use the hand's canonical joint order")
     if contract.action_mode != "absolute" or contract.action_ema != 0.0:
@@ -246,7 +248,7 @@ def mapping_from_contract(contract: PolicyContract, hand: HandDescription | None
                          np.asarray(contract.action_scale, dtype=np.float64), hand.lower.copy(), hand.upper.copy())
 
 
-def student_from_contract(contract: PolicyContract) -> DistilledStudent:
+def student_from_contract(contract: PolicyContract, hand: HandDescription) -> DistilledStudent:
     """An (untrained) module with the architecture recorded in ``contract``'s provenance."""
     record = contract.provenance.get(PROVENANCE_KEY)
     if record is None:
@@ -258,13 +260,16 @@ def student_from_contract(contract: PolicyContract) -> DistilledStudent:
         point_scale=float(arch["point_scale"]), residual=float(arch.get("residual", 0.0)),
         goal_object=str(arch.get("goal_object", "")),
         joint_position_history=bool(arch.get("joint_position_history", False)))
-    return DistilledStudent(architecture, record["joint_mean"], record["joint_std"], mapping_from_contract(contract))
+    return DistilledStudent(architecture, record["joint_mean"], record["joint_std"],
+                            mapping_from_contract(contract, hand))
 
 
-def load_torch_student(onnx_path: str | Path) -> tuple[DistilledStudent, PolicyContract]:
+def load_torch_student(onnx_path: str | Path, hand: HandDescription | None = None
+                       ) -> tuple[DistilledStudent, PolicyContract]:
     """Rebuild the torch module of a distilled ONNX student (weights read back from the graph).
 
     Used by benchmarks to compare torch eager against onnxruntime on the same weights.
+    ``hand``: the limits of its action mapping (None: the packaged hand description).
     """
     import onnx
     from onnx import numpy_helper
@@ -272,7 +277,7 @@ def load_torch_student(onnx_path: str | Path) -> tuple[DistilledStudent, PolicyC
     from ..policy.contract import read_contract
 
     contract = read_contract(onnx_path)
-    module = student_from_contract(contract)
+    module = student_from_contract(contract, hand if hand is not None else default_hand())
     graph = onnx.load(str(onnx_path)).graph
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     state = module.state_dict()

@@ -19,28 +19,20 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 
 from ..config import ConfigError, param
+from ..diagnostic_keys import Emulator as K
 from ..diagnostics import Level
-from ..hand import (EmulatedHand, SafetyLimits, load_safety_tables,
-                    make_profile)
+from ..hand import DriverProfileConfig, EmulatedHand, SafetyLimits, load_safety_tables, make_profile
 from ..hand_model import default_hand
-from .driver_endpoint import DriverEndpoint
-from .ros_common import DexterityNode, run_node
+from ..ros.driver_endpoint import DriverEndpoint
+from ..ros.common import DexterityNode, run_node
 
 FAULT_PARAMETERS = ("fault_stop_feedback", "fault_freeze_joint", "fault_reorder_names", "fault_rename_joint")
 
 
 @dataclass(frozen=True)
-class EmulatorConfig:
-    protocol: Literal["allegro_v4", "ros2_control", "leap"] = param(
-        "allegro_v4", "driver protocol to speak: allegro_v4 | ros2_control | leap", read_only=True)
-    ros2_control_finger_digits: tuple[str, ...] = param(
-        [], "ros2_control: finger of each joint-name digit (ah_joint{digit}{joint}); empty: the robot "
-        "description's drivers.ros2_control.finger_digits ([th, ff, mf, rf], the vendor driver's)",
-        read_only=True)
-    ros2_control_joint_names: tuple[str, ...] = param(
-        [], "ros2_control: the controller's joint order for commands (empty: ascending names)", read_only=True)
-    leap_feedback_topic: str = param("leap_joint_states", "leap: topic for LEAP-embodiment positions by index",
-                                     read_only=True)
+class EmulatorConfig(DriverProfileConfig):
+    """The driver-profile parameters (as hand_node's: DriverProfileConfig) plus the simulated hand's."""
+
     time_constant: float = param(0.05, "s, first-order response of every joint", min=1e-4)
     rate_hz: float = param(100.0, "simulation and feedback rate (Hz)", min=1.0, max=1000.0, read_only=True)
     initial_pose: tuple[float, ...] = param(
@@ -59,9 +51,7 @@ class AllegroEmulatorNode(DexterityNode):
         super().__init__("allegro_emulator", EmulatorConfig, **kwargs)
         cfg: EmulatorConfig = self.config
         self.hand = default_hand()
-        self.profile = make_profile(cfg.protocol, self.hand, cfg.ros2_control_finger_digits,
-                                    cfg.ros2_control_joint_names,
-                                    cfg.leap_feedback_topic if cfg.protocol == "leap" else "")
+        self.profile = make_profile(cfg, self.hand)
         if cfg.initial_pose:
             initial = np.asarray(cfg.initial_pose, dtype=np.float64)
             if initial.shape != (self.hand.num_joints,):
@@ -74,31 +64,23 @@ class AllegroEmulatorNode(DexterityNode):
         self.commands_outside_limits = 0
 
         cmd = self.profile.command_topic
-        self.endpoint = DriverEndpoint(self, self.profile, self._command, self._protocol_error,
-                                       cfg.leap_feedback_topic, self.hand)
+        self.endpoint = DriverEndpoint(self, self.profile, self._command, self._protocol_error, self.hand,
+                                       leap_positions=self._leap_positions)
         self.feedback_topic = self.endpoint.feedback_topic
-        self._setup_leap_service()
+        self.health.set_value(K.FEEDBACK, self.endpoint.describe_feedback())
+        if self.feedback_topic is None and self.endpoint.feedback_service is None:
+            self.get_logger().warning("leap profile without leap_feedback_topic, and the leap_hand interface "
+                                      "package (leap_position service) is not installed: no feedback is offered")
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self._last_step = time.monotonic()
         self.create_timer(1.0 / cfg.rate_hz, self.on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f"Allegro emulator ({cfg.protocol}): commands on '{cmd.name}', feedback on "
-                               f"'{self.feedback_topic}' at {cfg.rate_hz:g} Hz, tau {cfg.time_constant} s")
+        self.get_logger().info(f"Allegro emulator ({cfg.driver_profile}): commands on '{cmd.name}', feedback on "
+                               f"{self.endpoint.describe_feedback()} at {cfg.rate_hz:g} Hz, "
+                               f"tau {cfg.time_constant} s")
 
-    def _setup_leap_service(self) -> None:
-        if self.profile.name != "leap":
-            return
-        try:
-            from leap_hand.srv import LeapPosition
-        except ImportError:
-            self.get_logger().info("leap_hand interface package not installed: leap_position service not "
-                                   f"offered; positions are on '{self.feedback_topic}'")
-            return
-        self.create_service(LeapPosition, self.profile.feedback_service, self.on_leap_position)
-
-    def on_leap_position(self, request, response):
-        response.position = (self.sim.position[self.profile.command_index]
-                             + self.profile.feedback_offset).tolist()
-        return response
+    def _leap_positions(self) -> np.ndarray:
+        """What the emulated LEAP node's leap_position service answers: driver order, LEAP embodiment."""
+        return self.sim.position[self.profile.command_index] + self.profile.feedback_offset
 
     # -------------------------------------------------------- parameters
     def _apply_faults(self, cfg) -> None:
@@ -109,7 +91,7 @@ class AllegroEmulatorNode(DexterityNode):
         faults.rename_joint = int(cfg.fault_rename_joint)
         active = [f"{k}={getattr(cfg, k)}" for k in FAULT_PARAMETERS
                   if getattr(cfg, k) not in (False, -1)]
-        self.health.set_value("faults", ", ".join(active) if active else "none")
+        self.health.set_value(K.FAULTS, ", ".join(active) if active else "none")
         if active:
             self.health.set_state(Level.WARN, f"fault injection active: {', '.join(active)}")
         else:
@@ -142,14 +124,14 @@ class AllegroEmulatorNode(DexterityNode):
     # ---------------------------------------------------------- commands
     def _command(self, target: np.ndarray) -> None:
         audit = self.sim.command(target)
-        self.health.tick("commands")
-        self.health.count("commands received")
+        self.health.tick(K.COMMANDS)
+        self.health.count(K.COMMANDS_RECEIVED)
         if audit.outside_limits:
             self.commands_outside_limits += 1
         self.max_command_step = max(self.max_command_step, audit.step)
 
     def _protocol_error(self, message: str) -> None:
-        self.bad_input("protocol error", f"{self.profile.name} command ignored: {message}", Level.ERROR)
+        self.bad_input(K.PROTOCOL_ERROR, f"{self.profile.name} command ignored: {message}", Level.ERROR)
 
     # ------------------------------------------------------------ timer
     def on_timer(self) -> None:
@@ -160,12 +142,12 @@ class AllegroEmulatorNode(DexterityNode):
             return
         names, positions, velocities = self.sim.feedback(self.profile)
         self.endpoint.publish_feedback(names, positions, velocities, self.now_ns())
-        self.health.tick("feedback")
+        self.health.tick(K.FEEDBACK)
 
     def publish_diagnostics(self) -> None:
-        self.health.set_value("commands outside joint limits", self.commands_outside_limits)
-        self.health.set_value("largest command step (rad)", f"{self.max_command_step:.6f}")
-        self.health.set_value("positions", np.array2string(self.sim.position, precision=3))
+        self.health.set_value(K.COMMANDS_OUTSIDE_LIMITS, self.commands_outside_limits)
+        self.health.set_value(K.LARGEST_COMMAND_STEP, f"{self.max_command_step:.6f}")
+        self.health.set_value(K.POSITIONS, np.array2string(self.sim.position, precision=3))
         super().publish_diagnostics()
 
 

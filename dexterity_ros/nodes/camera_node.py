@@ -38,13 +38,14 @@ from rclpy.qos import (QoSProfile, qos_profile_parameter_events, qos_profile_par
 from rclpy.qos import qos_profile_default as _qos_profile_default
 from sensor_msgs.msg import CameraInfo, Image
 
-# rclpy (via ros_common) must load before pyrealsense2 (via ..camera): see dexterity_ros/camera/realsense.py.
-from .ros_common import DexterityNode, NodeExit, qos_profile, run_node  # isort: skip
+# rclpy (via ros.common) must load before pyrealsense2 (via ..camera): see dexterity_ros/camera/realsense.py.
+from ..ros.common import DexterityNode, NodeExit, qos_profile, run_node   # isort: skip
 from ..camera import (CameraError, CameraNotFoundError, DepthReading, ExponentialBackoff, FrameDropCounter,
                       FrameStamper, FrameTimeoutError, PlaybackFinishedError, RealSenseCamera,
                       RealSenseCameraConfig)
 from ..config import ConfigError, param
-from ..conversions import depth_to_image, intrinsics_to_camera_info
+from ..diagnostic_keys import Camera as K
+from ..ros.conversions import depth_to_image, intrinsics_to_camera_info
 from ..diagnostics import Level
 from ..topics import CAMERA_FRAME, DEPTH_IMAGE
 
@@ -148,9 +149,9 @@ class CameraNode(DexterityNode):
         self._playback_done = False
         self._last_connect_error = ""
         self._device_deadline: float | None = None
-        self.health.set_value("source", self.camera.source)
-        self.health.set_value("filters", ", ".join(cfg.enabled_filters) or "none")
-        self.health.set_value("qos", f"image {cfg.depth_qos}, camera_info {cfg.depth_info_qos}")
+        self.health.set_value(K.SOURCE, self.camera.source)
+        self.health.set_value(K.FILTERS, ", ".join(cfg.enabled_filters) or "none")
+        self.health.set_value(K.QOS, f"image {cfg.depth_qos}, camera_info {cfg.depth_info_qos}")
         try:
             self._connect()
         except CameraNotFoundError as exc:
@@ -197,12 +198,12 @@ class CameraNode(DexterityNode):
         self._last_frame_mono = time.monotonic()
         cam = self.camera
         width, height, fps = cam.stream_profile or (0, 0, 0)
-        self.health.set_value("device", cam.description)
-        self.health.set_value("firmware", cam.firmware_version or "n/a")
-        self.health.set_value("depth profile", f"{width}x{height}x{fps}")
-        self.health.set_value("depth scale (m/unit)", f"{cam.depth_scale:.6g}")
+        self.health.set_value(K.DEVICE, cam.description)
+        self.health.set_value(K.FIRMWARE, cam.firmware_version or "n/a")
+        self.health.set_value(K.DEPTH_PROFILE, f"{width}x{height}x{fps}")
+        self.health.set_value(K.DEPTH_SCALE, f"{cam.depth_scale:.6g}")
         if cam.recording_path is not None:
-            self.health.set_value("recording to", str(cam.recording_path))
+            self.health.set_value(K.RECORDING_TO, str(cam.recording_path))
         wanted = cam.config.serial_no
         if isinstance(wanted, int) and cam.config.device is None and not cam.is_playback \
                 and cam.serial_no != str(wanted):
@@ -246,7 +247,7 @@ class CameraNode(DexterityNode):
         except CameraError as exc:
             self._last_connect_error = str(exc)
             delay = self.backoff.next_delay()
-            waiting = self.camera.frames_read == 0 and self.health.counters.get("reconnects", 0) == 0
+            waiting = self.camera.frames_read == 0 and self.health.counters.get(K.RECONNECTS, 0) == 0
             level = Level.WARN if waiting else Level.ERROR
             what = "waiting for the camera" if waiting else "camera lost"
             self.health.set_state(level, f"{what}: {exc}; retrying in {delay:.1f} s "
@@ -267,7 +268,7 @@ class CameraNode(DexterityNode):
             self.camera.disconnect()
             return
         except CameraError as exc:  # one unusable frame: report it; a lasting failure becomes a stall
-            self.bad_input("camera read", str(exc), Level.ERROR)
+            self.bad_input(K.CAMERA_READ, str(exc), Level.ERROR)
             self._wait(0.01)
         else:
             self._publish(reading)
@@ -281,7 +282,7 @@ class CameraNode(DexterityNode):
     def _reopen(self, level: Level, message: str) -> None:
         delay = self.backoff.next_delay()
         self._reopen_without_frames += 1
-        self.health.count("reconnects")
+        self.health.count(K.RECONNECTS)
         self.health.set_state(level, f"{message}; reopening in {delay:.1f} s")
         self.log_throttled("stall", level, f"{message}; reopening in {delay:.1f} s")
         if self.camera.is_connected:
@@ -298,16 +299,16 @@ class CameraNode(DexterityNode):
                                    recorded=reading.recorded, exposure_offset_ms=reading.exposure_offset_ms)
         lost = self.drops.update(reading.frame_number)
         if lost:
-            self.health.count("frames lost", lost)
-            self.bad_input("frame drop", f"{lost} depth frame(s) lost before frame #{reading.frame_number} "
+            self.health.count(K.FRAMES_LOST, lost)
+            self.bad_input(K.FRAME_DROP, f"{lost} depth frame(s) lost before frame #{reading.frame_number} "
                                          f"(device frame-number gap)")
         image = depth_to_image(reading.depth_m, stamp, CAMERA_FRAME)
         info = intrinsics_to_camera_info(reading.intrinsics, stamp, CAMERA_FRAME)
         self._image_pub.publish(image)
         self._info_pub.publish(info)
-        self.health.tick("depth")
-        self.health.count("frames published")
-        self.health.latency("frame stamp -> publish", (self.now_ns() - stamp) / 1e6)
+        self.health.tick(K.DEPTH)
+        self.health.count(K.FRAMES_PUBLISHED)
+        self.health.latency(K.STAMP_TO_PUBLISH, (self.now_ns() - stamp) / 1e6)
         self._last_frame_mono = time.monotonic()
         if self._reopen_without_frames or self.backoff.attempts:
             self._reopen_without_frames = 0
@@ -315,11 +316,11 @@ class CameraNode(DexterityNode):
             width, height, fps = self.camera.stream_profile or (0, 0, 0)
             self.health.set_state(Level.OK, f"streaming {width}x{height}@{fps} from {self.camera.description}")
             self.get_logger().info(f"depth frames flowing again from {self.camera.description}")
-        if self.health.values.get("timestamp domain") != reading.domain.value:
-            self.health.set_value("timestamp domain", reading.domain.value)
-        if self.stamper.method is not None and self.health.values.get("stamp method") != self.stamper.method.value:
-            self.health.set_value("stamp method", self.stamper.method.value)
-        self.health.set_value("image size", f"{reading.intrinsics.width}x{reading.intrinsics.height}")
+        if self.health.values.get(K.TIMESTAMP_DOMAIN) != reading.domain.value:
+            self.health.set_value(K.TIMESTAMP_DOMAIN, reading.domain.value)
+        if self.stamper.method is not None and self.health.values.get(K.STAMP_METHOD) != self.stamper.method.value:
+            self.health.set_value(K.STAMP_METHOD, self.stamper.method.value)
+        self.health.set_value(K.IMAGE_SIZE, f"{reading.intrinsics.width}x{reading.intrinsics.height}")
 
     # ----------------------------------------------------------- shutdown
     def destroy_node(self) -> None:

@@ -22,38 +22,32 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
-from .. import conversions, topics
+from ..ros import conversions
+from .. import topics
 from ..config import ConfigError, param
+from ..diagnostic_keys import Hand as K
 from ..diagnostics import Level
-from ..hand import (COMMANDING, STATE_LEVEL, FeedbackDecoder, FeedbackMismatch, HandController,
+from ..hand import (COMMANDING, STATE_LEVEL, DriverProfileConfig, FeedbackDecoder, FeedbackMismatch, HandController,
                     HandState, JitterMeter, SafetyLimits, SafetyTables, TargetDecoder, WatchdogConfig,
                     load_safety_tables, make_profile)
 from ..hand.driver_check import RobotDescriptionError, check_ros2_control_mapping
 from ..hand.safety import PER_JOINT_TABLES, SCALAR_KEYS
 from ..hand_model import default_hand
-from .ros_common import DexterityNode, qos_profile, run_node
+from ..ros.common import DexterityNode, qos_profile, run_node
 
 
 @dataclass(frozen=True)
-class HandNodeConfig:
-    """hand_node parameters, all read-only: a safety node changes behaviour only on restart."""
+class HandNodeConfig(DriverProfileConfig):
+    """hand_node parameters, all read-only: a safety node changes behaviour only on restart.
 
-    driver_profile: Literal["allegro_v4", "ros2_control", "leap"] = param(
-        "allegro_v4", "driver protocol: allegro_v4 | ros2_control | leap (topics in docs/hand.md)", read_only=True)
-    ros2_control_finger_digits: tuple[str, ...] = param(
-        [], "ros2_control: finger of each joint-name digit, e.g. [th, ff, mf, rf] means ah_joint0X are the "
-        "thumb's joints; empty: the robot description's drivers.ros2_control.finger_digits ([th, ff, mf, rf], "
-        "as in the vendor's allegro_hand_ros2)", read_only=True)
+    The driver-profile parameters (driver_profile, ros2_control_*, leap_feedback_topic) come from
+    :class:`~dexterity_ros.hand.profiles.DriverProfileConfig`, shared with the driver stand-ins.
+    """
+
     robot_description_check: Literal["require", "if_published", "off"] = param(
         "require", "ros2_control: compare the driver's /robot_description joint limits and finger origins with "
         "the finger-digit mapping before enabling: require (refuse to enable until it arrived and matches), "
         "if_published (check only if it arrives), off", read_only=True)
-    ros2_control_joint_names: tuple[str, ...] = param(
-        [], "ros2_control: the controller's configured joint order (empty: ah_joint00..ah_joint33 ascending)",
-        read_only=True)
-    leap_feedback_topic: str = param(
-        "", "leap: JointState topic with LEAP-embodiment positions by index; empty: poll the LEAP node's "
-        "leap_position service (needs the leap_hand interface package)", read_only=True)
     leap_poll_hz: float = param(30.0, "leap: leap_position service polls per second (LEAP advises < 90)",
                                 min=1.0, max=90.0, read_only=True)
     command_rate_hz: float = param(100.0, "commands per second sent to the driver (independent of the policy rate)",
@@ -98,8 +92,7 @@ class HandNode(DexterityNode):
         super().__init__("hand_node", HandNodeConfig, **kwargs)
         cfg: HandNodeConfig = self.config
         self.hand = default_hand()
-        self.profile = make_profile(cfg.driver_profile, self.hand, cfg.ros2_control_finger_digits,
-                                    cfg.ros2_control_joint_names, cfg.leap_feedback_topic)
+        self.profile = make_profile(cfg, self.hand)
         limits = SafetyLimits.from_tables(self.declare_safety_tables(), self.hand, cfg.velocity_scale)
         self.reject_unknown_parameters()   # before anything talks to the driver
         period = 1.0 / cfg.command_rate_hz
@@ -142,9 +135,9 @@ class HandNode(DexterityNode):
         # Commands run on the steady clock: a paused or replayed /clock must not stop the watchdog.
         self.create_timer(period, self.on_command_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
-        self.health.set_value("driver profile", self.profile.name)
-        self.health.set_value("command topic", cmd.name)
-        self.health.set_value("feedback", self.profile.feedback_topic.name if self.profile.feedback_topic
+        self.health.set_value(K.DRIVER_PROFILE, self.profile.name)
+        self.health.set_value(K.COMMAND_TOPIC, cmd.name)
+        self.health.set_value(K.FEEDBACK, self.profile.feedback_topic.name if self.profile.feedback_topic
                               else f"service {self.profile.feedback_service}")
         self._publish_state_health()
         self.get_logger().info(
@@ -168,7 +161,7 @@ class HandNode(DexterityNode):
             for joint in self.hand.joint_names:
                 default = float(defaults.get(joint, fallback.get(table, 0.0)))
                 descriptor = ParameterDescriptor(description=descriptions[table].format(j=joint), read_only=True)
-                value = self.declare_parameter(f"{table}.{joint}", default, descriptor).value
+                value = self.declare_typed_parameter(f"{table}.{joint}", default, descriptor)
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ConfigError(f"node 'hand_node' parameter '{table}.{joint}' must be a number, got {value!r}")
                 flat[f"{table}.{joint}"] = float(value)
@@ -187,7 +180,7 @@ class HandNode(DexterityNode):
                 "check ros2_control_finger_digits; set robot_description_check: if_published or off to skip)",
                 time.monotonic())
         self.create_subscription(String, topic.name, self.on_robot_description, qos_profile(topic))
-        self.health.set_value("finger-digit check", f"waiting for {topic.name} ({mode})")
+        self.health.set_value(K.FINGER_DIGIT_CHECK, f"waiting for {topic.name} ({mode})")
 
     def on_robot_description(self, msg: String) -> None:
         t = time.monotonic()
@@ -198,10 +191,10 @@ class HandNode(DexterityNode):
             problem = f"cannot check ros2_control_finger_digits: {exc}"
         self.controller.set_enable_blocker("robot_description", problem, t)
         if problem:
-            self.bad_input("finger-digit check", problem, Level.ERROR)
-            self.health.set_value("finger-digit check", "MISMATCH: enabling is refused")
+            self.bad_input(K.FINGER_DIGIT_CHECK, problem, Level.ERROR)
+            self.health.set_value(K.FINGER_DIGIT_CHECK, "MISMATCH: enabling is refused")
         else:
-            self.health.set_value("finger-digit check", f"ok ({verdict.compared} joints match the driver's "
+            self.health.set_value(K.FINGER_DIGIT_CHECK, f"ok ({verdict.compared} joints match the driver's "
                                   "robot_description)")
             self.get_logger().info("ros2_control finger-digit mapping matches the driver's robot_description")
         self._after_state_change()
@@ -249,13 +242,13 @@ class HandNode(DexterityNode):
         try:
             response = future.result()
         except Exception as exc:  # noqa: BLE001 - a failed poll is missing feedback, not a crash
-            self.bad_input("bad feedback", f"leap_position call failed: {exc!r}", Level.ERROR)
+            self.bad_input(K.BAD_FEEDBACK, f"leap_position call failed: {exc!r}", Level.ERROR)
             return
         if response is None:
             return
         positions = np.asarray(response.position, dtype=np.float64)
         if not np.all(np.isfinite(positions)):
-            self.bad_input("bad feedback", "leap_position returned NaN/inf", Level.ERROR)
+            self.bad_input(K.BAD_FEEDBACK, "leap_position returned NaN/inf", Level.ERROR)
             return
         self._handle_feedback([], positions, None, self.now_ns())
 
@@ -268,7 +261,7 @@ class HandNode(DexterityNode):
             else:
                 names, positions = conversions.joint_state_to_arrays(msg)
         except conversions.MessageError as exc:
-            self.bad_input("bad feedback", f"driver feedback rejected: {exc}", Level.ERROR)
+            self.bad_input(K.BAD_FEEDBACK, f"driver feedback rejected: {exc}", Level.ERROR)
             return
         stamp = conversions.stamp_to_ns(msg.header.stamp) or self.now_ns()
         self._handle_feedback(names, positions, conversions.joint_state_velocities(msg), stamp)
@@ -279,16 +272,16 @@ class HandNode(DexterityNode):
             decoded = self.feedback_decoder.decode(names, positions, velocities)
         except FeedbackMismatch as exc:
             self.controller.feedback_mismatch(str(exc), t)
-            self.bad_input("feedback name mismatch", f"{exc}: enabling is refused", Level.ERROR)
+            self.bad_input(K.FEEDBACK_NAME_MISMATCH, f"{exc}: enabling is refused", Level.ERROR)
             self._after_state_change()
             return
         self.controller.feedback(decoded.positions, t)
         implausible = self.controller.feedback_problem(t)
         if implausible:
-            self.bad_input("implausible feedback", f"{implausible}: enabling is refused", Level.ERROR)
+            self.bad_input(K.IMPLAUSIBLE_FEEDBACK, f"{implausible}: enabling is refused", Level.ERROR)
             self._after_state_change()
         self._feedback_messages += 1
-        self.health.tick("driver feedback")
+        self.health.tick(K.DRIVER_FEEDBACK)
         if self.joint_state_pub is not None:
             self.joint_state_pub.publish(conversions.arrays_to_joint_state(
                 self.hand.joint_names, decoded.positions, stamp_ns, decoded.velocities))
@@ -296,16 +289,16 @@ class HandNode(DexterityNode):
     # ------------------------------------------------------------ policy
     def on_target(self, msg: JointState) -> None:
         t = time.monotonic()
-        self.health.tick("policy targets")
+        self.health.tick(K.POLICY_TARGETS)
         try:
             q = self.targets.decode(msg.name, msg.position)
         except (FeedbackMismatch, ValueError) as exc:
             self.controller.counters.targets_rejected += 1
-            self.bad_input("target rejected", f"policy target rejected: {exc}")
+            self.bad_input(K.TARGET_REJECTED, f"policy target rejected: {exc}")
             return
         verdict = self.controller.target(q, t)
         if not verdict.accepted:
-            self.bad_input("target rejected", f"policy target rejected: {verdict.message}")
+            self.bad_input(K.TARGET_REJECTED, f"policy target rejected: {verdict.message}")
             return
         # the target's stamp is the depth frame it came from: measure frame -> first command
         self._pending_target_stamp = conversions.stamp_to_ns(msg.header.stamp) or None
@@ -363,9 +356,9 @@ class HandNode(DexterityNode):
         out = self.controller.tick(t, prompt=prompt)
         if out.command is not None:
             self._send(out.command)
-            self.health.tick("commands")
+            self.health.tick(K.COMMANDS)
             if self._pending_target_stamp is not None:
-                self.health.latency("target stamp -> command", (self.now_ns() - self._pending_target_stamp) * 1e-6)
+                self.health.latency(K.TARGET_TO_COMMAND, (self.now_ns() - self._pending_target_stamp) * 1e-6)
                 self._pending_target_stamp = None
         self._after_state_change()
 
@@ -416,26 +409,26 @@ class HandNode(DexterityNode):
             level, message = Level.ERROR, f"{state.value}: leap feedback unavailable (leap_hand interface missing)"
         self.health.set_state(level, message)
         counters = c.counters
-        self.health.set_value("state", state.value)
-        self.health.set_value("state reason", c.state_reason)
-        self.health.set_value("commands sent", counters.commands_sent)
-        self.health.set_value("targets accepted", counters.targets_accepted)
-        self.health.set_value("targets rejected", counters.targets_rejected)
-        self.health.set_value("clamps", counters.clamps)
-        self.health.set_value("rate limits hit", counters.rate_limits_hit)
-        self.health.set_value("watchdog trips", counters.watchdog_trips)
-        self.health.set_value("late ticks", counters.late_ticks)
-        self.health.set_value("prompt commands", self._prompt_commands)
-        self.health.set_value("limit violations", counters.limit_violations)
-        self.health.set_value("estops", counters.estops)
-        self.health.set_value("feedback messages", self._feedback_messages)
+        self.health.set_value(K.STATE, state.value)
+        self.health.set_value(K.STATE_REASON, c.state_reason)
+        self.health.set_value(K.COMMANDS_SENT, counters.commands_sent)
+        self.health.set_value(K.TARGETS_ACCEPTED, counters.targets_accepted)
+        self.health.set_value(K.TARGETS_REJECTED, counters.targets_rejected)
+        self.health.set_value(K.CLAMPS, counters.clamps)
+        self.health.set_value(K.RATE_LIMITS_HIT, counters.rate_limits_hit)
+        self.health.set_value(K.WATCHDOG_TRIPS, counters.watchdog_trips)
+        self.health.set_value(K.LATE_TICKS, counters.late_ticks)
+        self.health.set_value(K.PROMPT_COMMANDS, self._prompt_commands)
+        self.health.set_value(K.LIMIT_VIOLATIONS, counters.limit_violations)
+        self.health.set_value(K.ESTOPS, counters.estops)
+        self.health.set_value(K.FEEDBACK_MESSAGES, self._feedback_messages)
         jitter = self.jitter.summary_ms()
-        self.health.set_value("command timer rate (Hz)", f"{jitter['rate_hz']:.1f}")
-        self.health.set_value("command jitter p50 (ms)", f"{jitter['p50']:.3f}")
-        self.health.set_value("command jitter p99 (ms)", f"{jitter['p99']:.3f}")
-        self.health.set_value("command jitter max (ms)", f"{jitter['max']:.3f}")
+        self.health.set_value(K.COMMAND_TIMER_RATE, f"{jitter['rate_hz']:.1f}")
+        self.health.set_value(K.COMMAND_JITTER_P50, f"{jitter['p50']:.3f}")
+        self.health.set_value(K.COMMAND_JITTER_P99, f"{jitter['p99']:.3f}")
+        self.health.set_value(K.COMMAND_JITTER_MAX, f"{jitter['max']:.3f}")
         if c.last_violation:
-            self.health.set_value("last limit violation", c.last_violation)
+            self.health.set_value(K.LAST_LIMIT_VIOLATION, c.last_violation)
 
     def publish_diagnostics(self) -> None:
         self._publish_state_health()

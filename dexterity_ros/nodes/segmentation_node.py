@@ -13,18 +13,20 @@ from dataclasses import dataclass
 
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
-from .. import conversions, topics
+from ..ros import conversions
+from .. import topics
 from ..camera_model import Intrinsics, IntrinsicsError
 from ..config import ConfigError, param
+from ..diagnostic_keys import Segmentation as K
 from ..diagnostics import Level
 from ..extrinsics import load_extrinsic
 from ..geometry import TransformError
 from ..hand_model import JointNameError, default_hand
-from ..joint_buffer import JointStateBuffer
+from ..joint_buffer import JointStateBuffer, PairOutcome, Released, StampPairing
 from ..paths import config_path
 from ..calibration import HandAlignment
 from ..perception import ObjectCloudExtractor, load_perception_config
-from .ros_common import DexterityNode, qos_profile, run_node
+from ..ros.common import DexterityNode, qos_profile, run_node
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,10 @@ class SegmentationNode(DexterityNode):
         self.extractor = ObjectCloudExtractor(self.perception)
         self.joints = JointStateBuffer()
         self.intrinsics: Intrinsics | None = None
-        self._pending: tuple[Image, float] | None = None
         self._info_stamp = -1
+        # Topics arrive independently: a frame waits (up to joint_state_wait) for its camera_info
+        # and for the joint state measured with it, then goes ahead with what is there.
+        self.pairing: StampPairing[Image] = StampPairing(self._ready, cfg.joint_state_wait)
 
         self.cloud_pub = self.create_publisher(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD))
         self.create_subscription(Image, topics.DEPTH_IMAGE.name, self.on_depth, qos_profile(topics.DEPTH_IMAGE))
@@ -67,8 +71,8 @@ class SegmentationNode(DexterityNode):
         self.create_timer(0.01, self.flush_pending)
         if cfg.publish_tf_static:
             self.publish_extrinsic()
-        self.health.set_value("perception config hash", self.perception.config_hash())
-        self.health.set_value("num_points", self.perception.num_points)
+        self.health.set_value(K.PERCEPTION_CONFIG_HASH, self.perception.config_hash())
+        self.health.set_value(K.NUM_POINTS, self.perception.num_points)
         self.get_logger().info(
             f"segmentation ready: N={self.perception.num_points}, perception hash "
             f"{self.perception.config_hash()}, extrinsic {self.extrinsic.parent_frame}<-{self.extrinsic.child_frame}")
@@ -78,7 +82,7 @@ class SegmentationNode(DexterityNode):
         try:
             from tf2_msgs.msg import TFMessage
         except ImportError:
-            self.bad_input("tf_static", "tf2_msgs is not installed: /tf_static not published "
+            self.bad_input(K.TF_STATIC, "tf2_msgs is not installed: /tf_static not published "
                            "(run `make venv` to build it)", Level.WARN)
             return
         self._tf_pub = self.create_publisher(TFMessage, topics.TF_STATIC.name, qos_profile(topics.TF_STATIC))
@@ -92,81 +96,74 @@ class SegmentationNode(DexterityNode):
         try:
             intrinsics = conversions.camera_info_to_intrinsics(msg)
         except conversions.MessageError as exc:
-            self.bad_input("bad camera_info", str(exc), Level.ERROR)
+            self.bad_input(K.BAD_CAMERA_INFO, str(exc), Level.ERROR)
             return
         self.intrinsics = intrinsics
         self._info_stamp = conversions.stamp_to_ns(msg.header.stamp)
-        self._try_pending()
+        self.flush_pending()
 
     def on_joints(self, msg: JointState) -> None:
         try:
             names, positions = conversions.joint_state_to_arrays(msg)
             q = self.hand.to_canonical(names, positions)
         except (conversions.MessageError, JointNameError) as exc:
-            self.bad_input("bad joint_state", f"joint state rejected: {exc}")
+            self.bad_input(K.BAD_JOINT_STATE, f"joint state rejected: {exc}")
             return
         self.joints.add(conversions.stamp_to_ns(msg.header.stamp), q)
-        self._try_pending()
+        self.flush_pending()
 
-    def _ready(self, frame: Image) -> bool:
+    def _ready(self, stamp: int) -> bool:
         """The frame's own camera_info and a joint state at (or after) its stamp have arrived."""
-        stamp = conversions.stamp_to_ns(frame.header.stamp)
         return (self.intrinsics is not None and self._info_stamp >= stamp
                 and self.joints.has_at_or_after(stamp))
 
-    def _try_pending(self) -> None:
-        if self._pending is not None and self._ready(self._pending[0]):
-            frame, since = self._pending
-            self._pending = None
-            self.health.latency("wait for joint state / camera_info", (time.monotonic() - since) * 1e3)
-            self.process(frame)
-
     def on_depth(self, msg: Image) -> None:
-        # Topics arrive independently: a frame waits (up to joint_state_wait) for its camera_info
-        # and for the joint state measured with it, then goes ahead with what is there.
-        self.health.tick("depth frames")
-        if self._ready(msg) or self.config.joint_state_wait <= 0:
-            self.process(msg)
-            return
-        if self._pending is not None:
-            self.health.count("frames superseded while waiting for joint state or camera_info")
-            self.flush_pending(force=True)
-        self._pending = (msg, time.monotonic())
+        self.health.tick(K.DEPTH_FRAMES)
+        for released in self.pairing.offer(msg, conversions.stamp_to_ns(msg.header.stamp)):
+            self._release(released)
 
-    def flush_pending(self, force: bool = False) -> None:
-        if self._pending is not None and (force or time.monotonic() - self._pending[1] >= self.config.joint_state_wait):
-            frame, since = self._pending
-            self._pending = None
-            self.health.count("frames processed without their joint state / camera_info")
-            self.health.latency("wait for joint state / camera_info", (time.monotonic() - since) * 1e3)
-            self.process(frame)
+    def flush_pending(self) -> None:
+        """The waiting frame, once its inputs arrived (called on each) or its wait ran out (10 ms timer)."""
+        self._release(self.pairing.poll())
+
+    def _release(self, released: Released[Image] | None) -> None:
+        """Process a frame the pairing let go; a frame that waited in vain goes ahead with the latest inputs."""
+        if released is None:
+            return
+        if released.outcome is PairOutcome.SUPERSEDED:
+            self.health.count(K.FRAMES_SUPERSEDED)
+        if released.outcome in (PairOutcome.SUPERSEDED, PairOutcome.TIMED_OUT):
+            self.health.count(K.FRAMES_WITHOUT_INPUTS)
+        if released.outcome is not PairOutcome.AT_ONCE:
+            self.health.latency(K.WAIT_FOR_INPUTS, released.waited_s * 1e3)
+        self.process(released.item)
 
     # ------------------------------------------------------------ work
     def process(self, msg: Image) -> None:
         t0 = time.perf_counter()
         if self.intrinsics is None:
-            self.bad_input("no camera_info", "depth frame dropped: no valid camera_info received yet")
+            self.bad_input(K.NO_CAMERA_INFO, "depth frame dropped: no valid camera_info received yet")
             return
         try:
             frame = conversions.image_to_depth(msg)
         except conversions.MessageError as exc:
-            self.bad_input("bad depth", f"depth frame rejected: {exc}", Level.ERROR)
+            self.bad_input(K.BAD_DEPTH, f"depth frame rejected: {exc}", Level.ERROR)
             return
         try:
             self.intrinsics.check_image(frame.depth.shape)
         except IntrinsicsError as exc:
-            self.bad_input("depth size mismatch", f"depth frame rejected: {exc}", Level.ERROR)
+            self.bad_input(K.DEPTH_SIZE_MISMATCH, f"depth frame rejected: {exc}", Level.ERROR)
             return
         if frame.invalid_values:
-            self.health.count("non-finite depth values", frame.invalid_values)
+            self.health.count(K.NON_FINITE_DEPTH, frame.invalid_values)
         joints = self.joints.nearest(frame.stamp_ns)
         if joints is None:
-            self.bad_input("no joint state", "depth frame dropped: no joint state received yet "
+            self.bad_input(K.NO_JOINT_STATE, "depth frame dropped: no joint state received yet "
                            "(hand points cannot be removed)")
             return
         offset_s = abs(joints.stamp_ns - frame.stamp_ns) * 1e-9
         if offset_s > self.config.max_joint_state_offset:
-            self.bad_input("joint state too old",
+            self.bad_input(K.JOINT_STATE_TOO_OLD,
                            f"depth frame dropped: nearest joint state is {offset_s * 1e3:.0f} ms from the frame "
                            f"(max_joint_state_offset {self.config.max_joint_state_offset * 1e3:.0f} ms)")
             return
@@ -174,29 +171,29 @@ class SegmentationNode(DexterityNode):
             result = self.extractor.extract_next(frame.depth, self.intrinsics, self.extrinsic.matrix,
                                                  joints.positions)
         except (IntrinsicsError, TransformError, ValueError) as exc:
-            self.bad_input("segmentation error", f"segmentation failed: {exc}", Level.ERROR)
+            self.bad_input(K.SEGMENTATION_ERROR, f"segmentation failed: {exc}", Level.ERROR)
             return
-        self.health.latency("segmentation", result.timings_ms["total"])
+        self.health.latency(K.SEGMENTATION, result.timings_ms["total"])
         self.report_alignment(result.alignment)
         counts = result.counts
-        self.health.set_value("last frame points",
+        self.health.set_value(K.LAST_FRAME_POINTS,
                               f"{counts.get('object_points', 0)} object, {counts.get('hand_removed', 0)} hand "
                               f"removed, {counts.get('contact_regrown', 0)} taken back at contacts, "
                               f"{counts.get('outliers_removed', 0)} outliers")
         if not result.ok:
             if frame.invalid_values:
-                self.bad_input("no object (NaN/inf depth)",
+                self.bad_input(K.NO_OBJECT_NON_FINITE,
                                f"no cloud published: {frame.invalid_values} of {frame.depth.size} depth values "
                                f"were NaN/inf; {result.reason}")
             else:
-                self.bad_input("no object", f"no cloud published: {result.reason}")
+                self.bad_input(K.NO_OBJECT, f"no cloud published: {result.reason}")
             return
         cloud = conversions.points_to_pointcloud2(result.points, frame.stamp_ns, self.extrinsic.parent_frame)
         self.cloud_pub.publish(cloud)
-        self.health.tick("clouds")
-        self.health.count("clouds published")
-        self.health.latency("callback", (time.perf_counter() - t0) * 1e3)
-        self.health.latency("frame age at publish", (self.now_ns() - frame.stamp_ns) * 1e-6)
+        self.health.tick(K.CLOUDS)
+        self.health.count(K.CLOUDS_PUBLISHED)
+        self.health.latency(K.CALLBACK, (time.perf_counter() - t0) * 1e3)
+        self.health.latency(K.FRAME_AGE, (self.now_ns() - frame.stamp_ns) * 1e-6)
 
 
     def report_alignment(self, alignment: HandAlignment | None) -> None:
@@ -204,16 +201,16 @@ class SegmentationNode(DexterityNode):
         if alignment is None:
             return
         if alignment.ok:
-            self.health.set_value("hand alignment", f"{alignment.translation_mm:.1f} mm, {alignment.rotation_deg:.2f} deg "
+            self.health.set_value(K.HAND_ALIGNMENT, f"{alignment.translation_mm:.1f} mm, {alignment.rotation_deg:.2f} deg "
                                                     f"(fit rms {alignment.rms_mm:.2f} mm)")
             if alignment.translation_mm > 20.0 or alignment.rotation_deg > 2.0:
-                self.health.problem("extrinsic off", Level.WARN,
+                self.health.problem(K.EXTRINSIC_OFF, Level.WARN,
                                     f"the hand model needs a {alignment.translation_mm:.0f} mm / "
                                     f"{alignment.rotation_deg:.1f} deg correction to fit the depth: check the "
                                     "camera->palm extrinsic (dexterity-ros calib-check)")
         else:
-            self.health.count("hand alignment failed")
-            self.health.problem("hand alignment", Level.WARN,
+            self.health.count(K.HAND_ALIGNMENT_FAILED)
+            self.health.problem(K.HAND_ALIGNMENT, Level.WARN,
                                 f"hand model not aligned ({alignment.reason}); hand removal used the calibrated "
                                 "extrinsic as is")
 

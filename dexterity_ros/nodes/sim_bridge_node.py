@@ -7,7 +7,7 @@ runs on training data. Header stamps are remapped onto the node's clock
 on a live robot.
 
 Live mode runs the randomized MuJoCo simulation instead (see
-:mod:`dexterity_ros.nodes.sim_live`): it publishes camera and driver
+:mod:`dexterity_ros.ros.sim_live`): it publishes camera and driver
 feedback, consumes the hand driver's commands and reports task metrics.
 """
 from __future__ import annotations
@@ -21,20 +21,24 @@ from typing import Literal
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
 
-from .. import conversions, topics
-from ..bags.episode import EPISODE_TOPICS, PRIVILEGED_TOPICS, bag_topic
-from ..bags.io import BagError, BagReader, deserialize, message_class
+from ..ros import conversions
+from .. import topics
+from ..ros.bags.episode import EPISODE_TOPICS, PRIVILEGED_TOPICS, bag_topic
+from ..bags.io import BagError, BagReader
+from ..ros.messages import deserialize, message_class
 from ..bags.replay import ReplayOptions, ReplaySchedule
 from ..config import ConfigError, param
+from ..diagnostic_keys import SimBridge as K
 from ..diagnostics import Level
-from .ros_common import DexterityNode, qos_profile, run_node
+from ..hand.profiles import DriverProfileConfig
+from ..ros.common import DexterityNode, qos_profile, run_node
 
-RECORDED_TARGETS = topics.Topic("sim/recorded_targets", topics.JOINT_TARGETS.type_name, topics.QosClass.RELIABLE,
-                                "the joint targets recorded in the episode (for parity checks)")
 
 
 @dataclass(frozen=True)
-class SimBridgeConfig:
+class SimBridgeConfig(DriverProfileConfig):
+    """Replay and live-mode parameters; live mode's hand speaks the driver profile (DriverProfileConfig)."""
+
     mode: Literal["replay", "live"] = param("replay", "replay: publish an episode bag; live: run the randomized "
                                                       "MuJoCo simulation in the loop", read_only=True)
     bag_path: str = param("", "episode bag directory (empty: the built-in demo episode, generated on first use)")
@@ -57,14 +61,6 @@ class SimBridgeConfig:
     randomization_config: str = param("", "live: randomization YAML (empty: config/randomization.yaml)")
     seed: int = param(0, "live: seed of the episode sequence", min=0)
     real_time_factor: float = param(1.0, "live: simulated seconds per wall-clock second", min=0.01, max=100.0)
-    driver_profile: Literal["allegro_v4", "ros2_control", "leap"] = param(
-        "allegro_v4", "live: hand driver protocol the simulated hand speaks")
-    ros2_control_finger_digits: tuple[str, ...] = param(
-        [], "live, ros2_control: finger of each joint-name digit; empty: the robot description's "
-        "drivers.ros2_control.finger_digits ([th, ff, mf, rf], the vendor driver's)")
-    ros2_control_joint_names: tuple[str, ...] = param([], "live, ros2_control: controller joint order "
-                                                          "(empty: ascending names)")
-    leap_feedback_topic: str = param("leap_joint_states", "live, leap: topic of LEAP positions by index")
     feedback_rate_hz: float = param(100.0, "live: driver feedback messages per second", min=1.0, max=1000.0)
     # live mode, fault injection (runtime switches; dexterity-ros hil)
     fault_camera_pause: bool = param(False, "live, fault: publish no depth/camera_info while true (runtime)")
@@ -104,7 +100,7 @@ class SimBridgeNode(DexterityNode):
         super().__init__("sim_bridge_node", SimBridgeConfig, **kwargs)
         self.live = None
         if self.config.mode == "live":
-            from .sim_live import LiveSimulation
+            from ..ros.sim_live import LiveSimulation
             self.live = LiveSimulation(self, self.config)
             return
         self._init_replay(self.config)
@@ -129,7 +125,7 @@ class SimBridgeNode(DexterityNode):
             if topic is topics.JOINT_TARGETS:
                 if not cfg.publish_recorded_targets:
                     continue
-                out = RECORDED_TARGETS
+                out = topics.RECORDED_TARGETS
             self.routes[name] = (out, self.create_publisher(message_class(out.type_name), out.name, qos_profile(out)))
         missing = [bag_topic(t) for t in (topics.DEPTH_IMAGE, topics.DEPTH_INFO, topics.JOINT_STATES)
                    if bag_topic(t) not in present]
@@ -137,7 +133,7 @@ class SimBridgeNode(DexterityNode):
             raise ConfigError(f"episode bag {path} lacks required topics {missing}")
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK.name, qos_profile(topics.CLOCK)) \
             if cfg.publish_clock else None
-        self.health.set_value("bag", path)
+        self.health.set_value(K.BAG, path)
         self.frames = 0
         self.finished = threading.Event()
         self._stop = threading.Event()
@@ -185,15 +181,15 @@ class SimBridgeNode(DexterityNode):
                     if self._stop.wait(delay):
                         return
                 elif delay < -0.05:
-                    self.health.count("late messages (>50 ms)")
+                    self.health.count(K.LATE_MESSAGES)
                 if due.message.topic == self._depth_topic:
-                    self.health.latency("publish lag behind schedule", max(-delay, 0.0) * 1e3)
+                    self.health.latency(K.PUBLISH_LAG, max(-delay, 0.0) * 1e3)
                 self._publish(due, origin_ns)
         except BagError as exc:
-            self.bad_input("bag read error", f"replay stopped: {exc}", Level.ERROR)
+            self.bad_input(K.BAG_READ_ERROR, f"replay stopped: {exc}", Level.ERROR)
         except Exception as exc:  # keep the node alive and say why replay stopped
             if not self._stop.is_set():
-                self.bad_input("replay error", f"replay stopped: {exc!r}", Level.ERROR)
+                self.bad_input(K.REPLAY_ERROR, f"replay stopped: {exc!r}", Level.ERROR)
             return
         self.finished.set()
         self.health.set_state(Level.OK, "replay finished")
@@ -209,7 +205,7 @@ class SimBridgeNode(DexterityNode):
         try:
             msg = deserialize(due.message.data, due.message.type_name)
         except Exception as exc:
-            self.bad_input("undecodable message", f"skipped a {due.message.type_name} message: {exc}")
+            self.bad_input(K.UNDECODABLE_MESSAGE, f"skipped a {due.message.type_name} message: {exc}")
             return
         restamped_ns = None
         if hasattr(msg, "header"):
@@ -222,9 +218,9 @@ class SimBridgeNode(DexterityNode):
         publisher.publish(msg)
         if topic is topics.DEPTH_IMAGE:
             self.frames += 1
-            self.health.tick("frames")
-            self.health.count("frames replayed")
-            self.health.set_value("loop", due.loop_index)
+            self.health.tick(K.FRAMES)
+            self.health.count(K.FRAMES_REPLAYED)
+            self.health.set_value(K.LOOP, due.loop_index)
         if self.clock_pub is not None and restamped_ns is not None:
             self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(restamped_ns)))
 

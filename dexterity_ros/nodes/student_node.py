@@ -12,66 +12,28 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
-from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import QuaternionStamped
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import JointState, PointCloud2
 
-from .. import conversions, topics
-from ..config import ConfigError, param, to_dict
+from ..ros import conversions
+from .. import topics
+from ..config import ConfigError, to_dict
+from ..diagnostic_keys import Student as K
 from ..diagnostics import Level
 from ..hand_model import JointNameError, default_hand
-from ..joint_buffer import JointStateBuffer
-from ..paths import models_path
-from ..perception import load_perception_config
+from ..joint_buffer import JointStateBuffer, PairOutcome, Released, StampPairing
 from ..policy.contract import PolicyError
 from ..policy.inputs import RateGate, staleness
-from ..policy.runtime import (GoalError, PolicyRuntime, RuntimeOptions, StepStatus, load_point_set,
-                              normalize_goal)
-from .ros_common import DexterityNode, NodeExit, qos_profile, run_node
-
-DEFAULT_MODEL = "student.onnx"
-
-
-@dataclass(frozen=True)
-class StudentNodeConfig:
-    model_path: str = param("", "ONNX student carrying a policy contract (empty: the packaged models/student.onnx); "
-                                "a change is validated before the model is swapped")
-    intra_op_threads: int = param(1, "onnxruntime intra-op threads (use the simulator's value for bit-identical "
-                                     "actions)", min=1, max=64)
-    max_input_age: float = param(0.2, "s; a cloud or joint state older than this (node clock) produces no action",
-                                 min=0.0)
-    stamp_tolerance: float = param(0.05, "s; max |cloud stamp - paired joint state stamp| before the pair counts "
-                                         "as stale", min=0.0)
-    joint_state_wait: float = param(0.03, "s to wait for a joint state at or after the cloud stamp before pairing "
-                                          "with the nearest older one", min=0.0, max=1.0)
-    reset_after_gap: float = param(0.5, "s; a gap between used inputs longer than this resets history and recurrent "
-                                        "state", min=0.0)
-    perception_config: str = param("", "perception YAML the contract's segmentation hash and point count must match "
-                                       "(empty: config/perception.yaml)")
-    allow_config_mismatch: bool = param(False, "run although the contract's segmentation hash or point count differ "
-                                               "from perception_config (logged as a warning)")
-    goal_points_path: str = param("", "canonical object points (.npy, (M, 3), metres) for contracts whose goal is "
-                                      "object points at the goal orientation")
-
+from ..policy.runtime import GoalError, StepStatus, normalize_goal
+from ..policy.student_config import StudentNodeConfig, build_runtime
+from ..ros.common import DexterityNode, NodeExit, qos_profile, run_node
 
 # fields whose change needs a new PolicyRuntime (validated before the swap)
 RUNTIME_FIELDS = ("model_path", "intra_op_threads", "reset_after_gap", "perception_config",
                   "allow_config_mismatch", "goal_points_path")
-
-
-def build_runtime(cfg: StudentNodeConfig) -> PolicyRuntime:
-    """Load and validate the model the config names; raises PolicyError/ConfigError with the reason."""
-    model = cfg.model_path or str(models_path(DEFAULT_MODEL))
-    perception = load_perception_config(cfg.perception_config or None)
-    goal_points = load_point_set(cfg.goal_points_path) if cfg.goal_points_path else None
-    options = RuntimeOptions(intra_op_threads=cfg.intra_op_threads, reset_after_gap_s=cfg.reset_after_gap,
-                             allow_config_mismatch=cfg.allow_config_mismatch)
-    return PolicyRuntime(model, hand=default_hand(), options=options, perception=perception,
-                         goal_points=goal_points)
 
 
 class StudentNode(DexterityNode):
@@ -86,7 +48,10 @@ class StudentNode(DexterityNode):
         self.gate = RateGate(self.runtime.contract.control_rate_hz)
         self.joints = JointStateBuffer()
         self.goal: np.ndarray | None = None
-        self._pending: tuple[np.ndarray, int, float] | None = None   # points, cloud stamp, arrival (monotonic)
+        # A cloud waits (up to joint_state_wait) for a joint state at or after its stamp, then is paired with
+        # the nearest older one; a newer cloud arriving meanwhile replaces it (the old one counts as skipped).
+        self.pairing: StampPairing[np.ndarray] = StampPairing(self.joints.has_at_or_after,
+                                                               self.config.joint_state_wait)
 
         self.target_pub = self.create_publisher(JointState, topics.JOINT_TARGETS.name,
                                                 qos_profile(topics.JOINT_TARGETS))
@@ -97,16 +62,16 @@ class StudentNode(DexterityNode):
         self.create_subscription(QuaternionStamped, topics.GOAL.name, self.on_goal, qos_profile(topics.GOAL))
         self.create_timer(0.01, self.flush_pending)
         self.add_on_set_parameters_callback(self.on_set_parameters)
-        for key in ("actions", "skipped", "stale", "nan_outputs"):
+        for key in (K.ACTIONS, K.SKIPPED, K.STALE, K.NAN_OUTPUTS):
             self.health.counters.setdefault(key, 0)
         self._announce_model()
 
     def _announce_model(self) -> None:
         rt = self.runtime
-        self.health.set_value("model", rt.source)
-        self.health.set_value("contract", f"{rt.contract.name or '(unnamed)'} v{rt.contract.contract_version}")
-        self.health.set_value("control rate (Hz)", f"{rt.contract.control_rate_hz:g}")
-        self.health.set_value("segmentation hash", rt.contract.segmentation_config_hash)
+        self.health.set_value(K.MODEL, rt.source)
+        self.health.set_value(K.CONTRACT, f"{rt.contract.name or '(unnamed)'} v{rt.contract.contract_version}")
+        self.health.set_value(K.CONTROL_RATE, f"{rt.contract.control_rate_hz:g}")
+        self.health.set_value(K.SEGMENTATION_HASH, rt.contract.segmentation_config_hash)
         for warning in rt.warnings:
             self.get_logger().warning(warning)
         self.get_logger().info(f"student ready: {rt.describe()}")
@@ -116,93 +81,91 @@ class StudentNode(DexterityNode):
         frame = msg.header.frame_id
         if frame not in ("", topics.PALM_FRAME):
             self.goal = None
-            self.bad_input("bad_goal", f"goal rejected: frame '{frame}' is not '{topics.PALM_FRAME}'; "
+            self.bad_input(K.BAD_GOAL, f"goal rejected: frame '{frame}' is not '{topics.PALM_FRAME}'; "
                            "no actions until a valid goal arrives")
             return
         try:
             goal = normalize_goal(conversions.quaternion_msg_to_wxyz(msg.quaternion))
         except GoalError as exc:
             self.goal = None
-            self.bad_input("bad_goal", f"goal rejected: {exc}; no actions until a valid goal arrives")
+            self.bad_input(K.BAD_GOAL, f"goal rejected: {exc}; no actions until a valid goal arrives")
             return
         self.goal = goal
-        self.health.set_value("goal (w, x, y, z)", np.array2string(goal, precision=3, separator=", "))
+        self.health.set_value(K.GOAL, np.array2string(goal, precision=3, separator=", "))
 
     def on_joints(self, msg: JointState) -> None:
         try:
             names, positions = conversions.joint_state_to_arrays(msg)
             q = self.hand.to_canonical(names, positions)
         except (conversions.MessageError, JointNameError) as exc:
-            self.bad_input("bad_joint_state", f"joint state rejected: {exc}")
+            self.bad_input(K.BAD_JOINT_STATE, f"joint state rejected: {exc}")
             return
-        stamp = conversions.stamp_to_ns(msg.header.stamp)
-        self.joints.add(stamp, q)
-        if self._pending is not None and stamp >= self._pending[1]:
-            points, cloud_stamp, _ = self._pending
-            self._pending = None
-            self.process(points, cloud_stamp)
+        self.joints.add(conversions.stamp_to_ns(msg.header.stamp), q)
+        self.flush_pending()
 
     def on_cloud(self, msg: PointCloud2) -> None:
-        self.health.tick("clouds")
+        self.health.tick(K.CLOUDS)
         stamp = conversions.stamp_to_ns(msg.header.stamp)
         if not self.gate.ready(stamp):
-            self.health.count("skipped")
+            self.health.count(K.SKIPPED)
             return
         expected_frame = self.runtime.contract.point_cloud.frame
         if msg.header.frame_id != expected_frame:
-            self.bad_input("bad_cloud", f"cloud rejected: frame '{msg.header.frame_id}', the contract's point "
+            self.bad_input(K.BAD_CLOUD, f"cloud rejected: frame '{msg.header.frame_id}', the contract's point "
                            f"cloud frame is '{expected_frame}'")
             return
         try:
             points = conversions.pointcloud2_to_points(msg, drop_invalid=False)
         except conversions.MessageError as exc:
-            self.bad_input("bad_cloud", f"cloud rejected: {exc}")
+            self.bad_input(K.BAD_CLOUD, f"cloud rejected: {exc}")
             return
-        if self.joints.has_at_or_after(stamp) or self.config.joint_state_wait <= 0:
-            self.process(points, stamp)
-            return
-        if self._pending is not None:
-            self.health.count("skipped")
-        self._pending = (points, stamp, time.monotonic())
+        for released in self.pairing.offer(points, stamp):
+            self._release(released)
 
     def flush_pending(self) -> None:
-        if self._pending is not None and time.monotonic() - self._pending[2] >= self.config.joint_state_wait:
-            points, stamp, _ = self._pending
-            self._pending = None
-            self.process(points, stamp)
+        """The waiting cloud, once its joint state arrived (called on each) or its wait ran out (10 ms timer)."""
+        self._release(self.pairing.poll())
+
+    def _release(self, released: Released[np.ndarray] | None) -> None:
+        if released is None:
+            return
+        if released.outcome is PairOutcome.SUPERSEDED:
+            self.health.count(K.SKIPPED)
+            return
+        self.process(released.item, released.stamp_ns)
 
     # -------------------------------------------------------------- work
     def process(self, points: np.ndarray, cloud_stamp: int) -> None:
         cfg = self.config
         joints = self.joints.nearest(cloud_stamp)
         if joints is None:
-            self.bad_input("stale", "no action: no joint state received yet")
+            self.bad_input(K.STALE, "no action: no joint state received yet")
             return
         reason = staleness(self.now_ns(), cloud_stamp, joints.stamp_ns, cfg.max_input_age, cfg.stamp_tolerance)
         if reason is not None:
-            self.bad_input("stale", f"no action: {reason}")
+            self.bad_input(K.STALE, f"no action: {reason}")
             return
         if self.goal is None:
-            self.bad_input("no_goal", f"no action: no valid goal on '{topics.GOAL.name}' yet")
+            self.bad_input(K.NO_GOAL, f"no action: no valid goal on '{topics.GOAL.name}' yet")
             return
         self.gate.mark(cloud_stamp)
         out = self.runtime.step(points, joints.positions, self.goal, cloud_stamp)
         if out.reset_reason is not None:
-            self.health.count("resets")
+            self.health.count(K.RESETS)
             self.get_logger().info(f"policy state reset: {out.reset_reason}")
         if out.target is None:
-            key = {StepStatus.NAN_OUTPUT: "nan_outputs", StepStatus.BAD_OUTPUT: "nan_outputs",
-                   StepStatus.BAD_POINTS: "bad_points", StepStatus.BAD_GOAL: "bad_goal",
-                   StepStatus.BAD_JOINTS: "bad_joint_state"}[out.status]
-            level = Level.ERROR if key == "nan_outputs" else Level.WARN
+            key = {StepStatus.NAN_OUTPUT: K.NAN_OUTPUTS, StepStatus.BAD_OUTPUT: K.NAN_OUTPUTS,
+                   StepStatus.BAD_POINTS: K.BAD_POINTS, StepStatus.BAD_GOAL: K.BAD_GOAL,
+                   StepStatus.BAD_JOINTS: K.BAD_JOINT_STATE}[out.status]
+            level = Level.ERROR if key == K.NAN_OUTPUTS else Level.WARN
             self.bad_input(key, f"no action: {out.reason}", level)
             return
-        self.health.latency("inference", out.inference_ms)
+        self.health.latency(K.INFERENCE, out.inference_ms)
         msg = conversions.arrays_to_joint_state(self.runtime.joint_names, out.target, cloud_stamp)
         self.target_pub.publish(msg)
-        self.health.count("actions")
-        self.health.tick("actions")
-        self.health.latency("cloud stamp to target", (self.now_ns() - cloud_stamp) * 1e-6)
+        self.health.count(K.ACTIONS)
+        self.health.tick(K.ACTIONS)
+        self.health.latency(K.CLOUD_TO_TARGET, (self.now_ns() - cloud_stamp) * 1e-6)
 
     # -------------------------------------------------------- parameters
     def on_set_parameters(self, params) -> SetParametersResult:
@@ -222,16 +185,17 @@ class StudentNode(DexterityNode):
                 runtime = build_runtime(new_config)
             except (PolicyError, ConfigError) as exc:
                 message = f"model reload refused, keeping {self.runtime.source}: {exc}"
-                self.health.set_value("last reload error", message)
-                self.bad_input("reload_failed", message, Level.ERROR)
+                self.health.set_value(K.LAST_RELOAD_ERROR, message)
+                self.bad_input(K.RELOAD_FAILED, message, Level.ERROR)
                 return SetParametersResult(successful=False, reason=message)
             self.runtime = runtime
             self.gate = RateGate(runtime.contract.control_rate_hz)
-            self._pending = None
-            self.health.count("reloads")
-            self.health.set_value("last reload error", "")
+            self.pairing.clear()
+            self.health.count(K.RELOADS)
+            self.health.set_value(K.LAST_RELOAD_ERROR, "")
             self._announce_model()
         self.config = new_config
+        self.pairing.wait_s = new_config.joint_state_wait
         return SetParametersResult(successful=True)
 
 

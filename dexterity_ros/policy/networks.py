@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..hand_model import HandDescription, default_hand
+from ..hand_model import HandDescription
+from ..sim.sim_config import DEFAULT_POLICY_RATE_HZ
 from ..topics import PALM_FRAME
 from .contract import (CONTRACT_VERSION, GoalSpec, HistorySpec, Normalization, PointCloudSpec,
                        PolicyContract, RecurrentStateSpec, TensorSpec, canonical_points_hash)
@@ -113,21 +114,16 @@ def default_grasp_pose(hand: HandDescription) -> np.ndarray:
     return np.clip(pose, hand.lower, hand.upper)
 
 
-def build_reference_student(seed: int = 0, *, num_points: int | None = None, perception=None,
-                            history_length: int = 3, recurrent_size: int = 0,
-                            goal_points: np.ndarray | None = None, control_rate_hz: float = 12.0,
+def build_reference_student(seed: int = 0, *, hand: HandDescription, perception,
+                            num_points: int | None = None, history_length: int = 3, recurrent_size: int = 0,
+                            goal_points: np.ndarray | None = None, control_rate_hz: float = DEFAULT_POLICY_RATE_HZ,
                             action_mode: str = "absolute", action_scale: float = 0.2,
-                            action_ema: float = 0.2, hand: HandDescription | None = None,
-                            ) -> tuple[PointNetStudent, PolicyContract]:
+                            action_ema: float = 0.2) -> tuple[PointNetStudent, PolicyContract]:
     """The untrained interface student (seeded weights) and its complete contract.
 
-    ``perception`` (a PerceptionConfig; default config/perception.yaml) gives the
+    ``hand`` gives the joints and limits; ``perception`` (a PerceptionConfig) the
     point count and the segmentation hash.
     """
-    hand = hand or default_hand()
-    if perception is None:
-        from ..perception import load_perception_config
-        perception = load_perception_config()
     n_points = int(num_points or perception.num_points)
     joints = hand.num_joints
     goal_m = 0 if goal_points is None else int(np.asarray(goal_points).shape[0])

@@ -6,6 +6,10 @@ clock, the goal) plus noisy object points, and renders the depth camera only
 when asked (:meth:`Observation.render`), so training without pixels pays
 nothing for the camera. Randomization comes from :mod:`.randomization`; each
 episode is a pure function of (seed, episode index), bit for bit.
+
+Longer than 600 lines because one class holds the task's whole step (physics,
+unmodeled effects, observation, reward, termination): split, the step would
+be read across files.
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ from ..geometry import (axis_angle_to_quat, make_transform, matrix_to_quat, quat
                         quat_to_matrix, random_quaternion, rotation_distance)
 from .model import LABEL_BACKGROUND, OPTICAL_TO_MUJOCO_CAMERA, SceneModel, build_scene
 from .objects import canonical_points
-from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer,
-                            RandomizationConfig, as_randomization_config, term_rng)
+from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer, ModelTarget,
+                            RandomizationConfig, apply_model_terms, as_randomization_config, term_rng)
 from .render import DepthRenderer, apply_depth_effects, set_camera_intrinsics
 from .sim_config import SimConfig, as_sim_config
 
@@ -283,45 +287,26 @@ class ReorientEnv:
         return self._last_obs
 
     def _apply_params(self, slot: _SceneSlot, p: EpisodeParams) -> None:
-        """Restore the nominal model, then write this episode's physical and camera parameters."""
+        """Restore the nominal model, let each active model term write this episode's values, set the camera."""
         slot.restore()
-        m, scene, nom = slot.model, slot.scene, slot.nominal
-        g, b = scene.object_geom_id, scene.object_body_id
-        m.geom_friction[g, 0] = nom["geom_friction"][g, 0] * p.friction_scale_object
-        m.geom_friction[scene.hand_geom_ids, 0] = (nom["geom_friction"][scene.hand_geom_ids, 0]
-                                                   * p.friction_scale_hand)
-        s = p.object_scale
-        m.geom_size[g] = nom["geom_size"][g] * s
-        m.geom_rbound[g] = nom["geom_rbound"][g] * s
-        m.geom_aabb[g] = nom["geom_aabb"][g] * s
-        m.geom_pos[g] = nom["geom_pos"][g] * s
-        m.bvh_aabb[slot.object_bvh] = nom["bvh_aabb"][slot.object_bvh] * s
-        if slot.mesh_id >= 0:
-            m.mesh_vert[slot.mesh_verts] = nom["mesh_vert"][slot.mesh_verts] * np.float32(s)
-            m.bvh_aabb[slot.mesh_bvh] = nom["bvh_aabb"][slot.mesh_bvh] * s
-            slot.mesh_dirty = True
-        m.body_mass[b] = nom["body_mass"][b] * p.object_mass_scale
-        m.body_inertia[b] = nom["body_inertia"][b] * p.object_mass_scale * s * s
-        m.body_ipos[b] = nom["body_ipos"][b] * s + p.object_com_offset
-        dofs, acts, joints = scene.joint_dof_index, scene.actuator_index, scene.joint_ids
-        m.dof_damping[dofs] = nom["dof_damping"][dofs] * p.joint_damping_scale
-        m.actuator_gainprm[acts, 0] = nom["actuator_gainprm"][acts, 0] * p.actuator_gain_scale
-        m.actuator_biasprm[acts, 1] = nom["actuator_biasprm"][acts, 1] * p.actuator_gain_scale
-        limits = nom["jnt_range"][joints] + p.joint_limit_offset
-        limits[:, 1] = np.maximum(limits[:, 1], limits[:, 0] + 1e-3)
-        m.jnt_range[joints] = limits
-        self._gravity = slot.nominal_gravity + p.gravity_offset
-        m.opt.gravity[:] = self._gravity
-        # camera: the rendered pose/intrinsics differ from the calibrated ones by the jitter
-        ext = scene.extrinsic
-        rotation = ext.rotation @ _rotation_vector_matrix(p.camera_rotation_offset)
-        self._true_extrinsic = Extrinsic(make_transform(rotation, ext.translation + p.camera_translation_offset),
+        m, scene = slot.model, slot.scene
+        ext, k = scene.extrinsic, scene.intrinsics
+        target = ModelTarget(
+            m, scene.object_geom_id, scene.object_body_id, scene.hand_geom_ids, scene.joint_dof_index,
+            scene.actuator_index, scene.joint_ids, slot.object_bvh,
+            slot.mesh_verts if slot.mesh_id >= 0 else None, slot.mesh_bvh if slot.mesh_id >= 0 else None,
+            camera_rotation=ext.rotation, camera_translation=ext.translation,
+            intrinsics=np.array([k.fx, k.fy, k.cx, k.cy]))
+        apply_model_terms(self.randomization, target, p)
+        slot.mesh_dirty = slot.mesh_dirty or target.mesh_changed
+        self._gravity = m.opt.gravity.copy()
+        # camera: the rendered pose/intrinsics differ from the calibrated ones by the jitter terms
+        self._true_extrinsic = Extrinsic(make_transform(target.camera_rotation, target.camera_translation),
                                          ext.parent_frame, ext.child_frame)
         m.cam_pos[scene.camera_id] = self._true_extrinsic.translation
-        m.cam_quat[scene.camera_id] = matrix_to_quat(rotation @ OPTICAL_TO_MUJOCO_CAMERA)
-        k = scene.intrinsics
-        self._true_intrinsics = Intrinsics(k.width, k.height, k.fx * p.focal_scale[0], k.fy * p.focal_scale[1],
-                                           k.cx + p.principal_offset[0], k.cy + p.principal_offset[1])
+        m.cam_quat[scene.camera_id] = matrix_to_quat(target.camera_rotation @ OPTICAL_TO_MUJOCO_CAMERA)
+        fx, fy, cx, cy = target.intrinsics
+        self._true_intrinsics = Intrinsics(k.width, k.height, fx, fy, cx, cy)
         set_camera_intrinsics(m, scene.camera_id, self._true_intrinsics)
         mujoco.mj_setConst(m, slot.data)
 
@@ -638,10 +623,3 @@ def _rotation_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Geodesic angle between unit quaternions (scalar fast path of geometry.rotation_distance)."""
     return 2.0 * math.acos(min(1.0, abs(float(a @ b))))
 
-
-def _rotation_vector_matrix(rotvec: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3)
-    axis = np.asarray(rotvec) / angle
-    return quat_to_matrix(np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis]))

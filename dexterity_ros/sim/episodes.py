@@ -1,4 +1,4 @@
-"""Randomized episodes rolled out with the student and written as episode bags.
+"""Randomized episodes rolled out with the student (written as episode bags by dexterity_ros.ros.bags.generate).
 
 Each step renders the camera, turns the frame into the student's cloud with
 the robot's own preprocessing (:mod:`.student_view`), runs the student through
@@ -14,24 +14,28 @@ the same command gives the same bags.
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Protocol
 
 import numpy as np
 
-from typing import TYPE_CHECKING
+from ..hand_model import HandDescription
 from ..paths import models_path
 from ..perception import PerceptionConfig, load_perception_config
 from .env import ReorientEnv
-from .randomization import RandomizationConfig
-from .sim_config import SimConfig
+from .randomization import RandomizationConfig, as_randomization_config
+from .sim_config import SimConfig, as_sim_config
+from .episode_step import EpisodeStep
 from .student_view import StudentView
 
-if TYPE_CHECKING:   # the bag layer needs ROS message packages; rollouts without bags must not
-    from ..bags.episode import EpisodeBagWriter
+class StepWriter(Protocol):
+    """Where a rollout's steps go (the episode bag writer, dexterity_ros.ros.bags.episode)."""
+
+    def write_physics(self, stamp_ns: int, params: dict) -> None: ...
+
+    def write_step(self, step: EpisodeStep) -> None: ...
+
 
 PARTIAL_DIR = ".partial"      # episodes are written here, then moved into place
 
@@ -64,10 +68,10 @@ class EpisodeSummary:
 class StudentActor:
     """The student as the robot runs it: PolicyRuntime on the robot-graph cloud."""
 
-    def __init__(self, model: str | Path | None = None, perception: PerceptionConfig | None = None):
+    def __init__(self, model: str | Path | None, perception: PerceptionConfig, hand: HandDescription):
         from ..policy.runtime import PolicyRuntime
         self.model_path = Path(model) if model else models_path("student.onnx")
-        self.runtime = PolicyRuntime(self.model_path, perception=perception)
+        self.runtime = PolicyRuntime(self.model_path, hand=hand, perception=perception)
 
     def reset(self) -> None:
         self.runtime.reset("new episode")
@@ -82,7 +86,7 @@ class StudentActor:
 
 
 def run_episode(env: ReorientEnv, view: StudentView, actor: StudentActor, seed: int, index: int,
-                max_steps: int, writer: EpisodeBagWriter | None = None,
+                max_steps: int, writer: StepWriter | None = None,
                 on_step: Callable[[int], None] | None = None, stamp_offset_ns: int = 0,
                 fresh_graph: bool = True) -> EpisodeSummary:
     """Roll out one episode with the student acting; optionally write it as a bag.
@@ -98,7 +102,6 @@ def run_episode(env: ReorientEnv, view: StudentView, actor: StudentActor, seed: 
     state = env.privileged_state()
     target = state.joint_targets.copy()          # hold the settled grasp until the student acts
     if writer is not None:
-        from ..bags.episode import EpisodeStep
         writer.write_physics(obs.time_ns + stamp_offset_ns, state.physics_params)
     frames = actions = idle = 0
     total_reward = 0.0
@@ -137,117 +140,25 @@ def run_episode(env: ReorientEnv, view: StudentView, actor: StudentActor, seed: 
                           float(info["rotation_distance"]), float(total_reward), obs.time_ns)
 
 
-def generate(out_dir: str | Path, episodes: int, seed: int = 0, *, model: str | Path | None = None,
-             sim_config: SimConfig | str | None = None, randomization: RandomizationConfig | str | None = None,
-             perception: PerceptionConfig | None = None, max_steps: int | None = None,
-             indices: Iterable[int] | None = None, progress: bool = True) -> list[EpisodeSummary]:
-    """Write ``episodes`` episode bags into ``out_dir`` (resumable; see module docstring)."""
-    from tqdm import tqdm
-
-    from ..bags.episode import EpisodeBagWriter
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    perception = perception or load_perception_config()
-    env = ReorientEnv(sim_config, randomization, seed=seed)
-    view = StudentView(perception)
-    actor = StudentActor(model, perception)
-    steps_cap = max_steps or env.config.task.max_episode_steps
-    summaries = []
-    todo = list(indices) if indices is not None else list(range(episodes))
-    staging = out / PARTIAL_DIR
-    shutil.rmtree(staging, ignore_errors=True)    # an interrupted episode: redo it from its seed
-    staging.mkdir()
-    bar = tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress)
-    try:
-        for index in todo:
-            final = out / episode_name(index)
-            if (final / "metadata.yaml").is_file():
-                bar.update(1)
-                continue
-            partial = staging / episode_name(index)
-            s = episode_seed(seed, index)
-            metadata = {"seed": seed, "episode_index": index, "episode_seed": s,
-                        **data_fingerprint(actor.model_path),
-                        "policy": str(actor.model_path.name), "mount": env.config.mount}
-            with EpisodeBagWriter(partial, metadata) as writer:
-                summary = run_episode(env, view, actor, s, index, steps_cap, writer)
-            (partial / "summary.json").write_text(json.dumps(asdict(summary), indent=1))
-            partial.rename(final)                 # atomic: a complete episode or none
-            summaries.append(summary)
-            bar.set_postfix(obj=summary.object, steps=summary.steps)
-            bar.update(1)
-    finally:
-        bar.close()
-        env.close()
-        shutil.rmtree(staging, ignore_errors=True)
-    return summaries
+def resolve_configs(sim_config: SimConfig | str | None, randomization: RandomizationConfig | str | None,
+             perception: PerceptionConfig | None) -> tuple[SimConfig, RandomizationConfig, PerceptionConfig]:
+    """The configs a run uses (None: the packaged ones), loaded once."""
+    return (as_sim_config(sim_config), as_randomization_config(randomization),
+            perception if perception is not None else load_perception_config())
 
 
-DEMO_SEED = 2026
-DEMO_STEPS = 120                 # 10 s at 12 Hz
-EPISODE_GAP_NS = 1_000_000_000   # between episodes of a stream: longer than any reset-after-gap
+def data_fingerprint(model: str | Path | None = None, sim_config: SimConfig | str | None = None,
+                     randomization: RandomizationConfig | str | None = None,
+                     perception: PerceptionConfig | None = None) -> dict[str, str]:
+    """What generated data depends on: the policy file and the perception, sim and randomization configs.
 
-
-def generate_stream(path: str | Path, seed: int, total_steps: int, *, model: str | Path | None = None,
-                    sim_config: SimConfig | str | None = None,
-                    randomization: RandomizationConfig | str | None = None,
-                    overwrite: bool = False) -> list[EpisodeSummary]:
-    """Episodes back to back in ONE bag until ``total_steps`` steps (replay/demo data).
-
-    Consecutive episodes are separated by a 1 s stamp gap, so the live student
-    resets its history exactly where the generator's did.
+    Pass the configs the data is made with (None: the packaged ones, as the demo
+    data uses); each is hashed by content (``config_hash``). Stored in every
+    bag's metadata; cached demo data is regenerated when it no longer matches.
     """
-    from ..bags.episode import EpisodeBagWriter
-
-    path = Path(path)
-    perception = load_perception_config()
-    env = ReorientEnv(sim_config, randomization, seed=seed)
-    view = StudentView(perception)
-    actor = StudentActor(model, perception)
-    summaries: list[EpisodeSummary] = []
-    staging = path.parent / PARTIAL_DIR / path.name
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"seed": seed, "stream_steps": total_steps, **data_fingerprint(actor.model_path),
-                "policy": actor.model_path.name, "mount": env.config.mount}
-    try:
-        with EpisodeBagWriter(staging, metadata) as writer:
-            offset = 0
-            index = 0
-            remaining = total_steps
-            while remaining > 0:
-                summary = run_episode(env, view, actor, episode_seed(seed, index), index, remaining, writer,
-                                      stamp_offset_ns=offset, fresh_graph=index == 0)
-                summaries.append(summary)
-                remaining -= summary.steps
-                offset += EPISODE_GAP_NS
-                index += 1
-        (staging / "summary.json").write_text(json.dumps([asdict(s) for s in summaries], indent=1))
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} already exists")
-            shutil.rmtree(path)
-        staging.rename(path)
-    finally:
-        env.close()
-        shutil.rmtree(staging.parent, ignore_errors=True)
-    return summaries
-
-
-def data_fingerprint(model: str | Path | None = None) -> dict[str, str]:
-    """What generated data depends on: the policy file, the perception, sim and randomization configs.
-
-    Stored in every bag's metadata; cached demo data is regenerated when it no longer matches.
-    """
-    from ..paths import config_path
+    sim_config, randomization, perception = resolve_configs(sim_config, randomization, perception)
     model = Path(model) if model else models_path("student.onnx")
-    digest = lambda path: hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    return {"policy_sha256": digest(model), "perception_config_hash": load_perception_config().config_hash(),
-            "sim_config_sha256": digest(config_path("sim.yaml")),
-            "randomization_sha256": digest(config_path("randomization.yaml"))}
-
-
-def generate_demo_episode(path: str | Path) -> list[EpisodeSummary]:
-    """The built-in demo data: 10 s of the packaged student on randomized episodes."""
-    return generate_stream(path, DEMO_SEED, DEMO_STEPS, overwrite=True)
+    return {"policy_sha256": hashlib.sha256(model.read_bytes()).hexdigest()[:16],
+            "perception_config_hash": perception.config_hash(),
+            "sim_config_hash": sim_config.config_hash(),
+            "randomization_config_hash": randomization.config_hash()}

@@ -6,6 +6,12 @@ parameters and when it is sampled: ``episode`` (once at reset) or ``step``
 term draws from its own random stream (seed, episode, term), so switching one
 term off never changes what the others sample; the same seed gives the same
 episode bit for bit.
+
+A term lives in one place, its :class:`EventTerm` in :data:`TERMS` (as Isaac
+Lab pairs an event function with its parameters): kind, default config, which
+:class:`EpisodeParams` fields it samples and how, and what it writes into the
+episode's model. :data:`RandomizationConfig` gets one field per term from it,
+and ReorientEnv applies the episode's model terms in a loop (:func:`apply_model_terms`).
 """
 from __future__ import annotations
 
@@ -13,277 +19,290 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
-from ..config import ConfigError, from_dict, load_config, to_dict
+from ..config import ConfigError, config_hash, from_dict, load_config, to_dict
+from ..geometry import quat_to_matrix
 from ..paths import config_path
-
-Sampled = Literal["episode", "step"]
-
-
-# Term validation raises ValueError: config.from_dict prefixes it with the term's name.
-def _finite(where: str, **values: float) -> None:
-    for name, value in values.items():
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: {name} must be finite, got {value}")
+from .randomization_kinds import (DepthNoiseTerm, DropoutTerm, EdgeDropoutTerm, FreezeTerm, GaussianTerm,
+                                  ObjectForceTerm, RangeTerm, Term)
 
 
-@dataclass(frozen=True)
-class RangeTerm:
-    """A value drawn from [low, high]: uniform, log-uniform or uniform integer."""
+# ----------------------------------------------------------------------------- terms
+@dataclass
+class ModelTarget:
+    """What an episode's model terms write into (see :attr:`EventTerm.apply`).
 
-    enabled: bool = False
-    distribution: Literal["uniform", "log_uniform", "uniform_int"] = "uniform"
-    range: tuple[float, float] = (0.0, 0.0)
-    sampled: Sampled = "episode"
+    ReorientEnv restores the scene's nominal model, fills this in, lets every
+    active term write its values (in term order), then writes the camera pose
+    and intrinsics composed here and recomputes the model constants.
+    """
 
-    def __post_init__(self) -> None:
-        low, high = self.range
-        _finite("range", low=low, high=high)
-        if low > high:
-            raise ValueError(f"inverted range [{low}, {high}] (low must be <= high)")
-        if self.distribution == "log_uniform" and low <= 0:
-            raise ValueError(f"log_uniform needs a positive range, got [{low}, {high}]")
-        if self.distribution == "uniform_int" and (low != int(low) or high != int(high)):
-            raise ValueError(f"uniform_int needs integer bounds, got [{low}, {high}]")
+    model: Any                          # mujoco.MjModel (its arrays are numpy views)
+    object_geom: int
+    object_body: int
+    hand_geoms: np.ndarray
+    joint_dofs: np.ndarray              # canonical joint order
+    actuators: np.ndarray
+    joints: np.ndarray
+    object_bvh: slice
+    mesh_verts: slice | None            # None: the object is a primitive
+    mesh_bvh: slice | None
+    camera_rotation: np.ndarray         # camera optical -> palm, as rendered
+    camera_translation: np.ndarray
+    intrinsics: np.ndarray              # fx, fy, cx, cy as rendered
+    mesh_changed: bool = False          # the object mesh must be uploaded to the renderer again
 
-    def parameters(self) -> str:
-        return f"[{self.range[0]:g}, {self.range[1]:g}]"
 
-    def sample(self, rng: np.random.Generator, shape: tuple[int, ...] = ()) -> np.ndarray:
-        low, high = self.range
-        if self.distribution == "uniform":
-            return rng.uniform(low, high, size=shape)
-        if self.distribution == "log_uniform":
-            return np.exp(rng.uniform(np.log(low), np.log(high), size=shape))
-        return rng.integers(int(low), int(high), endpoint=True, size=shape)
+Sampler = Callable[[Any, np.random.Generator, int], tuple]
 
 
 @dataclass(frozen=True)
-class GaussianTerm:
-    """Zero-mean Gaussian with standard deviation ``std``."""
+class EventTerm:
+    """One randomization term in one place: its config default, sampling and effect (Isaac Lab's event term).
 
-    enabled: bool = False
-    distribution: Literal["gaussian"] = "gaussian"
-    std: float = 0.0
-    sampled: Sampled = "episode"
-
-    def __post_init__(self) -> None:
-        _finite("std", std=self.std)
-        if self.std < 0:
-            raise ValueError(f"std must be >= 0, got {self.std}")
-
-    def parameters(self) -> str:
-        return f"std {self.std:g}"
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, ...] = ()) -> np.ndarray:
-        return rng.normal(0.0, self.std, size=shape)
-
-
-@dataclass(frozen=True)
-class ObjectForceTerm:
-    """Random force/torque on the object: started with ``probability`` per step, decaying after."""
-
-    enabled: bool = False
-    distribution: Literal["gaussian"] = "gaussian"
-    force_std: float = 0.0           # N per kg of object mass, per axis
-    torque_std: float = 0.0          # N m per kg of object mass, per axis
-    probability: float = 0.0         # per step
-    decay: float = 0.9               # per step factor on the previous perturbation
-    sampled: Literal["step"] = "step"
-
-    def __post_init__(self) -> None:
-        _finite("object_force", force_std=self.force_std, torque_std=self.torque_std)
-        if self.force_std < 0 or self.torque_std < 0:
-            raise ValueError("force_std and torque_std must be >= 0")
-        if not 0 <= self.probability <= 1 or not 0 <= self.decay <= 1:
-            raise ValueError("probability and decay must be in [0, 1]")
-
-    def parameters(self) -> str:
-        return (f"p {self.probability:g}/step, force std {self.force_std:g} N/kg, "
-                f"torque std {self.torque_std:g} N m/kg, decay {self.decay:g}")
-
-
-@dataclass(frozen=True)
-class FreezeTerm:
-    """Hold the previous observation: starts with ``probability`` per step, lasts ``duration_steps``."""
-
-    enabled: bool = False
-    distribution: Literal["bernoulli"] = "bernoulli"
-    probability: float = 0.0
-    duration_steps: tuple[int, int] = (1, 1)
-    sampled: Literal["step"] = "step"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.probability <= 1:
-            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
-        low, high = self.duration_steps
-        if low < 1 or low > high:
-            raise ValueError(f"duration_steps must be 1 <= low <= high, got [{low}, {high}]")
-
-    def parameters(self) -> str:
-        return f"p {self.probability:g}/step, {self.duration_steps[0]}..{self.duration_steps[1]} steps"
-
-
-@dataclass(frozen=True)
-class DropoutTerm:
-    """An event with ``probability`` per step."""
-
-    enabled: bool = False
-    distribution: Literal["bernoulli"] = "bernoulli"
-    probability: float = 0.0
-    sampled: Literal["step"] = "step"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.probability <= 1:
-            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
-
-    def parameters(self) -> str:
-        return f"p {self.probability:g}/step"
-
-
-@dataclass(frozen=True)
-class DepthNoiseTerm:
-    """Per-pixel Gaussian depth noise with std = std_base + std_quadratic * z^2 (stereo-like)."""
-
-    enabled: bool = False
-    distribution: Literal["gaussian"] = "gaussian"
-    std_base: float = 0.0            # m
-    std_quadratic: float = 0.0       # m per m^2
-    sampled: Literal["step"] = "step"
-
-    def __post_init__(self) -> None:
-        _finite("depth_noise", std_base=self.std_base, std_quadratic=self.std_quadratic)
-        if self.std_base < 0 or self.std_quadratic < 0:
-            raise ValueError("std_base and std_quadratic must be >= 0")
-
-    def parameters(self) -> str:
-        return f"std {self.std_base:g} + {self.std_quadratic:g} z^2 m"
-
-
-@dataclass(frozen=True)
-class EdgeDropoutTerm:
-    """Missing pixels at depth edges: per-episode drop probability, per-frame pixel draws."""
-
-    enabled: bool = False
-    distribution: Literal["uniform"] = "uniform"
-    range: tuple[float, float] = (0.0, 0.0)     # drop probability of an edge pixel
-    threshold_m: float = 0.01                   # depth jump that makes an edge
-    dilation_px: int = 1
-    sampled: Literal["episode"] = "episode"
-
-    def __post_init__(self) -> None:
-        low, high = self.range
-        if low > high:
-            raise ValueError(f"inverted range [{low}, {high}] (low must be <= high)")
-        if not (0 <= low and high <= 1):
-            raise ValueError(f"range is a probability and must lie in [0, 1], got [{low}, {high}]")
-        if self.threshold_m <= 0 or self.dilation_px < 0:
-            raise ValueError("threshold_m must be > 0 and dilation_px >= 0")
-
-    def parameters(self) -> str:
-        return (f"p in [{self.range[0]:g}, {self.range[1]:g}], edge > {self.threshold_m:g} m, "
-                f"dilate {self.dilation_px} px")
-
-
-Term = (RangeTerm | GaussianTerm | ObjectForceTerm | FreezeTerm | DropoutTerm | DepthNoiseTerm
-        | EdgeDropoutTerm)
-
-
-@dataclass(frozen=True)
-class TermInfo:
-    """What a term does (documentation and validation; the YAML holds the numbers)."""
+    ``sample(term_config, rng, num_joints)`` draws the term's episode values, one
+    per :class:`EpisodeParams` field named in ``params`` (episode terms only).
+    ``apply(target, *values)`` writes them into the episode's model
+    (:class:`ModelTarget`); ``writes`` names the model fields it changes. Terms
+    without ``apply`` act where ``acts_on`` says: on the action, the observation
+    or the rendered frame (ReorientEnv.step, _observe, _render_source; step terms
+    draw through :class:`EpisodeRandomizer`).
+    """
 
     kind: Literal["observation", "physics", "unmodeled", "visual"]
-    sampled: tuple[str, ...]          # allowed sampling times
+    default: Term                         # the config when the YAML leaves the term out (disabled)
     effect: str
-    positive: bool = False            # range must be > 0 (a scale factor)
-    nonnegative: bool = False         # range must be >= 0
+    acts_on: Literal["model", "action", "observation", "render"]
+    params: tuple[str, ...] = ()          # EpisodeParams fields sampled (episode terms)
+    sample: Sampler | None = None
+    apply: Callable[..., None] | None = None
+    writes: tuple[str, ...] = ()          # model fields ``apply`` changes ("opt.gravity": an option)
+    positive: bool = False                # range must be > 0 (a scale factor)
+    nonnegative: bool = False             # range must be >= 0
+    distributions: tuple[str, ...] = ()   # allowed distributions (empty: any the term type takes)
+
+    @property
+    def sampled(self) -> tuple[str, ...]:
+        """Allowed sampling times: per episode when the term has episode values, else per step."""
+        return ("episode",) if self.params else ("step",)
 
 
-# Order is the stream index of each term: append, never reorder.
-TERMS: dict[str, TermInfo] = {
-    "joint_position_noise_correlated": TermInfo(
-        "observation", ("episode",), "rad added to every measured joint position (per joint)"),
-    "joint_position_noise_uncorrelated": TermInfo(
-        "observation", ("step",), "rad added to measured joint positions (per joint, per step)"),
-    "object_point_noise_correlated": TermInfo(
-        "observation", ("episode",), "m offset added to all object points (per axis)"),
-    "object_point_noise_uncorrelated": TermInfo(
-        "observation", ("step",), "m added to each object point (per point and axis)"),
-    "friction": TermInfo(
-        "physics", ("episode",), "scale on sliding friction (object and hand drawn separately)",
-        positive=True),
-    "object_mass": TermInfo("physics", ("episode",), "scale on object mass (and inertia)", positive=True),
-    "object_scale": TermInfo("physics", ("episode",), "scale on object size (uniform)", positive=True),
-    "object_com_offset": TermInfo("physics", ("episode",), "m added to the object centre of mass (per axis)"),
-    "joint_damping": TermInfo("physics", ("episode",), "scale on joint damping (per joint)", positive=True),
-    "actuator_gain": TermInfo("physics", ("episode",), "scale on position-actuator kp (per joint)",
-                              positive=True),
-    "joint_limit_offset": TermInfo(
-        "physics", ("episode",), "rad added to each joint's lower and upper limit"),
-    "gravity": TermInfo("physics", ("episode",), "m/s^2 added to gravity (per axis)"),
-    "action_delay": TermInfo("unmodeled", ("episode",), "policy steps between command and actuation",
-                             nonnegative=True),
-    "backlash": TermInfo("unmodeled", ("episode",), "rad dead band (play) between command and actuator "
-                         "target (per joint)", nonnegative=True),
-    "action_noise_correlated": TermInfo("unmodeled", ("episode",), "rad added to joint targets (per joint)"),
-    "action_noise_uncorrelated": TermInfo(
-        "unmodeled", ("step",), "rad added to joint targets (per joint, per step)"),
-    "object_force": TermInfo("unmodeled", ("step",), "random force/torque on the object (world axes)"),
-    "sensor_freeze": TermInfo("unmodeled", ("step",), "observation (joints, points, frame) held"),
-    "frame_dropout": TermInfo("unmodeled", ("step",), "camera frame missing (points held, no depth)"),
-    "camera_translation_jitter": TermInfo("visual", ("episode",), "m added to the camera position (palm axes)"),
-    "camera_rotation_jitter": TermInfo("visual", ("episode",), "rad rotation of the camera (optical axes)"),
-    "focal_length_jitter": TermInfo("visual", ("episode",), "scale on fx and fy (drawn separately)",
-                                    positive=True),
-    "principal_point_jitter": TermInfo("visual", ("episode",), "px added to cx and cy"),
-    "depth_noise": TermInfo("visual", ("step",), "m added to each depth pixel"),
-    "depth_quantization": TermInfo("visual", ("episode",), "m depth step (0: none)", nonnegative=True),
-    "depth_edge_dropout": TermInfo("visual", ("episode",), "edge pixels set to 0 (no return)"),
+def _draw(*shape: int | str, cast: Callable | None = None) -> Sampler:
+    """Sampler of one value of the term's distribution with ``shape`` ("J": one per joint)."""
+    def sample(term: Any, rng: np.random.Generator, num_joints: int) -> tuple:
+        value = term.sample(rng, tuple(num_joints if s == "J" else s for s in shape))
+        return (cast(value) if cast else value,)
+    return sample
+
+
+def _sample_friction(term: RangeTerm, rng: np.random.Generator, num_joints: int) -> tuple:
+    return tuple(float(v) for v in term.sample(rng, (2,)))          # object, hand
+
+
+def _sample_edge_dropout(term: EdgeDropoutTerm, rng: np.random.Generator, num_joints: int) -> tuple:
+    low, high = term.range
+    return (float(rng.uniform(low, high)),)
+
+
+def _apply_friction(t: ModelTarget, object_scale: float, hand_scale: float) -> None:
+    m = t.model
+    m.geom_friction[t.object_geom, 0] = m.geom_friction[t.object_geom, 0] * object_scale
+    m.geom_friction[t.hand_geoms, 0] = m.geom_friction[t.hand_geoms, 0] * hand_scale
+
+
+def _apply_object_mass(t: ModelTarget, scale: float) -> None:
+    m, b = t.model, t.object_body
+    m.body_mass[b] = m.body_mass[b] * scale
+    m.body_inertia[b] = m.body_inertia[b] * scale
+
+
+def _apply_object_scale(t: ModelTarget, s: float) -> None:
+    """Object size: geometry, bounding volumes and mesh; inertia (after the mass term) and centre of mass."""
+    m, g, b = t.model, t.object_geom, t.object_body
+    m.geom_size[g] = m.geom_size[g] * s
+    m.geom_rbound[g] = m.geom_rbound[g] * s
+    m.geom_aabb[g] = m.geom_aabb[g] * s
+    m.geom_pos[g] = m.geom_pos[g] * s
+    m.bvh_aabb[t.object_bvh] = m.bvh_aabb[t.object_bvh] * s
+    if t.mesh_verts is not None:
+        m.mesh_vert[t.mesh_verts] = m.mesh_vert[t.mesh_verts] * np.float32(s)
+        m.bvh_aabb[t.mesh_bvh] = m.bvh_aabb[t.mesh_bvh] * s
+        t.mesh_changed = True
+    m.body_inertia[b] = m.body_inertia[b] * s * s
+    m.body_ipos[b] = m.body_ipos[b] * s
+
+
+def _apply_com_offset(t: ModelTarget, offset: np.ndarray) -> None:
+    t.model.body_ipos[t.object_body] = t.model.body_ipos[t.object_body] + offset
+
+
+def _apply_joint_damping(t: ModelTarget, scale: np.ndarray) -> None:
+    t.model.dof_damping[t.joint_dofs] = t.model.dof_damping[t.joint_dofs] * scale
+
+
+def _apply_actuator_gain(t: ModelTarget, scale: np.ndarray) -> None:
+    m, a = t.model, t.actuators
+    m.actuator_gainprm[a, 0] = m.actuator_gainprm[a, 0] * scale        # kp
+    m.actuator_biasprm[a, 1] = m.actuator_biasprm[a, 1] * scale        # -kp
+
+
+def _apply_joint_limit_offset(t: ModelTarget, offset: np.ndarray) -> None:
+    limits = t.model.jnt_range[t.joints] + offset
+    limits[:, 1] = np.maximum(limits[:, 1], limits[:, 0] + 1e-3)
+    t.model.jnt_range[t.joints] = limits
+
+
+def _apply_gravity(t: ModelTarget, offset: np.ndarray) -> None:
+    t.model.opt.gravity[:] = t.model.opt.gravity + offset
+
+
+def _apply_camera_translation(t: ModelTarget, offset: np.ndarray) -> None:
+    t.camera_translation = t.camera_translation + offset
+
+
+def _apply_camera_rotation(t: ModelTarget, rotvec: np.ndarray) -> None:
+    t.camera_rotation = t.camera_rotation @ rotation_vector_matrix(rotvec)
+
+
+def _apply_focal_length(t: ModelTarget, scale: np.ndarray) -> None:
+    t.intrinsics[:2] = t.intrinsics[:2] * scale
+
+
+def _apply_principal_point(t: ModelTarget, offset: np.ndarray) -> None:
+    t.intrinsics[2:] = t.intrinsics[2:] + offset
+
+
+def rotation_vector_matrix(rotvec: np.ndarray) -> np.ndarray:
+    angle = float(np.linalg.norm(rotvec))
+    if angle < 1e-12:
+        return np.eye(3)
+    axis = np.asarray(rotvec) / angle
+    return quat_to_matrix(np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis]))
+
+
+_UNIT = (1.0, 1.0)
+_CAMERA = ("cam_pos", "cam_quat")
+_INTRINSICS = ("cam_intrinsic", "cam_sensorsize", "cam_resolution")
+
+# Order is the stream index of each term (and the order model terms apply in): append, never reorder.
+TERMS: dict[str, EventTerm] = {
+    # -- observation noise: correlated (per episode) + uncorrelated (per step) ----------------
+    "joint_position_noise_correlated": EventTerm(
+        "observation", GaussianTerm(), "rad added to every measured joint position (per joint)",
+        acts_on="observation", params=("joint_observation_bias",), sample=_draw("J")),
+    "joint_position_noise_uncorrelated": EventTerm(
+        "observation", GaussianTerm(sampled="step"), "rad added to measured joint positions (per joint, per step)",
+        acts_on="observation"),
+    "object_point_noise_correlated": EventTerm(
+        "observation", GaussianTerm(), "m offset added to all object points (per axis)",
+        acts_on="observation", params=("point_observation_bias",), sample=_draw(3)),
+    "object_point_noise_uncorrelated": EventTerm(
+        "observation", GaussianTerm(sampled="step"), "m added to each object point (per point and axis)",
+        acts_on="observation"),
+    # -- physics, per episode ---------------------------------------------------------------
+    "friction": EventTerm(
+        "physics", RangeTerm(range=_UNIT), "scale on sliding friction (object and hand drawn separately)",
+        acts_on="model", params=("friction_scale_object", "friction_scale_hand"), sample=_sample_friction,
+        apply=_apply_friction, writes=("geom_friction",), positive=True),
+    "object_mass": EventTerm(
+        "physics", RangeTerm(range=_UNIT), "scale on object mass (and inertia)",
+        acts_on="model", params=("object_mass_scale",), sample=_draw(cast=float),
+        apply=_apply_object_mass, writes=("body_mass", "body_inertia"), positive=True),
+    "object_scale": EventTerm(
+        "physics", RangeTerm(range=_UNIT), "scale on object size (uniform)",
+        acts_on="model", params=("object_scale",), sample=_draw(cast=float), apply=_apply_object_scale,
+        writes=("geom_size", "geom_rbound", "geom_aabb", "geom_pos", "bvh_aabb", "mesh_vert", "body_inertia",
+                "body_ipos"), positive=True),
+    "object_com_offset": EventTerm(
+        "physics", RangeTerm(), "m added to the object centre of mass (per axis)",
+        acts_on="model", params=("object_com_offset",), sample=_draw(3),
+        apply=_apply_com_offset, writes=("body_ipos",)),
+    "joint_damping": EventTerm(
+        "physics", RangeTerm(distribution="log_uniform", range=_UNIT), "scale on joint damping (per joint)",
+        acts_on="model", params=("joint_damping_scale",), sample=_draw("J"),
+        apply=_apply_joint_damping, writes=("dof_damping",), positive=True),
+    "actuator_gain": EventTerm(
+        "physics", RangeTerm(distribution="log_uniform", range=_UNIT), "scale on position-actuator kp (per joint)",
+        acts_on="model", params=("actuator_gain_scale",), sample=_draw("J"),
+        apply=_apply_actuator_gain, writes=("actuator_gainprm", "actuator_biasprm"), positive=True),
+    "joint_limit_offset": EventTerm(
+        "physics", RangeTerm(), "rad added to each joint's lower and upper limit",
+        acts_on="model", params=("joint_limit_offset",), sample=_draw("J", 2),
+        apply=_apply_joint_limit_offset, writes=("jnt_range",)),
+    "gravity": EventTerm(
+        "physics", GaussianTerm(), "m/s^2 added to gravity (per axis)",
+        acts_on="model", params=("gravity_offset",), sample=_draw(3),
+        apply=_apply_gravity, writes=("opt.gravity",)),
+    # -- unmodeled effects (ReorientEnv.step: bias, noise, delay, backlash, in that order) -----
+    "action_delay": EventTerm(
+        "unmodeled", RangeTerm(distribution="uniform_int"), "policy steps between command and actuation",
+        acts_on="action", params=("action_delay_steps",), sample=_draw(cast=int), nonnegative=True,
+        distributions=("uniform_int",)),
+    "backlash": EventTerm(
+        "unmodeled", RangeTerm(), "rad dead band (play) between command and actuator target (per joint)",
+        acts_on="action", params=("backlash",), sample=_draw("J"), nonnegative=True),
+    "action_noise_correlated": EventTerm(
+        "unmodeled", GaussianTerm(), "rad added to joint targets (per joint)",
+        acts_on="action", params=("action_bias",), sample=_draw("J")),
+    "action_noise_uncorrelated": EventTerm(
+        "unmodeled", GaussianTerm(sampled="step"), "rad added to joint targets (per joint, per step)",
+        acts_on="action"),
+    "object_force": EventTerm(
+        "unmodeled", ObjectForceTerm(), "random force/torque on the object (world axes)", acts_on="action"),
+    "sensor_freeze": EventTerm(
+        "unmodeled", FreezeTerm(), "observation (joints, points, frame) held", acts_on="observation"),
+    "frame_dropout": EventTerm(
+        "unmodeled", DropoutTerm(), "camera frame missing (points held, no depth)", acts_on="observation"),
+    # -- camera and depth (the camera terms compose the rendered pose and intrinsics) ---------
+    "camera_translation_jitter": EventTerm(
+        "visual", GaussianTerm(), "m added to the camera position (palm axes)",
+        acts_on="model", params=("camera_translation_offset",), sample=_draw(3),
+        apply=_apply_camera_translation, writes=_CAMERA),
+    "camera_rotation_jitter": EventTerm(
+        "visual", GaussianTerm(), "rad rotation of the camera (optical axes)",
+        acts_on="model", params=("camera_rotation_offset",), sample=_draw(3),
+        apply=_apply_camera_rotation, writes=_CAMERA),
+    "focal_length_jitter": EventTerm(
+        "visual", RangeTerm(range=_UNIT), "scale on fx and fy (drawn separately)",
+        acts_on="model", params=("focal_scale",), sample=_draw(2),
+        apply=_apply_focal_length, writes=_INTRINSICS, positive=True),
+    "principal_point_jitter": EventTerm(
+        "visual", RangeTerm(), "px added to cx and cy",
+        acts_on="model", params=("principal_offset",), sample=_draw(2),
+        apply=_apply_principal_point, writes=_INTRINSICS),
+    "depth_noise": EventTerm("visual", DepthNoiseTerm(), "m added to each depth pixel", acts_on="render"),
+    "depth_quantization": EventTerm(
+        "visual", RangeTerm(), "m depth step (0: none)",
+        acts_on="render", params=("depth_quantization_m",), sample=_draw(cast=float), nonnegative=True),
+    "depth_edge_dropout": EventTerm(
+        "visual", EdgeDropoutTerm(), "edge pixels set to 0 (no return)",
+        acts_on="render", params=("edge_dropout_probability",), sample=_sample_edge_dropout),
 }
 TERM_STREAM = {name: i for i, name in enumerate(TERMS)}
 TASK_STREAM = len(TERMS) + 100          # initial state, goals, object choice
 RENDER_STREAM = len(TERMS) + 101        # per-frame depth noise and edge dropout
 
 
-@dataclass(frozen=True)
-class RandomizationConfig:
-    """All randomization terms; a term left out of the YAML is disabled."""
+def apply_model_terms(config: "RandomizationConfig", target: ModelTarget, params: "EpisodeParams") -> None:
+    """Write every active model term's episode values into ``target`` (term order)."""
+    for name, term in TERMS.items():
+        if term.apply is not None and config.active(name):
+            term.apply(target, *params.values(term))
 
-    enabled: bool = True                # master switch
-    joint_position_noise_correlated: GaussianTerm = field(default_factory=GaussianTerm)
-    joint_position_noise_uncorrelated: GaussianTerm = field(
-        default_factory=lambda: GaussianTerm(sampled="step"))
-    object_point_noise_correlated: GaussianTerm = field(default_factory=GaussianTerm)
-    object_point_noise_uncorrelated: GaussianTerm = field(
-        default_factory=lambda: GaussianTerm(sampled="step"))
-    friction: RangeTerm = field(default_factory=lambda: RangeTerm(range=(1.0, 1.0)))
-    object_mass: RangeTerm = field(default_factory=lambda: RangeTerm(range=(1.0, 1.0)))
-    object_scale: RangeTerm = field(default_factory=lambda: RangeTerm(range=(1.0, 1.0)))
-    object_com_offset: RangeTerm = field(default_factory=RangeTerm)
-    joint_damping: RangeTerm = field(
-        default_factory=lambda: RangeTerm(distribution="log_uniform", range=(1.0, 1.0)))
-    actuator_gain: RangeTerm = field(
-        default_factory=lambda: RangeTerm(distribution="log_uniform", range=(1.0, 1.0)))
-    joint_limit_offset: RangeTerm = field(default_factory=RangeTerm)
-    gravity: GaussianTerm = field(default_factory=GaussianTerm)
-    action_delay: RangeTerm = field(default_factory=lambda: RangeTerm(distribution="uniform_int"))
-    backlash: RangeTerm = field(default_factory=RangeTerm)
-    action_noise_correlated: GaussianTerm = field(default_factory=GaussianTerm)
-    action_noise_uncorrelated: GaussianTerm = field(default_factory=lambda: GaussianTerm(sampled="step"))
-    object_force: ObjectForceTerm = field(default_factory=ObjectForceTerm)
-    sensor_freeze: FreezeTerm = field(default_factory=FreezeTerm)
-    frame_dropout: DropoutTerm = field(default_factory=DropoutTerm)
-    camera_translation_jitter: GaussianTerm = field(default_factory=GaussianTerm)
-    camera_rotation_jitter: GaussianTerm = field(default_factory=GaussianTerm)
-    focal_length_jitter: RangeTerm = field(default_factory=lambda: RangeTerm(range=(1.0, 1.0)))
-    principal_point_jitter: RangeTerm = field(default_factory=RangeTerm)
-    depth_noise: DepthNoiseTerm = field(default_factory=DepthNoiseTerm)
-    depth_quantization: RangeTerm = field(default_factory=RangeTerm)
-    depth_edge_dropout: EdgeDropoutTerm = field(default_factory=EdgeDropoutTerm)
+
+def model_fields(*kinds: str) -> tuple[str, ...]:
+    """The model fields the model terms (of ``kinds``; all when none given) write, in term order."""
+    fields = (f for term in TERMS.values() if not kinds or term.kind in kinds for f in term.writes)
+    return tuple(dict.fromkeys(fields))
+
+
+class _RandomizationConfigMethods:
+    """Validation and switches of :data:`RandomizationConfig` (its fields come from :data:`TERMS`)."""
+
+    enabled: bool
 
     def __post_init__(self) -> None:
         for name, info in TERMS.items():
@@ -291,6 +310,9 @@ class RandomizationConfig:
             if term.sampled not in info.sampled:
                 raise ConfigError(f"{name}: sampled must be one of {list(info.sampled)} "
                                   f"for this term, got '{term.sampled}'")
+            if info.distributions and term.distribution not in info.distributions:
+                raise ConfigError(f"{name}: distribution must be {' or '.join(info.distributions)}, "
+                                  f"got '{term.distribution}'")
             if isinstance(term, RangeTerm):
                 low = term.range[0]
                 if info.positive and low <= 0:
@@ -299,8 +321,6 @@ class RandomizationConfig:
                 if info.nonnegative and low < 0:
                     raise ConfigError(f"{name}: range must be >= 0, got [{term.range[0]:g}, "
                                       f"{term.range[1]:g}]")
-        if self.action_delay.distribution != "uniform_int":
-            raise ConfigError("action_delay: distribution must be uniform_int (whole steps)")
 
     # -- switches ---------------------------------------------------------------------------
     def active(self, name: str) -> bool:
@@ -338,6 +358,22 @@ class RandomizationConfig:
                          "sampled": term.sampled, "effect": info.effect})
         return rows
 
+    def config_hash(self) -> str:
+        """Stable hash of every parameter (recorded with generated data)."""
+        return config_hash(self)
+
+
+# All randomization terms: a frozen dataclass with the master switch ``enabled`` and one field
+# per term of TERMS (type and default from the term); a term left out of the YAML is disabled.
+RandomizationConfig = dataclasses.make_dataclass(
+    "RandomizationConfig",
+    [("enabled", bool, True)]                           # master switch
+    + [(name, type(term.default), field(default=term.default)) for name, term in TERMS.items()],
+    bases=(_RandomizationConfigMethods,), frozen=True,
+    namespace={"__module__": __name__,
+               "__doc__": "All randomization terms (one field per TERMS entry); a term left out of the "
+                          "YAML is disabled."})
+
 
 def default_randomization_path() -> Path:
     return config_path("randomization.yaml")
@@ -367,7 +403,11 @@ def term_rng(seed: int, episode: int, stream: int, *extra: int) -> np.random.Gen
 
 @dataclass
 class EpisodeParams:
-    """Everything sampled once per episode (nominal values where a term is off)."""
+    """Everything sampled once per episode (nominal values where a term is off).
+
+    Each field belongs to one term of :data:`TERMS` (its ``params``); the field
+    order is the order of the JSON record in the episode bags.
+    """
 
     friction_scale_object: float = 1.0
     friction_scale_hand: float = 1.0
@@ -389,6 +429,18 @@ class EpisodeParams:
     principal_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
     depth_quantization_m: float = 0.0
     edge_dropout_probability: float = 0.0
+
+    @classmethod
+    def nominal(cls, num_joints: int) -> "EpisodeParams":
+        """Every term off (per-joint values sized for ``num_joints``)."""
+        n = num_joints
+        return cls(joint_damping_scale=np.ones(n), actuator_gain_scale=np.ones(n),
+                   joint_limit_offset=np.zeros((n, 2)), backlash=np.zeros(n), action_bias=np.zeros(n),
+                   joint_observation_bias=np.zeros(n))
+
+    def values(self, term: EventTerm) -> tuple:
+        """The values of ``term`` (its ``params``)."""
+        return tuple(getattr(self, name) for name in term.params)
 
     def to_json(self) -> dict[str, Any]:
         out = {}
@@ -418,55 +470,13 @@ class EpisodeRandomizer:
         return self.config.active(name)
 
     def _sample_episode(self) -> EpisodeParams:
-        c, n = self.config, self.num_joints
-        p = EpisodeParams(joint_damping_scale=np.ones(n), actuator_gain_scale=np.ones(n),
-                          joint_limit_offset=np.zeros((n, 2)), backlash=np.zeros(n),
-                          action_bias=np.zeros(n), joint_observation_bias=np.zeros(n))
-        on = self.active
-        if on("friction"):
-            p.friction_scale_object, p.friction_scale_hand = (
-                float(v) for v in c.friction.sample(self.rng("friction"), (2,)))
-        if on("object_mass"):
-            p.object_mass_scale = float(c.object_mass.sample(self.rng("object_mass")))
-        if on("object_scale"):
-            p.object_scale = float(c.object_scale.sample(self.rng("object_scale")))
-        if on("object_com_offset"):
-            p.object_com_offset = c.object_com_offset.sample(self.rng("object_com_offset"), (3,))
-        if on("joint_damping"):
-            p.joint_damping_scale = c.joint_damping.sample(self.rng("joint_damping"), (n,))
-        if on("actuator_gain"):
-            p.actuator_gain_scale = c.actuator_gain.sample(self.rng("actuator_gain"), (n,))
-        if on("joint_limit_offset"):
-            p.joint_limit_offset = c.joint_limit_offset.sample(self.rng("joint_limit_offset"), (n, 2))
-        if on("gravity"):
-            p.gravity_offset = c.gravity.sample(self.rng("gravity"), (3,))
-        if on("action_delay"):
-            p.action_delay_steps = int(c.action_delay.sample(self.rng("action_delay")))
-        if on("backlash"):
-            p.backlash = c.backlash.sample(self.rng("backlash"), (n,))
-        if on("action_noise_correlated"):
-            p.action_bias = c.action_noise_correlated.sample(self.rng("action_noise_correlated"), (n,))
-        if on("joint_position_noise_correlated"):
-            p.joint_observation_bias = c.joint_position_noise_correlated.sample(
-                self.rng("joint_position_noise_correlated"), (n,))
-        if on("object_point_noise_correlated"):
-            p.point_observation_bias = c.object_point_noise_correlated.sample(
-                self.rng("object_point_noise_correlated"), (3,))
-        if on("camera_translation_jitter"):
-            p.camera_translation_offset = c.camera_translation_jitter.sample(
-                self.rng("camera_translation_jitter"), (3,))
-        if on("camera_rotation_jitter"):
-            p.camera_rotation_offset = c.camera_rotation_jitter.sample(
-                self.rng("camera_rotation_jitter"), (3,))
-        if on("focal_length_jitter"):
-            p.focal_scale = c.focal_length_jitter.sample(self.rng("focal_length_jitter"), (2,))
-        if on("principal_point_jitter"):
-            p.principal_offset = c.principal_point_jitter.sample(self.rng("principal_point_jitter"), (2,))
-        if on("depth_quantization"):
-            p.depth_quantization_m = float(c.depth_quantization.sample(self.rng("depth_quantization")))
-        if on("depth_edge_dropout"):
-            low, high = c.depth_edge_dropout.range
-            p.edge_dropout_probability = float(self.rng("depth_edge_dropout").uniform(low, high))
+        """Nominal values, then each active episode term's own draws (from its own stream)."""
+        p = EpisodeParams.nominal(self.num_joints)
+        for name, term in TERMS.items():
+            if term.sample is not None and self.active(name):
+                values = term.sample(self.config.term(name), self.rng(name), self.num_joints)
+                for param, value in zip(term.params, values, strict=True):
+                    setattr(p, param, value)
         return p
 
     # -- per-step draws (zero / no event when the term is off) ---------------------------------

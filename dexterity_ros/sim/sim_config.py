@@ -6,11 +6,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ..config import ConfigError, load_config
+from ..config import ConfigError, config_hash, load_config
 from ..paths import config_path
 
 Mount = Literal["palm_up", "palm_down"]
 MOUNTS: tuple[str, ...] = ("palm_up", "palm_down")
+DEFAULT_POLICY_RATE_HZ = 12.0       # Visual Dexterity's; the default of every contract built for this task
 
 
 def _positive(where: str, **values: float) -> None:
@@ -72,7 +73,7 @@ class MountConfig:
 class TaskConfig:
     """Dactyl-style reorientation: reward d_t - d_{t+1}, bonus on success, penalty on drop."""
 
-    policy_rate_hz: float = 12.0
+    policy_rate_hz: float = DEFAULT_POLICY_RATE_HZ
     success_threshold_rad: float = 0.4
     success_bonus: float = 5.0
     drop_penalty: float = -20.0
@@ -155,6 +156,10 @@ class SimConfig:
         if mount not in MOUNTS:
             raise ConfigError(f"mount must be one of {list(MOUNTS)}, got {mount!r}")
         return getattr(self, mount)
+
+    def config_hash(self) -> str:
+        """Stable hash of every parameter (recorded with generated data; files it names by path only)."""
+        return config_hash(self)
 
     def with_overrides(self, **changes: Any) -> "SimConfig":
         """A copy with top-level fields or ``section__field`` entries replaced."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..camera_model import Intrinsics
 from ..camera_model import quantize_depth_mm
-from ..perception import CloudResult, ObjectCloudExtractor, PerceptionConfig, load_perception_config
+from ..perception import CloudResult, ObjectCloudExtractor, PerceptionConfig
 from .env import DepthFrame, Observation
 
 
@@ -42,10 +42,11 @@ class StudentView:
     extractor carries its warm start from frame to frame
     (:meth:`ObjectCloudExtractor.extract_next`). Call :meth:`reset` where a
     fresh node would start (each episode bag is replayed by a fresh graph).
+    ``perception``: the config segmentation_node would run with.
     """
 
-    def __init__(self, perception: PerceptionConfig | None = None):
-        self.perception = perception or load_perception_config()
+    def __init__(self, perception: PerceptionConfig):
+        self.perception = perception
         self.extractor = ObjectCloudExtractor(self.perception)
 
     def reset(self) -> None:

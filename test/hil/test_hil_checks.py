@@ -5,12 +5,14 @@ from rclpy.serialization import serialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from dexterity_ros import conversions, topics
+from dexterity_ros.ros import conversions
+from dexterity_ros import topics
+from dexterity_ros.diagnostic_keys import SimBridge
 from dexterity_ros.hand.safety import SafetyLimits, load_safety_tables
 from dexterity_ros.hand_model import default_hand
 from dexterity_ros.hil.checks import (CommandLimitCheck, ObservedMessage, StateTimeline, Verdict, audit_recording,
                                       backward_jumps, largest_gap)
-from dexterity_ros.hil.faults import CameraFaults, FramePipeline
+from dexterity_ros.sim.faults import CameraFaults, FramePipeline
 from dexterity_ros.hil.monitor import cdr_stamp_ns
 
 PERIOD = 0.01
@@ -249,7 +251,7 @@ def test_live_bridge_fault_parameters_switch_at_runtime_and_refuse_bad_values():
             assert monitor.wait_until(lambda: len(monitor.snapshot("frames")) >= 3, 60), bridge.output
             monitor.set_parameters("sim_bridge", {"fault_camera_pause": True, "fault_frame_delay": 0.1})
             assert monitor.wait_until(
-                lambda: "camera_pause" in (monitor.latest_value("sim_bridge", "camera faults") or ""), 5)
+                lambda: "camera_pause" in (monitor.latest_value("sim_bridge", SimBridge.CAMERA_FAULTS) or ""), 5)
             paused = monitor.snapshot("frames")[-1].source_ns
             assert not monitor.wait_until(lambda: monitor.snapshot("frames")[-1].source_ns > paused + 2 * 10**8, 1.0)
             with pytest.raises(RuntimeError, match="fault_frame_delay"):
@@ -259,7 +261,7 @@ def test_live_bridge_fault_parameters_switch_at_runtime_and_refuse_bad_values():
             assert monitor.wait_until(lambda: len(monitor.snapshot("frames")) >= resumed + 3, 10), bridge.output
             assert "camera faults changed" in bridge.output
             status = [d for d in monitor.node_diagnostics("sim_bridge")][-1]
-            assert status.value("frames withheld (camera paused)") not in (None, "0")
+            assert status.value(SimBridge.FRAMES_WITHHELD) not in (None, "0")
     finally:
         monitor.close()
 

@@ -9,7 +9,7 @@ physics and reports task metrics. Episodes restart automatically.
 
 Camera faults (``fault_*`` parameters, switched at runtime with
 ``ros2 param set /sim_bridge fault_camera_pause true`` or the SetParameters
-service) run every frame through :class:`dexterity_ros.hil.faults.FramePipeline`:
+service) run every frame through :class:`dexterity_ros.sim.faults.FramePipeline`:
 a paused camera, blank depth, late frames (original stamps) and swapped
 frames, for the HIL scenarios (``dexterity-ros hil``).
 """
@@ -27,14 +27,16 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from .. import conversions, topics
+from . import conversions
+from .. import topics
 from ..config import ConfigError, to_dict
 from ..camera_model import quantize_depth_mm
 from ..diagnostics import Level
+from ..diagnostic_keys import SimBridge as K, TaskMetrics as M
 from ..hand.profiles import make_profile
-from ..hil.faults import CameraFaults, FramePipeline
+from ..sim.faults import CameraFaults, FramePipeline
 from .driver_endpoint import DriverEndpoint
-from .ros_common import qos_profile
+from .common import qos_profile
 
 # runtime fault parameter -> CameraFaults field
 FAULT_PARAMETERS = {"fault_camera_pause": "camera_pause", "fault_blank_depth": "blank_depth",
@@ -47,16 +49,14 @@ def camera_faults(cfg) -> CameraFaults:
 
 class LiveSimulation:
     def __init__(self, node, cfg):
-        from ..sim.env import ReorientEnv    # MuJoCo only when live mode is used
+        from ..sim.env import ReorientEnv   # MuJoCo only when live mode is used
 
         self.node = node
         self.cfg = cfg
         self.env = ReorientEnv(cfg.sim_config or None, cfg.randomization_config or None, seed=cfg.seed)
-        self.profile = make_profile(cfg.driver_profile, self.env.hand, cfg.ros2_control_finger_digits,
-                                    cfg.ros2_control_joint_names,
-                                    cfg.leap_feedback_topic if cfg.driver_profile == "leap" else "")
+        self.profile = make_profile(cfg, self.env.hand)
         self.endpoint = DriverEndpoint(node, self.profile, self._on_command, self._on_protocol_error,
-                                       cfg.leap_feedback_topic, self.env.hand)
+                                       self.env.hand, leap_positions=self._leap_positions)
         n = node
         self.depth_pub = n.create_publisher(Image, topics.DEPTH_IMAGE.name, qos_profile(topics.DEPTH_IMAGE))
         self.info_pub = n.create_publisher(CameraInfo, topics.DEPTH_INFO.name, qos_profile(topics.DEPTH_INFO))
@@ -92,17 +92,23 @@ class LiveSimulation:
         n.get_logger().info(f"live simulation: {self.env.config.mount}, objects {list(self.env.config.objects)}, "
                             f"{1.0 / self.env.policy_period_s:.0f} Hz, driver profile '{self.profile.name}' "
                             f"(commands on {self.profile.command_topic.name}, feedback on "
-                            f"{self.endpoint.feedback_topic})")
+                            f"{self.endpoint.describe_feedback()})")
+
+    def _leap_positions(self) -> np.ndarray | None:
+        """leap_position's answer: the latest measured positions in LEAP embodiment, driver order."""
+        with self._lock:
+            feedback = self._feedback
+        return None if feedback is None else self.profile.encode_feedback(feedback[0])[1]
 
     # ------------------------------------------------------------- inputs
     def _on_command(self, target: np.ndarray) -> None:
         with self._lock:
             self._command = target
             self.commands_received += 1
-        self.node.health.tick("hand commands")
+        self.node.health.tick(K.HAND_COMMANDS)
 
     def _on_protocol_error(self, message: str) -> None:
-        self.node.bad_input("protocol error", f"{self.profile.name} command ignored: {message}", Level.ERROR)
+        self.node.bad_input(K.PROTOCOL_ERROR, f"{self.profile.name} command ignored: {message}", Level.ERROR)
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Fault switches take effect at once; they are validated like start-up parameters."""
@@ -125,7 +131,7 @@ class LiveSimulation:
 
     def _report_faults(self) -> None:
         active = self.frames.faults.active()
-        self.node.health.set_value("camera faults", ", ".join(active) if active else "none")
+        self.node.health.set_value(K.CAMERA_FAULTS, ", ".join(active) if active else "none")
         if active:
             self.node.health.set_state(Level.WARN, f"fault injection active: {', '.join(active)}")
         else:
@@ -137,7 +143,7 @@ class LiveSimulation:
             self._loop()
         except Exception as exc:  # keep the node alive and say why the simulation stopped
             if not self._stop.is_set():
-                self.node.bad_input("simulation error", f"live simulation stopped: {exc!r}", Level.ERROR)
+                self.node.bad_input(K.SIMULATION_ERROR, f"live simulation stopped: {exc!r}", Level.ERROR)
 
     def _new_episode(self):
         obs = self.env.reset()
@@ -162,13 +168,13 @@ class LiveSimulation:
                 if self._stop.wait(delay):
                     return
             elif delay < -period:
-                self.node.health.count("overruns (sim slower than real time)")
+                self.node.health.count(K.OVERRUNS)
                 next_tick = time.monotonic()
             with self._lock:
                 target = self._command if self._command is not None else self._hold
             t_step = time.perf_counter()
             result = self.env.step(target)
-            self.node.health.latency("physics step", (time.perf_counter() - t_step) * 1e3)
+            self.node.health.latency(K.PHYSICS_STEP, (time.perf_counter() - t_step) * 1e3)
             self._publish_metrics(result.info, result.terminated or result.truncated)
             obs = result.observation
             if result.terminated or result.truncated:
@@ -195,7 +201,7 @@ class LiveSimulation:
         if not obs.frame_dropped:
             t_render = time.perf_counter()
             frame = obs.render()
-            self.node.health.latency("render", (time.perf_counter() - t_render) * 1e3)
+            self.node.health.latency(K.RENDER, (time.perf_counter() - t_render) * 1e3)
             if frame is not None:
                 rendered = (frame.calibrated_intrinsics, quantize_depth_mm(frame.depth), stamp)
                 with self._publish_lock:
@@ -203,7 +209,7 @@ class LiveSimulation:
                         self._publish_frame(item)
                 self._frame_wakeup.set()
         else:
-            self.node.health.count("camera frames dropped (randomization)")
+            self.node.health.count(K.CAMERA_FRAMES_DROPPED)
         priv = self.env.privileged_state()
         pose = PoseStamped(header=conversions.make_header(stamp, topics.PALM_FRAME))
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in priv.object_position)
@@ -221,7 +227,7 @@ class LiveSimulation:
         intrinsics, depth, stamp = item
         self.info_pub.publish(conversions.intrinsics_to_camera_info(intrinsics, stamp, topics.CAMERA_FRAME))
         self.depth_pub.publish(conversions.depth_to_image(depth, stamp, topics.CAMERA_FRAME))
-        self.node.health.tick("frames")
+        self.node.health.tick(K.FRAMES)
 
     def _publish_late_frames(self) -> None:
         """Frames held back by ``fault_frame_delay`` go out here, at their due time."""
@@ -237,14 +243,14 @@ class LiveSimulation:
 
     def _publish_metrics(self, info: dict, episode_over: bool) -> None:
         values = {
-            "rotation error (rad)": f"{info['rotation_distance']:.4f}",
-            "consecutive successes": str(info["consecutive_successes"]),
-            "dropped": str(info["dropped"]).lower(),
-            "episode": str(self.env.episode),
-            "episode step": str(info["episode_step"]),
-            "episodes": str(self.episodes),
-            "drops so far": str(self.drops + int(info["dropped"])),
-            "hand commands received": str(self.commands_received),
+            M.ROTATION_ERROR: f"{info['rotation_distance']:.4f}",
+            M.CONSECUTIVE_SUCCESSES: str(info["consecutive_successes"]),
+            M.DROPPED: str(info["dropped"]).lower(),
+            M.EPISODE: str(self.env.episode),
+            M.EPISODE_STEP: str(info["episode_step"]),
+            M.EPISODES: str(self.episodes),
+            M.DROPS_SO_FAR: str(self.drops + int(info["dropped"])),
+            M.HAND_COMMANDS_RECEIVED: str(self.commands_received),
         }
         level = Level.WARN if info["dropped"] else Level.OK
         msg = DiagnosticStatus(level=bytes([int(level)]), name="sim/task",
@@ -254,10 +260,10 @@ class LiveSimulation:
         for key, value in values.items():
             self.node.health.set_value(key, value)
         counters = self.frames.counters
-        self.node.health.set_value("frames withheld (camera paused)", counters.withheld)
-        self.node.health.set_value("frames with blank depth", counters.blanked)
-        self.node.health.set_value("frames published late", counters.delayed)
-        self.node.health.set_value("frames published out of order", counters.reordered)
+        self.node.health.set_value(K.FRAMES_WITHHELD, counters.withheld)
+        self.node.health.set_value(K.FRAMES_BLANK, counters.blanked)
+        self.node.health.set_value(K.FRAMES_LATE, counters.delayed)
+        self.node.health.set_value(K.FRAMES_REORDERED, counters.reordered)
 
     def close(self) -> None:
         self._stop.set()

@@ -17,8 +17,8 @@ from geometry_msgs.msg import Quaternion, QuaternionStamped, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray, Header
 
-from .camera_model import Intrinsics, IntrinsicsError
-from .geometry import matrix_to_quat
+from ..camera_model import Intrinsics, IntrinsicsError
+from ..geometry import matrix_to_quat
 
 
 class MessageError(ValueError):

@@ -7,7 +7,6 @@ live robot. Privileged state is included for evaluation only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,11 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from std_msgs.msg import String
 
-from .. import conversions, topics
-from ..camera_model import Intrinsics
-from ..hand_model import default_hand
-from .io import BagWriter
+from .. import conversions
+from ... import topics
+from ...hand_model import default_hand
+from ..messages import MessageBagWriter
+from ...sim.episode_step import EpisodeStep   # re-exported: the schema of one step, pure
 
 EPISODE_TOPICS = (topics.DEPTH_IMAGE, topics.DEPTH_INFO, topics.JOINT_STATES, topics.GOAL,
                   topics.JOINT_TARGETS, topics.OBJECT_POSE, topics.OBJECT_TWIST, topics.PHYSICS_PARAMS)
@@ -37,26 +37,13 @@ def bag_topic(topic: topics.Topic) -> str:
     return topic.name if topic.name.startswith("/") else "/" + topic.name
 
 
-@dataclass
-class EpisodeStep:
-    stamp_ns: int
-    depth_m: np.ndarray | None           # None: no camera frame this step (dropped)
-    intrinsics: Intrinsics | None
-    joint_positions: np.ndarray        # canonical order, what the robot would measure
-    goal_wxyz: np.ndarray
-    action: np.ndarray | None          # joint targets the policy produced at this step (canonical)
-    object_pose: tuple[np.ndarray, np.ndarray] | None = None   # (position, quaternion wxyz) palm frame
-    object_twist: tuple[np.ndarray, np.ndarray] | None = None  # (linear, angular) palm frame
-    action_stamp_ns: int | None = None
-
-
 class EpisodeBagWriter:
     """Writes EpisodeSteps as standard messages; depth stored as 16UC1 millimetres."""
 
     def __init__(self, path: str | Path, metadata: dict[str, Any], overwrite: bool = False,
                  compress: bool = True, depth_encoding: str = "16UC1"):
         self.hand = default_hand()
-        self._bag = BagWriter(path, storage="mcap", overwrite=overwrite, compress=compress)
+        self._bag = MessageBagWriter(path, storage="mcap", overwrite=overwrite, compress=compress)
         for topic in EPISODE_TOPICS:
             self._bag.add_topic(bag_topic(topic), topic.type_name, topic.qos)
         self._bag.set_custom_data("dexterity_ros.episode_schema", SCHEMA_VERSION)

@@ -2,7 +2,7 @@
 
 Pure logic (no rclpy): :class:`FramePipeline` sits between the renderer and
 the camera publishers of the live sim bridge
-(:mod:`dexterity_ros.nodes.sim_live`). Every frame keeps the stamp it was
+(:mod:`dexterity_ros.ros.sim_live`). Every frame keeps the stamp it was
 rendered with, as a real camera's driver would, so a late or swapped frame
 looks to the graph exactly like one from a congested USB link.
 """

@@ -9,24 +9,40 @@ the node never declared is a typo: rclpy would silently ignore it, so every
 DexterityNode refuses to start on one (``reject_unknown_parameters``, run once
 the node is fully constructed, so parameters a subclass declares after the
 config, e.g. hand_node's per-joint tables, count as known).
+
+Parameters are declared with their type (from the field's annotation) and,
+for numbers with ``min``/``max``, a ``FloatingPointRange``/``IntegerRange``, so
+``ros2 param describe`` shows both and rclpy refuses a wrong type or an
+out-of-range value at set time (SetParameters answers successful=False with
+the reason). An integer given for a floating-point parameter (``-p rate:=1``,
+``ros2 param set ... rate 2``) is taken as that number: start-up overrides are
+converted before the declaration, runtime sets by a pre-set callback. A
+wrong type or an out-of-range value at start-up stays a ConfigError naming
+the parameter (exit code 2), as the config dataclass would report it. Only
+fields whose annotation has no single ROS type (e.g. ``str | int``) keep
+``dynamic_typing``.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import sys
 import time
 import traceback
+import typing
 from typing import Any, Callable, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
+from .. import diagnostic_keys
 from ..config import ConfigError, from_dict
 from ..diagnostics import Health, Level
 from ..topics import DIAGNOSTICS, QosClass, Topic
@@ -57,15 +73,70 @@ def _ros_name(field: dataclasses.Field) -> str:
     return field.metadata.get("ros_name") or field.name
 
 
-def _descriptor(field: dataclasses.Field) -> ParameterDescriptor:
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+_SCALAR_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
+                 str: Parameter.Type.STRING}
+_ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+                float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
+# rclpy cannot declare an empty list (its type would be unknown): an empty default is declared as this
+# one-element placeholder of the right type and read back as []
+_EMPTY_PLACEHOLDERS = {Parameter.Type.BOOL_ARRAY: [False], Parameter.Type.INTEGER_ARRAY: [0],
+                       Parameter.Type.DOUBLE_ARRAY: [0.0], Parameter.Type.STRING_ARRAY: [""]}
+_ARRAY_KINDS = (Parameter.Type.BYTE_ARRAY,) + tuple(_EMPTY_PLACEHOLDERS)
+
+
+def _type_words(ptype: Parameter.Type) -> str:
+    words = {Parameter.Type.DOUBLE: "a number", Parameter.Type.INTEGER: "an integer",
+             Parameter.Type.BOOL: "true/false", Parameter.Type.STRING: "a string"}
+    return words.get(ptype, f"a {ptype.name.lower().replace('_', ' ')}")
+
+
+def parameter_type(hint: Any) -> Parameter.Type | None:
+    """The ROS parameter type of a config field annotation; None where no single type fits (dynamic typing)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        return _SCALAR_TYPES.get(kinds.pop()) if len(kinds) == 1 else None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        kinds = {type(m.value) for m in hint}
+        return _SCALAR_TYPES.get(kinds.pop()) if len(kinds) == 1 else None
+    if hint in _SCALAR_TYPES:
+        return _SCALAR_TYPES[hint]
+    if origin in (list, tuple, typing.Sequence) and args:
+        items = {a for a in args if a is not Ellipsis}
+        return _ARRAY_TYPES.get(items.pop()) if len(items) == 1 else None
+    return None
+
+
+def _descriptor(field: dataclasses.Field, ptype: Parameter.Type | None, hint: Any = None) -> ParameterDescriptor:
+    """Description, read-only flag, type and numeric range of one config field, as ROS tools show them."""
     meta = field.metadata
-    desc = ParameterDescriptor(description=meta.get("description", ""), read_only=meta.get("read_only", False),
-                               dynamic_typing=True)
+    desc = ParameterDescriptor(description=meta.get("description", ""), read_only=meta.get("read_only", False))
+    if ptype is None:
+        desc.dynamic_typing = True
+    else:
+        desc.type = ptype.value
     limits = meta.get("constraints") or {}
-    if "min" in limits or "max" in limits:
-        lo, hi = limits.get("min"), limits.get("max")
-        desc.additional_constraints = f"range [{lo}, {hi}]"
+    if ("min" in limits or "max" in limits) and ptype is Parameter.Type.DOUBLE:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(limits.get("min", -float("inf"))), to_value=float(limits.get("max", float("inf"))),
+            step=0.0)]                                        # step 0: any value in the range
+    elif ("min" in limits or "max" in limits) and ptype is Parameter.Type.INTEGER:
+        desc.integer_range = [IntegerRange(from_value=int(limits.get("min", _INT64_MIN)),
+                                           to_value=int(limits.get("max", _INT64_MAX)), step=1)]
+    if typing.get_origin(hint) is typing.Literal:
+        desc.additional_constraints = "one of: " + ", ".join(str(a) for a in typing.get_args(hint))
     return desc
+
+
+def _as_declared_type(parameter: Parameter, ptype: Parameter.Type | None) -> Parameter:
+    """An integer (array) for a floating-point (array) parameter becomes that number; anything else as given."""
+    if ptype is Parameter.Type.DOUBLE and parameter.type_ is Parameter.Type.INTEGER:
+        return Parameter(parameter.name, value=float(parameter.value))
+    if ptype is Parameter.Type.DOUBLE_ARRAY and parameter.type_ is Parameter.Type.INTEGER_ARRAY:
+        return Parameter(parameter.name, value=[float(v) for v in parameter.value])
+    return parameter
 
 
 # Parameters a node may be given without declaring them itself: rclpy declares use_sim_time and
@@ -100,6 +171,7 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
 
     def __init__(self, node_name: str, config_cls: type[C], diagnostics_period_s: float = 1.0, **kwargs):
         super().__init__(node_name, **kwargs)
+        self.add_pre_set_parameters_callback(self._accept_integers_for_doubles)
         self.config_cls = config_cls
         self.config: C = self.declare_config(config_cls)
         self.health = Health(self.get_name())
@@ -109,23 +181,73 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
 
     # ---------------------------------------------------------- parameters
     def declare_config(self, config_cls: type[C]) -> C:
+        """Declare every documented field of ``config_cls`` as a typed ROS parameter; the filled config."""
+        hints = typing.get_type_hints(config_cls)
         values: dict[str, Any] = {}
         for field in dataclasses.fields(config_cls):
             if "description" not in field.metadata:
                 continue
+            hint = hints[field.name]
+            ptype = parameter_type(hint)
+            descriptor = _descriptor(field, ptype, hint)
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            placeholder = None
             if isinstance(default, (list, tuple)) and len(default) == 0:
-                default = [""] if "str" in str(field.type) else [0.0]
-                declared = self.declare_parameter(_ros_name(field), default, _descriptor(field))
-                value = declared.value
-                if value == default:
-                    value = []
-            else:
-                value = self.declare_parameter(_ros_name(field), default, _descriptor(field)).value
+                placeholder = _EMPTY_PLACEHOLDERS.get(ptype) or ([""] if "str" in str(hint) else [0.0])
+                default = placeholder
+            self._prepare_override(config_cls, field, ptype, placeholder)
+            value = self.declare_parameter(_ros_name(field), default, descriptor).value
             if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
                 value = list(value)
+            if placeholder is not None and value == placeholder:
+                value = []
             values[field.name] = value
         return self.config_from_values(config_cls, values)
+
+    def declare_typed_parameter(self, name: str, default: Any, descriptor: ParameterDescriptor) -> Any:
+        """declare_parameter for a parameter outside the config (typed by its default); ints accepted for floats."""
+        ptype = Parameter.Type.from_parameter_value(default)
+        override = self._parameter_overrides.get(name)
+        if override is not None and override.type_ is not Parameter.Type.NOT_SET:
+            override = self._parameter_overrides[name] = _as_declared_type(override, ptype)
+            if override.type_ is not ptype:
+                raise ConfigError(f"node '{self.get_name()}' parameter '{name}' must be {_type_words(ptype)}, "
+                                  f"got {override.value!r}")
+        return self.declare_parameter(name, default, descriptor).value
+
+    def _prepare_override(self, config_cls: type, field: dataclasses.Field, ptype: Parameter.Type | None,
+                          placeholder: list | None) -> None:
+        """Give a start-up value the declared type where that loses nothing; refuse a wrong one as ConfigError.
+
+        rclpy would raise its own exception (a traceback, exit 1) for a wrong type or an out-of-range value;
+        a mistyped parameter file must instead name the parameter and exit 2, as before typed declaration.
+        """
+        name = _ros_name(field)
+        override = self._parameter_overrides.get(name)
+        if override is None or ptype is None or override.type_ is Parameter.Type.NOT_SET:
+            return
+        if placeholder is not None and override.type_ in _ARRAY_KINDS and len(override.value) == 0:
+            override = Parameter(name, value=list(placeholder))    # an empty list of any element type: []
+        override = _as_declared_type(override, ptype)
+        self._parameter_overrides[name] = override
+        if override.type_ is not ptype:
+            where = f"node '{self.get_name()}' parameters"
+            try:
+                from_dict(config_cls, {field.name: override.value})    # the config's own wording of the error
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {field.name}: expected {_type_words(ptype)}, got {override.value!r}")
+        self._check_limits(field, override.value)
+
+    def _accept_integers_for_doubles(self, parameters: list[Parameter]) -> list[Parameter]:
+        """Pre-set callback: ``ros2 param set /node rate 2`` sets the floating-point parameter to 2.0."""
+        out = []
+        for p in parameters:
+            descriptor = self._descriptors.get(p.name)
+            if descriptor is not None and not descriptor.dynamic_typing:
+                p = _as_declared_type(p, Parameter.Type(descriptor.type))
+            out.append(p)
+        return out
 
     def unknown_parameters(self) -> list[str]:
         """Start-up parameter overrides (``-p``, params files, launch) that this node has not declared."""
@@ -159,12 +281,14 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
         except ConfigError as exc:
             raise ConfigError(f"node '{self.get_name()}' parameters: {exc}") from None
         for field in dataclasses.fields(config_cls):
-            limits = field.metadata.get("constraints") or {}
-            value = getattr(config, field.name)
-            if "min" in limits and value < limits["min"] or "max" in limits and value > limits["max"]:
-                raise ConfigError(f"node '{self.get_name()}' parameter '{_ros_name(field)}' = {value} "
-                                  f"outside [{limits.get('min')}, {limits.get('max')}]")
+            self._check_limits(field, getattr(config, field.name))
         return config
+
+    def _check_limits(self, field: dataclasses.Field, value: Any) -> None:
+        limits = field.metadata.get("constraints") or {}
+        if "min" in limits and value < limits["min"] or "max" in limits and value > limits["max"]:
+            raise ConfigError(f"node '{self.get_name()}' parameter '{_ros_name(field)}' = {value} "
+                              f"outside [{limits.get('min')}, {limits.get('max')}]")
 
     # ----------------------------------------------------- guarded callbacks
     def _guarded(self, callback: Callable, what: str) -> Callable:
@@ -174,7 +298,7 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
             try:
                 return callback(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - a node must survive garbage
-                key = f"exception in {what}"
+                key = diagnostic_keys.exception_in(what)
                 if self.health.counters.get(key, 0) == 0:
                     self.get_logger().error(f"unexpected error in {what}:\n{traceback.format_exc()}")
                 self.bad_input(key, f"unexpected error in {what}: {exc!r}", Level.ERROR)

@@ -19,10 +19,11 @@ from typing import Callable
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
-from .io import BagError, message_class
-from .msgdefs import message_definition
-from .ros_qos import bag_qos_from_profile, subscription_qos
-from .writer import SplitBagWriter
+from ...bags.io import BagError
+from ..messages import message_class
+from ...bags.msgdefs import message_definition
+from .qos import bag_qos_from_profile, subscription_qos
+from ...bags.writer import SplitBagWriter
 
 _STOP = object()
 

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence, TextIO
 
-from .launch_xml import LaunchPlan, ProcessPlan, load_launch_plan
+from .loader import load_launch_plan
+from .plan import LaunchPlan, ProcessPlan
 
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP",
                  signal.SIGKILL: "SIGKILL"}
@@ -430,7 +431,7 @@ def launch(path: Path | str, arguments: Mapping[str, str] | Iterable[str] | None
            stop_on_death: bool = False, environ: Mapping[str, str] | None = None) -> LaunchHandle:
     """Evaluate a launch file and start its processes; ``handle.stop()`` (or ``with``) ends them.
 
-    Raises :class:`dexterity_ros.launch_xml.LaunchError` before starting anything if the file is bad.
+    Raises :class:`~dexterity_ros.launcher.errors.LaunchError` before starting anything if the file is bad.
     """
     plan = load_launch_plan(path, arguments, environ=environ)
     handle = LaunchHandle(plan.processes, plan=plan, echo=echo, sigterm_timeout=sigterm_timeout,

@@ -17,9 +17,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
 
-from .. import conversions, topics
+from . import conversions
+from .. import topics
 from .background import BackgroundNode
-from .ros_common import qos_profile
+from .common import qos_profile
 
 
 @dataclass

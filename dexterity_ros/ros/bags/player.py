@@ -18,11 +18,13 @@ from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
-from .. import conversions, topics as graph_topics
-from .io import BagError, BagReader, message_class
+from .. import conversions
+from ... import topics as graph_topics
+from ...bags.io import BagError, BagReader
+from ..messages import message_class
 from .recorder import normalize_topic
-from .replay import ReplayOptions, ReplaySchedule
-from .ros_qos import playback_qos
+from ...bags.replay import ReplayOptions, ReplaySchedule
+from .qos import playback_qos
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class BagPlayer:
                                        topics=list(self.publishers))
         self.clock_publisher = None
         if options.clock_hz > 0:
-            from ..nodes.ros_common import qos_profile
+            from ..common import qos_profile
             self.clock_publisher = node.create_publisher(Clock, graph_topics.CLOCK.name,
                                                          qos_profile(graph_topics.CLOCK))
 

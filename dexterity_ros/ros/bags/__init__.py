@@ -1,0 +1,1 @@
+"""The rclpy side of the bag tools: recorder, player, session, QoS mapping and the episode bag schema as messages."""
