@@ -15,7 +15,7 @@ export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test bench clean-venv sync-robot
+.PHONY: venv demo test test-unit bench clean-venv sync-robot
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS) test
+
+# the fast, process-free tests only (seconds); `make test` runs everything
+test-unit: venv
+	$(PY) -m pytest -q -m unit $(PYTEST_ARGS) test
 
 bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -25,3 +25,33 @@ os.environ.setdefault("PYTHONUNBUFFERED", "1")
 # an ignored signal stays ignored in every child process. The tests stop nodes and launchers with
 # SIGINT as a user would, so give this process (and through exec, its children) the default.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# ------------------------------------------------------------------ markers
+# Tests are grouped by component in folders (test/hand, test/bags, ...); each file also has a kind, so
+# `pytest -m unit` runs the fast, process-free tests in seconds and `make test` still runs everything.
+# A file's kind is its slowest test's: graph = starts nodes or processes and talks over DDS; hil = the
+# hardware-in-the-loop scenarios; slow = no processes, but seconds of compute (hypothesis, MuJoCo,
+# training); unit = everything else (measured with --durations, each file under ~2.5 s).
+KIND_BY_FILE = {
+    "hil/test_scenarios.py": "hil",
+    **{f: "graph" for f in (
+        "hand/test_hand_graph.py", "bags/test_bags_graph.py", "bags/test_bags_cli.py", "launcher/test_launch_xml.py",
+        "graph/test_parity_demo.py", "graph/test_graph_replay_launch.py", "camera/test_camera_node.py",
+        "policy/test_policy_node.py", "perception/test_graph_segmentation.py", "sim/test_graph_sim_bridge.py",
+        "core/test_node_parameters.py")},
+    **{f: "slow" for f in (
+        "learning/test_learning_expert.py", "learning/test_learning_parity.py", "learning/test_learning_distill.py",
+        "bags/test_bags_integrity.py", "sim/test_sim_randomization.py", "camera/test_camera.py",
+        "core/test_packaging.py", "hil/test_hil_checks.py")},
+}
+KINDS = ("unit", "graph", "hil", "slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    test_root = ROOT / "test"
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(test_root).as_posix()
+        item.add_marker(getattr(pytest.mark, KIND_BY_FILE.get(rel, "unit")))

@@ -5,5 +5,5 @@ numpy, the one place), ``messages`` (CDR bytes <-> rclpy objects), ``background`
 context for tools and tests), ``graph_monitor`` (observer of a running graph), ``driver_endpoint`` (the
 driver's side of a hand profile), ``sim_live`` (live MuJoCo behind the robot's topics), ``bags/``
 (record, play, episode bags as messages). The executables are in ``dexterity_ros/nodes/``; the pure
-core never imports from here (test/test_architecture.py checks it).
+core never imports from here (test/core/test_architecture.py checks it).
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "dexterity_ros"
+PACKAGE = Path(__file__).resolve().parents[2] / "dexterity_ros"
 ROS_SIDE = ("ros", "nodes", "hil", "cli_commands")          # folders allowed to import ROS
 ROS_TOP_LEVEL = {"rclpy", "rcl_interfaces", "builtin_interfaces", "rosidl_runtime_py", "rosgraph_msgs",
                  "rosidl_parser", "rpyutils", "leap_hand"}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-BENCHES = sorted((Path(__file__).resolve().parents[1] / "bench").glob("*.py"))
+BENCHES = sorted((Path(__file__).resolve().parents[2] / "bench").glob("*.py"))
 
 
 def test_there_are_benchmarks():

@@ -16,7 +16,7 @@ from dexterity_ros import topics
 from dexterity_ros.diagnostic_keys import Student, count, latency_p99
 from dexterity_ros.ros.common import qos_profile
 from ros_harness import NodeProcess, RosProbe
-from test_policy_support import HAND, J, NAN_TRIGGER, cloud, probe_model
+from policy_fixtures import HAND, J, NAN_TRIGGER, cloud, probe_model
 
 Q = np.clip(np.full(J, 0.5), HAND.lower, HAND.upper)
 

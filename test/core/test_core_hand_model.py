@@ -9,7 +9,7 @@ from dexterity_ros.hand_model import JointNameError, default_hand, load_hand_des
 from dexterity_ros.kinematics import HandKinematics
 from dexterity_ros.paths import robot_description_path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "robots" / "allegro_right.yaml"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "robots" / "allegro_right.yaml"
 
 
 def test_packaged_description_is_the_shared_one():

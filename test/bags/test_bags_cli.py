@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bag_fixtures import write_unusual_sqlite3
-from test_policy_support import probe_model
+from policy_fixtures import probe_model
 from dexterity_ros.bags.writer import SplitBagWriter
 from dexterity_ros.cli_commands import doctor
 from ros_harness import ROOT

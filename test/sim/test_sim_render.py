@@ -20,7 +20,7 @@ from dexterity_ros.sim.randomization import load_randomization_config
 from dexterity_ros.sim.render import apply_depth_effects, depth_edges
 from dexterity_ros.sim.sim_config import load_sim_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FULL = load_randomization_config()
 OFF = FULL.with_enabled(None, False)
 CUBE_HALF = 0.0325

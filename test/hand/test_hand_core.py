@@ -394,7 +394,7 @@ def test_docs_list_every_parameter_and_state():
     from dexterity_ros.hand.safety import PER_JOINT_TABLES
     from dexterity_ros.nodes.allegro_emulator_node import EmulatorConfig
     from dexterity_ros.nodes.hand_node import HandNodeConfig
-    text = (Path(__file__).resolve().parent.parent / "docs" / "hand.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "hand.md").read_text()
     names = [n for cls in (HandNodeConfig, EmulatorConfig) for n, _, _ in describe_fields(cls)]
     names += [f"{table}.<joint>" for table in PER_JOINT_TABLES]
     missing = [n for n in names if f"`{n}`" not in text]
@@ -414,5 +414,5 @@ def test_core_does_not_import_rclpy():
     import sys
     code = "import sys, dexterity_ros.hand; print('rclpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"

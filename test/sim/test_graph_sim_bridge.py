@@ -13,7 +13,7 @@ from dexterity_ros.ros.bags.episode import EpisodeBagWriter, EpisodeStep
 from dexterity_ros.ros.common import qos_profile
 from dexterity_ros.topics import RECORDED_TARGETS
 from ros_harness import NodeProcess, RosProbe
-from test_core_perception import INTR, grasp_pose, scene
+from perception_fixtures import INTR, grasp_pose, scene
 
 PERIOD_NS = 83_333_333   # 12 Hz
 

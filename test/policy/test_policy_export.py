@@ -16,7 +16,7 @@ from dexterity_ros.policy.contract import read_contract, sample_inputs
 from dexterity_ros.policy.export import ExportError, export_policy
 from dexterity_ros.policy.networks import build_reference_student
 from dexterity_ros.policy.runtime import PolicyRuntime
-from test_policy_support import HAND, J, PERCEPTION, cloud, probe_model, replace
+from policy_fixtures import HAND, J, PERCEPTION, cloud, probe_model, replace
 
 GOAL = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -164,7 +164,7 @@ def test_cli_info_errors(tmp_path, capsys):
     assert cli("info", str(bad)) == 1
     assert "hand: MISMATCH" in capsys.readouterr().out
     lying = tmp_path / "lying.onnx"
-    from test_policy_support import model_with_metadata, probe_contract
+    from policy_fixtures import model_with_metadata, probe_contract
     from dexterity_ros.policy.contract import METADATA_KEY
     lying.write_bytes(model_with_metadata(probe_contract(), {METADATA_KEY: probe_contract(history=2).to_json()}))
     assert cli("info", str(lying)) == 1

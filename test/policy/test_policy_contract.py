@@ -10,7 +10,7 @@ from dexterity_ros.perception import PerceptionConfig
 from dexterity_ros.policy.contract import (METADATA_KEY, ContractError, PolicyContract, PolicyError,
                                            canonical_points_hash, read_contract)
 from dexterity_ros.policy.runtime import PolicyRuntime, RuntimeOptions
-from test_policy_support import (HAND, PERCEPTION, Normalization, model_with_metadata, probe_contract,
+from policy_fixtures import (HAND, PERCEPTION, Normalization, model_with_metadata, probe_contract,
                                  probe_graph, probe_model, replace)
 
 

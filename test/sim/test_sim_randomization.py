@@ -191,7 +191,7 @@ def test_sensor_freeze_holds_and_dropout_drops():
 
 def test_docs_table_is_generated_from_the_packaged_config():
     from pathlib import Path
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "simulation.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "simulation.md").read_text()
     assert randomization_table_markdown(FULL) in docs, \
         "docs/simulation.md is stale: regenerate the table with python -m dexterity_ros.sim.randomization"
 

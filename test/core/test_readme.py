@@ -4,7 +4,7 @@ from pathlib import Path
 
 from dexterity_ros import reference_docs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_generated_sections_are_current():

@@ -26,7 +26,7 @@ from dexterity_ros import paths
 from dexterity_ros.launcher import (LaunchError, launch, list_arguments, load_launch_plan, parse_launch_arguments,
                                     parse_template, Substitution)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "test" / "launch_fixtures"
 FIXTURE_PREFIX = FIXTURES / "prefix"
 FIXTURE_PKG = "dexterity_launch_fixtures"

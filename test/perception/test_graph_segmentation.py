@@ -13,7 +13,7 @@ from dexterity_ros.diagnostic_keys import Segmentation
 from dexterity_ros.hand_model import default_hand
 from dexterity_ros.ros.common import qos_profile
 from ros_harness import NodeProcess, RosProbe
-from test_core_perception import INTR, OBJECT_CENTER, OBJECT_HALF, grasp_pose, scene
+from perception_fixtures import INTR, OBJECT_CENTER, OBJECT_HALF, grasp_pose, scene
 
 
 @pytest.fixture(scope="module")

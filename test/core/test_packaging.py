@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NODES = ["camera_node", "segmentation_node", "student_node", "hand_node", "sim_bridge_node",
          "allegro_emulator_node"]
 DATA = ["launch/robot.launch.xml", "launch/replay.launch.xml", "launch/sim.launch.xml", "config/perception.yaml",

@@ -19,7 +19,7 @@ from dexterity_ros.paths import models_path
 from dexterity_ros.policy.contract import ContractError, PolicyError
 from dexterity_ros.policy.inputs import RateGate, staleness
 from dexterity_ros.policy.runtime import PolicyRuntime, StepStatus, normalize_goal, GoalError
-from test_policy_support import (HAND, HISTORY_WEIGHTS, J, NAN_TRIGGER, PERCEPTION, STATE_GAIN, Normalization,
+from policy_fixtures import (HAND, HISTORY_WEIGHTS, J, NAN_TRIGGER, PERCEPTION, STATE_GAIN, Normalization,
                                  base_action, cloud, probe_contract, probe_model, replace)
 
 PERIOD_NS = 83_333_333
