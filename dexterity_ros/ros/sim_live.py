@@ -122,7 +122,11 @@ class LiveSimulation:
             return SetParametersResult(successful=False, reason=str(exc))
         node.config = merged
         self.cfg = merged
-        self.frames.set_faults(camera_faults(merged))
+        # under the publish lock: a frame pushed before the change but not yet published would otherwise
+        # go out after this callback returned, i.e. after the fault was reported as applied (seen in HIL
+        # camera_stop: one frame "published while the camera was paused")
+        with self._publish_lock:
+            self.frames.set_faults(camera_faults(merged))
         self._frame_wakeup.set()
         self._report_faults()
         node.get_logger().warning(f"camera faults changed: {changes} (active: "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -30,8 +29,9 @@ from ..geometry import (axis_angle_to_quat, make_transform, matrix_to_quat, quat
                         quat_to_matrix, random_quaternion, rotation_distance)
 from .model import LABEL_BACKGROUND, OPTICAL_TO_MUJOCO_CAMERA, SceneModel, build_scene
 from .objects import canonical_points
-from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer, ModelTarget,
-                            RandomizationConfig, apply_model_terms, as_randomization_config, term_rng)
+from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer, RandomizationConfig,
+                            apply_model_terms, as_randomization_config, term_rng)
+from .randomization_effects import ActionTarget, ModelTarget, ObservationTarget, StepTerm
 from .render import DepthRenderer, apply_depth_effects, set_camera_intrinsics
 from .sim_config import SimConfig, as_sim_config
 
@@ -209,6 +209,8 @@ class ReorientEnv:
         self._episode = -1
         self._done = True
         self._rand: EpisodeRandomizer | None = None
+        self._action_terms: list[StepTerm] = []         # active step-time terms, in STEP_ORDER
+        self._observation_terms: list[StepTerm] = []
 
     # ------------------------------------------------------------------ public properties
     @property
@@ -269,15 +271,13 @@ class ReorientEnv:
         self.reset_attempts = self._settle(slot, task_rng)
         d, scene = slot.data, slot.scene
         start = d.ctrl[scene.actuator_index].copy()
-        self._backlash_position = start.copy()
-        self._action_queue = deque([start.copy()] * self._rand.params.action_delay_steps, maxlen=None)
+        self._action_terms = self._rand.step_terms("action", start)      # each with its episode state
+        self._observation_terms = self._rand.step_terms("observation", start)
         self._applied_targets = start.copy()
         self._commanded_targets = start.copy()     # the last action given to step() (before noise/delay)
-        self._wrench = np.zeros(6)
         self._step = 0
         self._steps_since_goal = 0
         self._successes = 0
-        self._freeze_left = 0
         self._done = False
         self._clock_ns += self.policy_period_ns
         self._goal = self._sample_goal(self._object_quaternion())
@@ -388,23 +388,17 @@ class ReorientEnv:
                              f"{list(self.joint_names)}, got shape {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"joint targets must be finite, got {action.tolist()}")
-        slot, scene, rand = self._slot, self.scene, self._rand
-        m, d, p = slot.model, slot.data, rand.params
+        slot, scene = self._slot, self.scene
+        m, d = slot.model, slot.data
         action = np.clip(action, self.action_low, self.action_high)
         self._commanded_targets = action.copy()
-        noisy = action + p.action_bias
-        noise = rand.action_noise()
-        if noise is not None:
-            noisy = noisy + noise
-        if p.action_delay_steps:
-            self._action_queue.append(noisy)
-            noisy = self._action_queue.popleft()
-        half = 0.5 * p.backlash
-        self._backlash_position = np.clip(self._backlash_position, noisy - half, noisy + half)
-        self._applied_targets = np.clip(self._backlash_position, self.action_low, self.action_high)
+        # the active action terms (randomization.STEP_ORDER): bias, noise, delay, backlash, object wrench
+        act = ActionTarget(action, float(m.body_mass[scene.object_body_id]))
+        for term in self._action_terms:
+            term.event.on_action(term, act)
+        self._applied_targets = np.clip(act.targets, self.action_low, self.action_high)
         d.ctrl[scene.actuator_index] = self._applied_targets
-        self._wrench = rand.object_wrench(self._wrench, float(m.body_mass[scene.object_body_id]))
-        d.xfrc_applied[scene.object_body_id] = self._wrench
+        d.xfrc_applied[scene.object_body_id] = act.wrench
         mujoco.mj_step(m, d, nstep=scene.substeps)
         self._step += 1
         self._steps_since_goal += 1
@@ -441,40 +435,30 @@ class ReorientEnv:
 
     # ------------------------------------------------------------------ observation
     def _observe(self, allow_events: bool) -> Observation:
-        rand, scene, d, p = self._rand, self.scene, self.data, self._rand.params
-        prev = self._last_obs
-        if allow_events and prev is not None:
-            if self._freeze_left > 0:
-                self._freeze_left -= 1
+        scene, d, prev = self.scene, self.data, self._last_obs
+        # the active observation terms (randomization.STEP_ORDER): sensor freeze (holds everything),
+        # joint bias and noise, frame dropout (holds the points), point bias and noise
+        obs = ObservationTarget(d.qpos[scene.joint_qpos_index], prev, allow_events, self._true_object_points)
+        for term in self._observation_terms:
+            term.event.on_observation(term, obs)
+            if obs.held:
                 return _held(prev, self._clock_ns, self._step, self._goal)
-            if not prev.frozen:             # after a freeze ends, one fresh observation first
-                hold = rand.freeze_steps()
-                if hold > 0:
-                    self._freeze_left = hold - 1
-                    return _held(prev, self._clock_ns, self._step, self._goal)
-        q = d.qpos[scene.joint_qpos_index] + p.joint_observation_bias
-        noise = rand.joint_noise()
-        if noise is not None:
-            q = q + noise
-        dropped = allow_events and rand.frame_dropped()
-        if dropped and prev is not None:
-            points, frame = prev.object_points, None
+        if obs.points_held:
+            points, frame = obs.points, None
         else:
-            points = self._object_points()
+            points = obs.points.astype(np.float32)
             frame = _FrameSource(self, self._episode, self._step, self._clock_ns, d.qpos.copy())
-        return Observation(self._clock_ns, self._episode, self._step, _frozen_array(q), _frozen_array(points),
-                           _frozen_array(self._goal), False, bool(dropped), frame)
+        return Observation(self._clock_ns, self._episode, self._step, _frozen_array(obs.joints),
+                           _frozen_array(points), _frozen_array(self._goal), False, bool(obs.frame_dropped),
+                           frame)
 
-    def _object_points(self) -> np.ndarray:
-        scene, rand, p = self.scene, self._rand, self._rand.params
+    def _true_object_points(self) -> np.ndarray:
+        """The object's points in the palm frame (float64; the observation terms add bias and noise)."""
+        scene, p = self.scene, self._rand.params
         canon = canonical_points(scene.object.name, self.config.task.object_points, self.config.mesh_objects)
         rot = np.empty(9)
         mujoco.mju_quat2Mat(rot, self._object_quaternion())
-        pts = (canon.astype(np.float64) * p.object_scale) @ rot.reshape(3, 3).T + self._object_position() + p.point_observation_bias
-        noise = rand.point_noise(len(pts))
-        if noise is not None:
-            pts = pts + noise
-        return pts.astype(np.float32)
+        return (canon.astype(np.float64) * p.object_scale) @ rot.reshape(3, 3).T + self._object_position()
 
     def goal_points(self, n: int | None = None) -> np.ndarray:
         """Canonical points of the current object rotated to the goal (goal representation)."""
@@ -556,13 +540,17 @@ class ReorientEnv:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         physics = np.empty(mujoco.mj_stateSize(self.model, spec))
         mujoco.mj_getState(self.model, self.data, physics, spec)
+        terms = {t.name: t for t in self._action_terms}
         env = {"step": self._step, "steps_since_goal": self._steps_since_goal,
                "successes": self._successes, "done": self._done, "goal": self._goal.copy(),
-               "distance": self._distance, "action_queue": [a.copy() for a in self._action_queue],
-               "backlash_position": self._backlash_position.copy(),
-               "applied_targets": self._applied_targets.copy(),
-               "commanded_targets": self._commanded_targets.copy(), "wrench": self._wrench.copy(),
-               "freeze_left": self._freeze_left, "last_obs": self._last_obs, "clock_ns": self._clock_ns,
+               "distance": self._distance, "applied_targets": self._applied_targets.copy(),
+               "commanded_targets": self._commanded_targets.copy(),
+               "last_obs": self._last_obs, "clock_ns": self._clock_ns,
+               # each active step-time term's own state (delay queue, backlash, wrench, freeze count)
+               "terms": {t.name: copy.deepcopy(t.state) for t in self._action_terms + self._observation_terms},
+               # read-only copies for planners (learning/expert.py): commands still delayed, object wrench
+               "action_queue": [a.copy() for a in terms["action_delay"].state] if "action_delay" in terms else [],
+               "wrench": terms["object_force"].state["wrench"].copy() if "object_force" in terms else np.zeros(6),
                "streams": copy.deepcopy(self._rand.stream_states()),
                "task_rng": copy.deepcopy(self._task_rng.bit_generator.state)}
         return SimState(self._episode, self.scene.object.name, physics, env)
@@ -582,12 +570,11 @@ class ReorientEnv:
         self._step, self._steps_since_goal = e["step"], e["steps_since_goal"]
         self._successes, self._done = e["successes"], e["done"]
         self._goal, self._distance = e["goal"].copy(), e["distance"]
-        self._action_queue = deque(a.copy() for a in e["action_queue"])
-        self._backlash_position = e["backlash_position"].copy()
         self._applied_targets = e["applied_targets"].copy()
         self._commanded_targets = e["commanded_targets"].copy()
-        self._wrench = e["wrench"].copy()
-        self._freeze_left, self._last_obs, self._clock_ns = e["freeze_left"], e["last_obs"], e["clock_ns"]
+        for term in self._action_terms + self._observation_terms:
+            term.state = copy.deepcopy(e["terms"][term.name])
+        self._last_obs, self._clock_ns = e["last_obs"], e["clock_ns"]
         self._rand.restore_streams(copy.deepcopy(e["streams"]))
         self._task_rng.bit_generator.state = copy.deepcopy(e["task_rng"])
 

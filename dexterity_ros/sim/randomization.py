@@ -9,199 +9,54 @@ episode bit for bit.
 
 A term lives in one place, its :class:`EventTerm` in :data:`TERMS` (as Isaac
 Lab pairs an event function with its parameters): kind, default config, which
-:class:`EpisodeParams` fields it samples and how, and what it writes into the
-episode's model. :data:`RandomizationConfig` gets one field per term from it,
-and ReorientEnv applies the episode's model terms in a loop (:func:`apply_model_terms`).
+:class:`EpisodeParams` fields it samples and how, and its effect: what it writes
+into the episode's model, or what it does to each action or observation (with
+any per-episode state it keeps). :data:`RandomizationConfig` gets one field per
+term from it; ReorientEnv applies the episode's model terms in a loop
+(:func:`apply_model_terms`) and the step-time terms in loops in :data:`STEP_ORDER`.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..config import ConfigError, config_hash, from_dict, load_config, to_dict
-from ..geometry import quat_to_matrix
 from ..paths import config_path
 from .randomization_kinds import (DepthNoiseTerm, DropoutTerm, EdgeDropoutTerm, FreezeTerm, GaussianTerm,
                                   ObjectForceTerm, RangeTerm, Term)
+# what each term does (its sampler and its effect): randomization_effects; the table below pairs them
+from .randomization_effects import (
+    ModelTarget, EventTerm, _draw, _sample_friction, _sample_edge_dropout, _apply_friction, _apply_object_mass,
+    _apply_object_scale, _apply_com_offset, _apply_joint_damping, _apply_actuator_gain,
+    _apply_joint_limit_offset, _apply_gravity, _apply_camera_translation, _apply_camera_rotation,
+    _apply_focal_length, _apply_principal_point, StepTerm, _act_bias, _act_noise, _init_delay, _act_delay,
+    _init_backlash, _act_backlash, _init_wrench, draw_object_wrench, _act_object_force, draw_freeze_steps,
+    _init_freeze, _observe_freeze, _observe_joint_bias, _observe_joint_noise, draw_frame_dropped,
+    _observe_frame_dropout, _observe_point_bias, _observe_point_noise, _UNIT, _CAMERA, _INTRINSICS)
 
 
-# ----------------------------------------------------------------------------- terms
-@dataclass
-class ModelTarget:
-    """What an episode's model terms write into (see :attr:`EventTerm.apply`).
-
-    ReorientEnv restores the scene's nominal model, fills this in, lets every
-    active term write its values (in term order), then writes the camera pose
-    and intrinsics composed here and recomputes the model constants.
-    """
-
-    model: Any                          # mujoco.MjModel (its arrays are numpy views)
-    object_geom: int
-    object_body: int
-    hand_geoms: np.ndarray
-    joint_dofs: np.ndarray              # canonical joint order
-    actuators: np.ndarray
-    joints: np.ndarray
-    object_bvh: slice
-    mesh_verts: slice | None            # None: the object is a primitive
-    mesh_bvh: slice | None
-    camera_rotation: np.ndarray         # camera optical -> palm, as rendered
-    camera_translation: np.ndarray
-    intrinsics: np.ndarray              # fx, fy, cx, cy as rendered
-    mesh_changed: bool = False          # the object mesh must be uploaded to the renderer again
 
 
-Sampler = Callable[[Any, np.random.Generator, int], tuple]
-
-
-@dataclass(frozen=True)
-class EventTerm:
-    """One randomization term in one place: its config default, sampling and effect (Isaac Lab's event term).
-
-    ``sample(term_config, rng, num_joints)`` draws the term's episode values, one
-    per :class:`EpisodeParams` field named in ``params`` (episode terms only).
-    ``apply(target, *values)`` writes them into the episode's model
-    (:class:`ModelTarget`); ``writes`` names the model fields it changes. Terms
-    without ``apply`` act where ``acts_on`` says: on the action, the observation
-    or the rendered frame (ReorientEnv.step, _observe, _render_source; step terms
-    draw through :class:`EpisodeRandomizer`).
-    """
-
-    kind: Literal["observation", "physics", "unmodeled", "visual"]
-    default: Term                         # the config when the YAML leaves the term out (disabled)
-    effect: str
-    acts_on: Literal["model", "action", "observation", "render"]
-    params: tuple[str, ...] = ()          # EpisodeParams fields sampled (episode terms)
-    sample: Sampler | None = None
-    apply: Callable[..., None] | None = None
-    writes: tuple[str, ...] = ()          # model fields ``apply`` changes ("opt.gravity": an option)
-    positive: bool = False                # range must be > 0 (a scale factor)
-    nonnegative: bool = False             # range must be >= 0
-    distributions: tuple[str, ...] = ()   # allowed distributions (empty: any the term type takes)
-
-    @property
-    def sampled(self) -> tuple[str, ...]:
-        """Allowed sampling times: per episode when the term has episode values, else per step."""
-        return ("episode",) if self.params else ("step",)
-
-
-def _draw(*shape: int | str, cast: Callable | None = None) -> Sampler:
-    """Sampler of one value of the term's distribution with ``shape`` ("J": one per joint)."""
-    def sample(term: Any, rng: np.random.Generator, num_joints: int) -> tuple:
-        value = term.sample(rng, tuple(num_joints if s == "J" else s for s in shape))
-        return (cast(value) if cast else value,)
-    return sample
-
-
-def _sample_friction(term: RangeTerm, rng: np.random.Generator, num_joints: int) -> tuple:
-    return tuple(float(v) for v in term.sample(rng, (2,)))          # object, hand
-
-
-def _sample_edge_dropout(term: EdgeDropoutTerm, rng: np.random.Generator, num_joints: int) -> tuple:
-    low, high = term.range
-    return (float(rng.uniform(low, high)),)
-
-
-def _apply_friction(t: ModelTarget, object_scale: float, hand_scale: float) -> None:
-    m = t.model
-    m.geom_friction[t.object_geom, 0] = m.geom_friction[t.object_geom, 0] * object_scale
-    m.geom_friction[t.hand_geoms, 0] = m.geom_friction[t.hand_geoms, 0] * hand_scale
-
-
-def _apply_object_mass(t: ModelTarget, scale: float) -> None:
-    m, b = t.model, t.object_body
-    m.body_mass[b] = m.body_mass[b] * scale
-    m.body_inertia[b] = m.body_inertia[b] * scale
-
-
-def _apply_object_scale(t: ModelTarget, s: float) -> None:
-    """Object size: geometry, bounding volumes and mesh; inertia (after the mass term) and centre of mass."""
-    m, g, b = t.model, t.object_geom, t.object_body
-    m.geom_size[g] = m.geom_size[g] * s
-    m.geom_rbound[g] = m.geom_rbound[g] * s
-    m.geom_aabb[g] = m.geom_aabb[g] * s
-    m.geom_pos[g] = m.geom_pos[g] * s
-    m.bvh_aabb[t.object_bvh] = m.bvh_aabb[t.object_bvh] * s
-    if t.mesh_verts is not None:
-        m.mesh_vert[t.mesh_verts] = m.mesh_vert[t.mesh_verts] * np.float32(s)
-        m.bvh_aabb[t.mesh_bvh] = m.bvh_aabb[t.mesh_bvh] * s
-        t.mesh_changed = True
-    m.body_inertia[b] = m.body_inertia[b] * s * s
-    m.body_ipos[b] = m.body_ipos[b] * s
-
-
-def _apply_com_offset(t: ModelTarget, offset: np.ndarray) -> None:
-    t.model.body_ipos[t.object_body] = t.model.body_ipos[t.object_body] + offset
-
-
-def _apply_joint_damping(t: ModelTarget, scale: np.ndarray) -> None:
-    t.model.dof_damping[t.joint_dofs] = t.model.dof_damping[t.joint_dofs] * scale
-
-
-def _apply_actuator_gain(t: ModelTarget, scale: np.ndarray) -> None:
-    m, a = t.model, t.actuators
-    m.actuator_gainprm[a, 0] = m.actuator_gainprm[a, 0] * scale        # kp
-    m.actuator_biasprm[a, 1] = m.actuator_biasprm[a, 1] * scale        # -kp
-
-
-def _apply_joint_limit_offset(t: ModelTarget, offset: np.ndarray) -> None:
-    limits = t.model.jnt_range[t.joints] + offset
-    limits[:, 1] = np.maximum(limits[:, 1], limits[:, 0] + 1e-3)
-    t.model.jnt_range[t.joints] = limits
-
-
-def _apply_gravity(t: ModelTarget, offset: np.ndarray) -> None:
-    t.model.opt.gravity[:] = t.model.opt.gravity + offset
-
-
-def _apply_camera_translation(t: ModelTarget, offset: np.ndarray) -> None:
-    t.camera_translation = t.camera_translation + offset
-
-
-def _apply_camera_rotation(t: ModelTarget, rotvec: np.ndarray) -> None:
-    t.camera_rotation = t.camera_rotation @ rotation_vector_matrix(rotvec)
-
-
-def _apply_focal_length(t: ModelTarget, scale: np.ndarray) -> None:
-    t.intrinsics[:2] = t.intrinsics[:2] * scale
-
-
-def _apply_principal_point(t: ModelTarget, offset: np.ndarray) -> None:
-    t.intrinsics[2:] = t.intrinsics[2:] + offset
-
-
-def rotation_vector_matrix(rotvec: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3)
-    axis = np.asarray(rotvec) / angle
-    return quat_to_matrix(np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis]))
-
-
-_UNIT = (1.0, 1.0)
-_CAMERA = ("cam_pos", "cam_quat")
-_INTRINSICS = ("cam_intrinsic", "cam_sensorsize", "cam_resolution")
-
-# Order is the stream index of each term (and the order model terms apply in): append, never reorder.
 TERMS: dict[str, EventTerm] = {
     # -- observation noise: correlated (per episode) + uncorrelated (per step) ----------------
     "joint_position_noise_correlated": EventTerm(
         "observation", GaussianTerm(), "rad added to every measured joint position (per joint)",
-        acts_on="observation", params=("joint_observation_bias",), sample=_draw("J")),
+        acts_on="observation", params=("joint_observation_bias",), sample=_draw("J"),
+        on_observation=_observe_joint_bias),
     "joint_position_noise_uncorrelated": EventTerm(
         "observation", GaussianTerm(sampled="step"), "rad added to measured joint positions (per joint, per step)",
-        acts_on="observation"),
+        acts_on="observation", on_observation=_observe_joint_noise),
     "object_point_noise_correlated": EventTerm(
         "observation", GaussianTerm(), "m offset added to all object points (per axis)",
-        acts_on="observation", params=("point_observation_bias",), sample=_draw(3)),
+        acts_on="observation", params=("point_observation_bias",), sample=_draw(3),
+        on_observation=_observe_point_bias),
     "object_point_noise_uncorrelated": EventTerm(
         "observation", GaussianTerm(sampled="step"), "m added to each object point (per point and axis)",
-        acts_on="observation"),
+        acts_on="observation", on_observation=_observe_point_noise),
     # -- physics, per episode ---------------------------------------------------------------
     "friction": EventTerm(
         "physics", RangeTerm(range=_UNIT), "scale on sliding friction (object and hand drawn separately)",
@@ -236,26 +91,30 @@ TERMS: dict[str, EventTerm] = {
         "physics", GaussianTerm(), "m/s^2 added to gravity (per axis)",
         acts_on="model", params=("gravity_offset",), sample=_draw(3),
         apply=_apply_gravity, writes=("opt.gravity",)),
-    # -- unmodeled effects (ReorientEnv.step: bias, noise, delay, backlash, in that order) -----
+    # -- unmodeled effects (ReorientEnv.step: in STEP_ORDER) -------------------------------------
     "action_delay": EventTerm(
         "unmodeled", RangeTerm(distribution="uniform_int"), "policy steps between command and actuation",
         acts_on="action", params=("action_delay_steps",), sample=_draw(cast=int), nonnegative=True,
-        distributions=("uniform_int",)),
+        distributions=("uniform_int",), init_state=_init_delay, on_action=_act_delay),
     "backlash": EventTerm(
         "unmodeled", RangeTerm(), "rad dead band (play) between command and actuator target (per joint)",
-        acts_on="action", params=("backlash",), sample=_draw("J"), nonnegative=True),
+        acts_on="action", params=("backlash",), sample=_draw("J"), nonnegative=True,
+        init_state=_init_backlash, on_action=_act_backlash),
     "action_noise_correlated": EventTerm(
         "unmodeled", GaussianTerm(), "rad added to joint targets (per joint)",
-        acts_on="action", params=("action_bias",), sample=_draw("J")),
+        acts_on="action", params=("action_bias",), sample=_draw("J"), on_action=_act_bias),
     "action_noise_uncorrelated": EventTerm(
         "unmodeled", GaussianTerm(sampled="step"), "rad added to joint targets (per joint, per step)",
-        acts_on="action"),
+        acts_on="action", on_action=_act_noise),
     "object_force": EventTerm(
-        "unmodeled", ObjectForceTerm(), "random force/torque on the object (world axes)", acts_on="action"),
+        "unmodeled", ObjectForceTerm(), "random force/torque on the object (world axes)", acts_on="action",
+        init_state=_init_wrench, on_action=_act_object_force),
     "sensor_freeze": EventTerm(
-        "unmodeled", FreezeTerm(), "observation (joints, points, frame) held", acts_on="observation"),
+        "unmodeled", FreezeTerm(), "observation (joints, points, frame) held", acts_on="observation",
+        init_state=_init_freeze, on_observation=_observe_freeze),
     "frame_dropout": EventTerm(
-        "unmodeled", DropoutTerm(), "camera frame missing (points held, no depth)", acts_on="observation"),
+        "unmodeled", DropoutTerm(), "camera frame missing (points held, no depth)", acts_on="observation",
+        on_observation=_observe_frame_dropout),
     # -- camera and depth (the camera terms compose the rendered pose and intrinsics) ---------
     "camera_translation_jitter": EventTerm(
         "visual", GaussianTerm(), "m added to the camera position (palm axes)",
@@ -282,6 +141,19 @@ TERMS: dict[str, EventTerm] = {
         acts_on="render", params=("edge_dropout_probability",), sample=_sample_edge_dropout),
 }
 TERM_STREAM = {name: i for i, name in enumerate(TERMS)}
+
+# The order the step-time terms act in (not the stream order of TERMS). Action: bias, noise, delay,
+# backlash on the commanded targets (then ReorientEnv clips them to the joint limits), and the wrench
+# on the object. Observation: a sensor freeze repeats the previous observation (nothing else runs);
+# else joint bias and noise, then frame dropout (the previous points held), then point bias and noise.
+STEP_ORDER: dict[str, tuple[str, ...]] = {
+    "action": ("action_noise_correlated", "action_noise_uncorrelated", "action_delay", "backlash",
+               "object_force"),
+    "observation": ("sensor_freeze", "joint_position_noise_correlated", "joint_position_noise_uncorrelated",
+                    "frame_dropout", "object_point_noise_correlated", "object_point_noise_uncorrelated"),
+}
+for _acts_on, _names in STEP_ORDER.items():
+    assert sorted(_names) == sorted(n for n, t in TERMS.items() if t.acts_on == _acts_on), _acts_on
 TASK_STREAM = len(TERMS) + 100          # initial state, goals, object choice
 RENDER_STREAM = len(TERMS) + 101        # per-frame depth noise and edge dropout
 
@@ -480,6 +352,7 @@ class EpisodeRandomizer:
         return p
 
     # -- per-step draws (zero / no event when the term is off) ---------------------------------
+    # (The terms' own hooks draw these in ReorientEnv; kept for inspecting one episode's draws.)
     def joint_noise(self) -> np.ndarray | None:
         if not self.active("joint_position_noise_uncorrelated"):
             return None
@@ -502,28 +375,29 @@ class EpisodeRandomizer:
         """Next (6,) force/torque on the object: decay the last one or start a new one."""
         if not self.active("object_force"):
             return previous
-        term = self.config.object_force
-        rng = self.rng("object_force")
-        if rng.random() < term.probability:
-            return np.concatenate([rng.normal(0, term.force_std * mass, 3),
-                                   rng.normal(0, term.torque_std * mass, 3)])
-        return previous * term.decay
+        return draw_object_wrench(self.config.object_force, self.rng("object_force"), previous, mass)
 
     def freeze_steps(self) -> int:
         """Steps to hold the observation for, starting now (0: no freeze starts)."""
         if not self.active("sensor_freeze"):
             return 0
-        term = self.config.sensor_freeze
-        rng = self.rng("sensor_freeze")
-        if rng.random() < term.probability:
-            low, high = term.duration_steps
-            return int(rng.integers(low, high, endpoint=True))
-        return 0
+        return draw_freeze_steps(self.config.sensor_freeze, self.rng("sensor_freeze"))
 
     def frame_dropped(self) -> bool:
         if not self.active("frame_dropout"):
             return False
-        return bool(self.rng("frame_dropout").random() < self.config.frame_dropout.probability)
+        return draw_frame_dropped(self.config.frame_dropout, self.rng("frame_dropout"))
+
+    def step_terms(self, acts_on: str, start: np.ndarray) -> list[StepTerm]:
+        """The active terms acting on ``acts_on`` ("action", "observation") in :data:`STEP_ORDER`,
+        each with its fresh episode state (``start``: the joint targets after reset)."""
+        terms = []
+        for name in STEP_ORDER[acts_on]:
+            if self.active(name):
+                event = TERMS[name]
+                state = event.init_state(self.params, start) if event.init_state is not None else None
+                terms.append(StepTerm(name, event, self.config.term(name), self.params, state, self))
+        return terms
 
     def stream_states(self) -> dict[str, Any]:
         return {name: rng.bit_generator.state for name, rng in self._streams.items()}

@@ -232,3 +232,77 @@ def test_each_model_term_writes_what_it_declares(name, monkeypatch):
     nominal, changed = model_after_reset(OFF), model_after_reset(FULL.only(name))
     differ = {f for f in fields if not np.array_equal(nominal[f], changed[f])}
     assert differ and differ <= set(TERMS[name].writes), (name, differ)
+
+
+# ----------------------------------------------------------------------------- step-time terms
+HOOKS = {"model": "apply", "action": "on_action", "observation": "on_observation"}
+
+
+def test_every_term_carries_its_effect_in_its_entry():
+    """A model/action/observation term has exactly the one hook of its ``acts_on``, and state only if it steps."""
+    from dexterity_ros.sim.randomization import STEP_ORDER
+    for name, term in TERMS.items():
+        present = {hook for hook in HOOKS.values() if getattr(term, hook) is not None}
+        assert present == ({HOOKS[term.acts_on]} if term.acts_on in HOOKS else set()), name
+        if term.init_state is not None:
+            assert term.acts_on in ("action", "observation"), name
+    for acts_on, names in STEP_ORDER.items():
+        assert sorted(names) == sorted(n for n, t in TERMS.items() if t.acts_on == acts_on)
+
+
+def _step_draws(config, monkeypatch, steps=25):
+    """Every per-step random draw of each step-time term in one episode: {term: [values]}."""
+    from dexterity_ros.sim import randomization
+    draws: dict[str, list] = {}
+
+    class Recorder:
+        def __init__(self, name, rng):
+            self._name, self._rng = name, rng
+
+        def __getattr__(self, attr):
+            value = getattr(self._rng, attr)
+            if not callable(value):
+                return value
+
+            def call(*args, **kwargs):
+                out = value(*args, **kwargs)
+                draws.setdefault(self._name, []).append(np.array(out, copy=True))
+                return out
+            return call
+
+    original = randomization.StepTerm.rng.fget
+    monkeypatch.setattr(randomization.StepTerm, "rng",
+                        property(lambda self: Recorder(self.name, original(self))))
+    cfg = load_sim_config().with_overrides(objects=("cube",))
+    with ReorientEnv(cfg, config, seed=3) as env:
+        env.reset()
+        hold = env.initial_joint_positions
+        for _ in range(steps):
+            if env.step(hold).terminated:
+                break
+    monkeypatch.undo()
+    return draws
+
+
+def _prefix_equal(a, b):
+    n = min(len(a), len(b))
+    return n > 0 and all(np.array_equal(x, y) for x, y in zip(a[:n], b[:n]))
+
+
+STEP_TERMS = [n for n, t in TERMS.items() if t.acts_on in ("action", "observation")]
+
+
+@pytest.mark.parametrize("name", STEP_TERMS)
+def test_switching_a_step_term_off_keeps_the_other_terms_draws(name, monkeypatch):
+    """Per-term streams: the other step-time terms draw the same values (a freeze or dropout only
+    changes how many draws the joint and point noise make, never which)."""
+    config = dataclasses.replace(
+        FULL, sensor_freeze=dataclasses.replace(FULL.sensor_freeze, probability=0.2),
+        frame_dropout=dataclasses.replace(FULL.frame_dropout, probability=0.3),
+        object_force=dataclasses.replace(FULL.object_force, probability=0.3))
+    full = _step_draws(config, monkeypatch)
+    off = _step_draws(config.without(name), monkeypatch)
+    assert name not in off
+    for other, values in full.items():
+        if other != name:
+            assert _prefix_equal(values, off.get(other, [])), f"switching {name} off changed {other}'s draws"
