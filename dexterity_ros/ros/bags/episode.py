@@ -16,7 +16,7 @@ from std_msgs.msg import String
 
 from .. import conversions
 from ... import topics
-from ...hand_model import default_hand
+from ...hand_model import HandDescription, default_hand
 from ..messages import MessageBagWriter
 from ...sim.episode_step import EpisodeStep   # re-exported: the schema of one step, pure
 
@@ -41,8 +41,8 @@ class EpisodeBagWriter:
     """Writes EpisodeSteps as standard messages; depth stored as 16UC1 millimetres."""
 
     def __init__(self, path: str | Path, metadata: dict[str, Any], overwrite: bool = False,
-                 compress: bool = True, depth_encoding: str = "16UC1"):
-        self.hand = default_hand()
+                 compress: bool = True, depth_encoding: str = "16UC1", hand: HandDescription | None = None):
+        self.hand = hand if hand is not None else default_hand()   # joint names of the hand the episode ran
         self._bag = MessageBagWriter(path, storage="mcap", overwrite=overwrite, compress=compress)
         for topic in EPISODE_TOPICS:
             self._bag.add_topic(bag_topic(topic), topic.type_name, topic.qos)

@@ -58,7 +58,7 @@ def generate(out_dir: str | Path, episodes: int, seed: int = 0, *, model: str | 
             s = episode_seed(seed, index)
             metadata = {"seed": seed, "episode_index": index, "episode_seed": s, **fingerprint,
                         "policy": str(actor.model_path.name), "mount": env.config.mount}
-            with EpisodeBagWriter(partial, metadata) as writer:
+            with EpisodeBagWriter(partial, metadata, hand=env.hand) as writer:
                 summary = run_episode(env, view, actor, s, index, steps_cap, writer)
             (partial / "summary.json").write_text(json.dumps(asdict(summary), indent=1))
             partial.rename(final)                 # atomic: a complete episode or none
@@ -100,7 +100,7 @@ def generate_stream(path: str | Path, seed: int, total_steps: int, *, model: str
                 **data_fingerprint(actor.model_path, sim_config, randomization, perception),
                 "policy": actor.model_path.name, "mount": env.config.mount}
     try:
-        with EpisodeBagWriter(staging, metadata) as writer:
+        with EpisodeBagWriter(staging, metadata, hand=env.hand) as writer:
             offset = 0
             index = 0
             remaining = total_steps
