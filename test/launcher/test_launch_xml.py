@@ -545,7 +545,10 @@ class _Launcher:
         return [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", self.output)]
 
     def finish(self, timeout: float) -> int:
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the launcher did not end within {timeout} s; its output:\n{self.output}")
         for reader in self._readers:
             reader.join(timeout=10)
         return code
