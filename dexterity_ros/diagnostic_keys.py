@@ -99,6 +99,8 @@ class Segmentation:
     BAD_CAMERA_INFO = "bad camera_info"
     BAD_JOINT_STATE = BAD_JOINT_STATE
     DEPTH_FRAMES = "depth frames"                               # rate
+    FRAMES_SKIPPED_RATE = "frames skipped (max cloud rate)"
+    WARM_UP = "warm-up"                                         # latency (once per intrinsics)
     WAIT_FOR_INPUTS = "wait for joint state / camera_info"      # latency
     FRAMES_SUPERSEDED = "frames superseded while waiting for joint state or camera_info"
     FRAMES_WITHOUT_INPUTS = "frames processed without their joint state / camera_info"
@@ -196,19 +198,47 @@ class SimBridge:
     FRAMES_BLANK = "frames with blank depth"
     FRAMES_LATE = "frames published late"
     FRAMES_REORDERED = "frames published out of order"
+    BAD_GOAL = "bad goal"                       # goal_source topic: a goal refused
+    GOALS_RECEIVED = "goals received"           # goal_source topic
+    DRIVER = "driver"                               # value: set when the expert drives (expert_config)
+    EXPERT_PLAN = "expert plan"                     # latency
 
 
 class TaskMetrics:
-    """sim/task_metrics (DiagnosticStatus ``sim/task``), also copied into sim_bridge_node's /diagnostics."""
+    """task/metrics and task/metrics_truth (DiagnosticStatus): :meth:`dexterity_ros.task.TaskMetrics.key_values`
+    (goal_node, and sim_bridge_node live with goal_source sim) plus the simulator's own values; the
+    publishing node copies them into its /diagnostics."""
 
+    STATE = "state"                                 # running | waiting (for the object, between episodes)
     ROTATION_ERROR = "rotation error (rad)"
     CONSECUTIVE_SUCCESSES = "consecutive successes"
+    GOALS_REACHED = "goals reached"                 # successes in all episodes
+    EPISODES = "episodes"
+    DROPS_SO_FAR = "drops so far"
+    DROPS_LOST = "drops by lost object"             # of those, the object unseen for lost_timeout_s
+    GOAL_TIMEOUTS = "goal timeouts"
+    FRAMES_BELOW_THRESHOLD = "frames below threshold"
+    OBJECT_SEEN = "object seen"
+    GOAL = "goal (w, x, y, z)"
+    # the simulator's (sim_bridge_node live)
     DROPPED = "dropped"
     EPISODE = "episode"
     EPISODE_STEP = "episode step"
-    EPISODES = "episodes"
-    DROPS_SO_FAR = "drops so far"
     HAND_COMMANDS_RECEIVED = "hand commands received"
+
+
+class GoalNode:
+    """goal_node (docs/task.md)."""
+
+    OBJECT = "object"
+    SYMMETRY = "symmetry"
+    RULES = "rules"
+    POSES = "poses"                             # rate
+    TRUTH_POSES = "truth poses"                 # rate
+    BAD_POSE = "bad pose"
+    BAD_TRUTH_POSE = "bad truth pose"
+    OBJECT_LOST = "object lost"                 # problem: no pose for lost_timeout_s
+    GOALS_PUBLISHED = "goals published"
 
 
 class Emulator:
@@ -222,3 +252,24 @@ class Emulator:
     COMMANDS_OUTSIDE_LIMITS = "commands outside joint limits"
     LARGEST_COMMAND_STEP = "largest command step (rad)"
     POSITIONS = "positions"
+
+
+class Tracker:
+    """pose_tracker_node (docs/perception.md, "Object pose tracking")."""
+
+    OBJECT = "object"
+    STATUS = "status"                           # value: tracking | lost: <reason>
+    CLOUDS = "clouds"                           # rate
+    POSES = "poses"                             # rate
+    POSES_PUBLISHED = "poses published"
+    LOST = "lost"                               # problem
+    LOST_FRAMES = "frames lost"
+    REINITIALIZED = "re-initialisations"
+    FITNESS = "fitness"
+    INLIER_RMSE = "inlier rmse"
+    REGISTRATION = "registration"               # latency, per phase: "registration track" ...
+    CALLBACK = "callback"                       # latency
+    WRONG_FRAME = "wrong frame"
+    BAD_CLOUD = "bad cloud"
+    BAD_TRUTH = "bad true pose"
+    TRUTH_ERROR = "error against the true pose"   # value (simulation, truth_pose_topic set)

@@ -24,6 +24,8 @@ NODES = {
     "hand_node": ("dexterity_ros.nodes.hand_node", "HandNodeConfig"),
     "sim_bridge_node": ("dexterity_ros.nodes.sim_bridge_node", "SimBridgeConfig"),
     "allegro_emulator_node": ("dexterity_ros.nodes.allegro_emulator_node", "EmulatorConfig"),
+    "goal_node": ("dexterity_ros.nodes.goal_node", "GoalNodeConfig"),
+    "pose_tracker_node": ("dexterity_ros.nodes.pose_tracker_node", "PoseTrackerNodeConfig"),
 }
 
 _QOS_TEXT = {

@@ -41,6 +41,8 @@ JOINT_STATES = Topic("hand/joint_states", "sensor_msgs/msg/JointState", QosClass
 # Perception and policy.
 OBJECT_CLOUD = Topic("perception/object_cloud", "sensor_msgs/msg/PointCloud2", QosClass.SENSOR,
                      "N object points in the palm frame (x, y, z float32)")
+OBJECT_POSE_TRACKED = Topic("perception/object_pose", "geometry_msgs/msg/PoseStamped", QosClass.SENSOR,
+                            "object pose estimated by pose_tracker_node, palm frame")
 GOAL = Topic("goal/orientation", "geometry_msgs/msg/QuaternionStamped", QosClass.LATCHED,
              "goal orientation of the object in the palm frame")
 JOINT_TARGETS = Topic("policy/joint_targets", "sensor_msgs/msg/JointState", QosClass.RELIABLE,
@@ -53,8 +55,12 @@ OBJECT_TWIST = Topic("sim/object_twist", "geometry_msgs/msg/TwistStamped", QosCl
                      "true object velocity in the palm frame (privileged)")
 PHYSICS_PARAMS = Topic("sim/physics_params", "std_msgs/msg/String", QosClass.LATCHED,
                        "sampled physics parameters of the episode as JSON (privileged)")
-TASK_METRICS = Topic("sim/task_metrics", "diagnostic_msgs/msg/DiagnosticStatus", QosClass.RELIABLE,
-                     "rotation error, successes and drops of the live simulation")
+
+# Task (goal_node on the robot; sim_bridge_node live judges itself unless goal_source is topic).
+TASK_METRICS = Topic("task/metrics", "diagnostic_msgs/msg/DiagnosticStatus", QosClass.RELIABLE,
+                     "task judge: rotation error, successes, drops, episodes (goal_node or the live simulation)")
+TASK_METRICS_TRUTH = Topic("task/metrics_truth", "diagnostic_msgs/msg/DiagnosticStatus", QosClass.RELIABLE,
+                           "goal_node's shadow judge on the true pose, same goals (simulation only)")
 
 # ROS-global.
 DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", QosClass.RELIABLE,
@@ -67,8 +73,9 @@ CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", QosClass.RELIABLE,
 RECORDED_TARGETS = Topic("sim/recorded_targets", JOINT_TARGETS.type_name, QosClass.RELIABLE,
                          "replay: the joint targets recorded in the episode (for parity checks)")
 
-ALL_TOPICS = (DEPTH_IMAGE, DEPTH_INFO, JOINT_STATES, OBJECT_CLOUD, GOAL, JOINT_TARGETS,
-              OBJECT_POSE, OBJECT_TWIST, PHYSICS_PARAMS, TASK_METRICS, DIAGNOSTICS, TF_STATIC, CLOCK)
+ALL_TOPICS = (DEPTH_IMAGE, DEPTH_INFO, JOINT_STATES, OBJECT_CLOUD, OBJECT_POSE_TRACKED, GOAL, JOINT_TARGETS,
+              OBJECT_POSE, OBJECT_TWIST, PHYSICS_PARAMS, TASK_METRICS, TASK_METRICS_TRUTH, DIAGNOSTICS, TF_STATIC,
+              CLOCK)
 
 # Hand drivers (their own names; dexterity_ros.hand.profiles picks one set by `driver_profile`).
 # Commands go out reliable; feedback is subscribed best effort so it matches either kind of publisher.

@@ -55,8 +55,8 @@ REARM_WINDOW_S = 0.25
 # 0-1.9 s while the whole graph starts on a loaded 2-core machine).
 RECORDER_MATCH_LIMIT_S = 5.0
 
-RECORDED_TOPICS_SIM = ("policy/joint_targets", "perception/object_cloud", "hand/joint_states",
-                       "goal/orientation", "sim/task_metrics", "/diagnostics")
+RECORDED_TOPICS_SIM = (topics.JOINT_TARGETS.name, topics.OBJECT_CLOUD.name, topics.JOINT_STATES.name,
+                       topics.GOAL.name, topics.TASK_METRICS.name, topics.DIAGNOSTICS.name)
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,22 @@ class SimBridgeConfig(DriverProfileConfig):
                                     "discover each other)", min=0.0)
     # live mode
     sim_config: str = param("", "live: simulation YAML (empty: config/sim.yaml)")
+    object: str = param("", "live: every episode with this simulator object (empty: sim_config's objects, one "
+                            "drawn per episode); sim.launch.xml gives the pose tracker and goal_node the same")
     randomization_config: str = param("", "live: randomization YAML (empty: config/randomization.yaml)")
     seed: int = param(0, "live: seed of the episode sequence", min=0)
     real_time_factor: float = param(1.0, "live: simulated seconds per wall-clock second", min=0.01, max=100.0)
     feedback_rate_hz: float = param(100.0, "live: driver feedback messages per second", min=1.0, max=1000.0)
+    goal_source: Literal["sim", "topic"] = param(
+        "sim", "live: sim = the simulation draws goals, judges success (task/metrics) and publishes "
+               "goal/orientation; topic = it follows goal/orientation (goal_node draws and judges)", read_only=True)
+    drop_pause_s: float = param(1.5, "live, goal_source topic: s a dropped object stays visible before the reset "
+                                     "(so goal_node sees the drop)", min=0.0, max=10.0)
+    expert_config: str = param("", "live: drive the hand with the privileged MPC expert of this experiment file's "
+                                   "expert section (config/experiments/*.yaml) instead of hand commands, which are "
+                                   "then ignored: a closed loop of camera, segmentation, tracker and goal_node "
+                                   "around a policy that reaches goals (bench/closed_loop.py); empty: off",
+                               read_only=True)
     # live mode, fault injection (runtime switches; dexterity-ros hil)
     fault_camera_pause: bool = param(False, "live, fault: publish no depth/camera_info while true (runtime)")
     fault_blank_depth: bool = param(False, "live, fault: publish all-zero depth, so segmentation finds nothing "
@@ -168,7 +180,26 @@ class SimBridgeNode(DexterityNode):
             self.get_logger().warning("no depth subscriber appeared; replaying anyway")
         self._stop.wait(self.config.settle_time)
 
+    def _warm_up(self) -> None:
+        """Deserialize the first message of every replayed topic before the clock starts.
+
+        The first deserialization of a type loads its type support (tens of ms); done inside
+        the timed stream it published the first frames late, which every node then saw as
+        latency of the graph (issue 16: p99 over a short replay was the first frame's).
+        """
+        pending = set(self.routes)
+        try:
+            for index, due in enumerate(self.schedule):
+                if not pending or index > 500 or self._stop.is_set():
+                    break
+                if due.message.topic in pending:
+                    pending.discard(due.message.topic)
+                    deserialize(due.message.data, due.message.type_name)
+        except Exception as exc:  # the replay itself reports a bad bag; warming up is best effort
+            self.get_logger().debug(f"warm-up stopped: {exc!r}")
+
     def _run(self) -> None:
+        self._warm_up()
         self._wait_for_graph()
         origin_ns = self.now_ns()
         wall0 = time.monotonic()

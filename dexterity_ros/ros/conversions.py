@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Quaternion, QuaternionStamped, TransformStamped
+from geometry_msgs.msg import PoseStamped, Quaternion, QuaternionStamped, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray, Header
 
@@ -268,6 +268,29 @@ def transform_to_msg(t: np.ndarray, stamp_ns: int, parent: str, child: str) -> T
         float(v) for v in t[:3, 3])
     msg.transform.rotation = wxyz_to_quaternion_msg(matrix_to_quat(t[:3, :3]))
     return msg
+
+
+def pose_to_msg(t: np.ndarray, stamp_ns: int, frame_id: str) -> PoseStamped:
+    """4x4 pose of an object in ``frame_id`` -> PoseStamped (orientation w >= 0)."""
+    t = np.asarray(t, dtype=np.float64)
+    msg = PoseStamped(header=make_header(stamp_ns, frame_id))
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in t[:3, 3])
+    msg.pose.orientation = wxyz_to_quaternion_msg(matrix_to_quat(t[:3, :3]))
+    return msg
+
+
+def pose_msg_to_arrays(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
+    """PoseStamped -> (position (3,), unit quaternion wxyz (4,)); a non-finite or zero quaternion or a
+    non-finite position is a :class:`MessageError`."""
+    p = msg.pose.position
+    position = np.array([p.x, p.y, p.z], dtype=np.float64)
+    q = quaternion_msg_to_wxyz(msg.pose.orientation)
+    norm = float(np.linalg.norm(q))
+    if not (np.all(np.isfinite(position)) and np.all(np.isfinite(q))):
+        raise MessageError(f"pose has non-finite values: position {position.tolist()}, orientation {q.tolist()}")
+    if abs(norm - 1.0) > 0.01:
+        raise MessageError(f"pose orientation is not a unit quaternion (norm {norm:.4f})")
+    return position, q / norm
 
 
 # ------------------------------------------------------ driver command arrays

@@ -21,6 +21,7 @@ from . import conversions
 from .. import topics
 from .background import BackgroundNode
 from .common import qos_profile
+from ..diagnostic_keys import Segmentation, count
 
 
 @dataclass
@@ -46,12 +47,15 @@ class GraphReport:
         return None
 
     def lines(self) -> list[str]:
-        dropped_seg = max(self.frames - self.clouds, 0)
+        skipped = self.diagnostic_value("segmentation", count(Segmentation.FRAMES_SKIPPED_RATE))
+        skipped_by_rate = int(skipped) if skipped is not None and skipped.isdigit() else 0
+        dropped_seg = max(self.frames - self.clouds - skipped_by_rate, 0)
         dropped_policy = max(self.clouds - self.targets, 0)
         return [
             f"duration                      {self.duration_s:.1f} s",
             f"depth frames replayed         {self.frames}",
-            f"object clouds published       {self.clouds}   (frames without a cloud: {dropped_seg})",
+            f"object clouds published       {self.clouds}   (frames without a cloud: {dropped_seg}; "
+            f"skipped by max_cloud_rate: {skipped_by_rate})",
             f"policy targets published      {self.targets}   (clouds without a target: {dropped_policy})",
             f"hand commands published       {self.commands}",
             f"messages dropped              {dropped_seg + dropped_policy} "

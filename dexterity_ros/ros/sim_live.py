@@ -7,6 +7,15 @@ driver profile), takes the latest command the hand driver received (so the
 whole graph, safety layer included, drives the simulated hand), steps the
 physics and reports task metrics. Episodes restart automatically.
 
+Goals (``goal_source``): ``sim`` (default) draws and judges them inside the
+environment (its :class:`dexterity_ros.task.TaskJudge`) and publishes the goal
+on ``goal/orientation`` and the judge's metrics on ``task/metrics``. ``topic``
+takes the goal from ``goal/orientation`` instead (goal_node publishes it and
+judges from the tracked pose): the environment then declares no success and
+draws no goal, and after a drop it keeps showing the dropped object for
+``drop_pause_s`` before its physics reset, so a camera-based judge sees the
+drop too.
+
 Camera faults (``fault_*`` parameters, switched at runtime with
 ``ros2 param set /sim_bridge fault_camera_pause true`` or the SetParameters
 service) run every frame through :class:`dexterity_ros.sim.faults.FramePipeline`:
@@ -50,19 +59,36 @@ def camera_faults(cfg) -> CameraFaults:
 class LiveSimulation:
     def __init__(self, node, cfg):
         from ..sim.env import ReorientEnv   # MuJoCo only when live mode is used
+        from ..sim.sim_config import load_sim_config
 
         self.node = node
         self.cfg = cfg
-        self.env = ReorientEnv(cfg.sim_config or None, cfg.randomization_config or None, seed=cfg.seed)
+        self.topic_goals = cfg.goal_source == "topic"
+        sim_config = load_sim_config(cfg.sim_config or None)
+        if cfg.object:
+            sim_config = sim_config.with_overrides(objects=(cfg.object,))
+        self.env = ReorientEnv(sim_config, cfg.randomization_config or None, seed=cfg.seed,
+                               external_goals=self.topic_goals)
+        self.expert = None
+        if cfg.expert_config:
+            from ..learning.config import load_distill_config
+            from ..learning.expert import SamplingExpert
+            self.expert = SamplingExpert(load_distill_config(cfg.expert_config).expert)
+            node.health.set_value(K.DRIVER, f"privileged expert ({cfg.expert_config}); hand commands ignored")
         self.profile = make_profile(cfg, self.env.hand)
         self.endpoint = DriverEndpoint(node, self.profile, self._on_command, self._on_protocol_error,
                                        self.env.hand, leap_positions=self._leap_positions)
         n = node
         self.depth_pub = n.create_publisher(Image, topics.DEPTH_IMAGE.name, qos_profile(topics.DEPTH_IMAGE))
         self.info_pub = n.create_publisher(CameraInfo, topics.DEPTH_INFO.name, qos_profile(topics.DEPTH_INFO))
-        self.goal_pub = n.create_publisher(QuaternionStamped, topics.GOAL.name, qos_profile(topics.GOAL))
-        self.metrics_pub = n.create_publisher(DiagnosticStatus, topics.TASK_METRICS.name,
-                                              qos_profile(topics.TASK_METRICS))
+        # goal_source topic: goal_node owns the goal and the task metrics; this node only follows the goal
+        self.goal_pub = self.metrics_pub = None
+        if self.topic_goals:
+            n.create_subscription(QuaternionStamped, topics.GOAL.name, self._on_goal, qos_profile(topics.GOAL))
+        else:
+            self.goal_pub = n.create_publisher(QuaternionStamped, topics.GOAL.name, qos_profile(topics.GOAL))
+            self.metrics_pub = n.create_publisher(DiagnosticStatus, topics.TASK_METRICS.name,
+                                                  qos_profile(topics.TASK_METRICS))
         self.pose_pub = n.create_publisher(PoseStamped, topics.OBJECT_POSE.name, qos_profile(topics.OBJECT_POSE))
         self.twist_pub = n.create_publisher(TwistStamped, topics.OBJECT_TWIST.name, qos_profile(topics.OBJECT_TWIST))
         self.physics_pub = n.create_publisher(String, topics.PHYSICS_PARAMS.name, qos_profile(topics.PHYSICS_PARAMS))
@@ -75,6 +101,8 @@ class LiveSimulation:
         self.successes_total = 0
         self.drops = 0
         self._last_goal: np.ndarray | None = None
+        self._topic_goal: np.ndarray | None = None      # goal_source topic: the latest goal received
+        self._topic_goal_new = False
         self._feedback: tuple[np.ndarray, np.ndarray] | None = None   # latest measured (q, qd)
         # Camera frames (intrinsics, depth, stamp) pass the fault pipeline; one lock keeps publish order.
         self.frames: FramePipeline = FramePipeline(camera_faults(cfg))
@@ -106,6 +134,30 @@ class LiveSimulation:
             self._command = target
             self.commands_received += 1
         self.node.health.tick(K.HAND_COMMANDS)
+
+    def _on_goal(self, msg: QuaternionStamped) -> None:
+        """goal_source topic: the goal node's goal, applied before the next physics step."""
+        frame = msg.header.frame_id
+        q = conversions.quaternion_msg_to_wxyz(msg.quaternion)
+        norm = float(np.linalg.norm(q))
+        if frame not in ("", topics.PALM_FRAME) or not (np.isfinite(norm) and norm > 1e-6):
+            self.node.bad_input(K.BAD_GOAL, f"goal ignored: frame '{frame}' (want '{topics.PALM_FRAME}'), "
+                                f"quaternion {q.tolist()}")
+            return
+        with self._lock:
+            self._topic_goal, self._topic_goal_new = q / norm, True
+        self.node.health.count(K.GOALS_RECEIVED)
+
+    def _apply_topic_goal(self, force: bool = False) -> None:
+        with self._lock:
+            goal, new = self._topic_goal, self._topic_goal_new
+            self._topic_goal_new = False
+        if goal is not None and (new or force):
+            # goals are orientations up to the object's symmetry (goal_node draws them from the tracked pose,
+            # which may be any equivalent of the true one): give the env the equivalent nearest the object's
+            # true orientation, the one a planner that measures plain rotation (the expert) should aim for
+            state = self.env.privileged_state()
+            self.env.set_goal(_symmetry_of(state.object_name).closest_equivalent(goal, state.object_quaternion))
 
     def _on_protocol_error(self, message: str) -> None:
         self.node.bad_input(K.PROTOCOL_ERROR, f"{self.profile.name} command ignored: {message}", Level.ERROR)
@@ -157,14 +209,26 @@ class LiveSimulation:
         self._hold = state.joint_targets.copy()
         self.physics_pub.publish(String(data=json.dumps(state.physics_params, sort_keys=True)))
         self.episodes += 1
+        if self.topic_goals:
+            self._apply_topic_goal(force=True)        # the goal node's goal outlives the physics reset
         return obs
 
     def _loop(self) -> None:
         period = self.env.policy_period_s / max(self.cfg.real_time_factor, 1e-6)
+        pause_steps = int(round(self.cfg.drop_pause_s / self.env.policy_period_s)) if self.topic_goals else 0
+        paused = 0              # steps left showing a dropped object before the reset (goal_source topic)
         obs = self._new_episode()
         next_tick = time.monotonic()
+        sim_ns = 0              # publish_clock: the simulated time, advancing one period per loop (pauses too)
         while not self._stop.is_set():
-            stamp = self.node.now_ns()
+            if self.clock_pub is not None:
+                # /clock first, then everything stamped with it: use_sim_time nodes (this one included) see
+                # simulated time, so rates, timeouts and ages hold at any real_time_factor
+                sim_ns += self.env.policy_period_ns
+                self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(sim_ns)))
+                stamp = sim_ns
+            else:
+                stamp = self.node.now_ns()
             self._publish_observation(obs, stamp)
             next_tick += period
             delay = next_tick - time.monotonic()
@@ -174,8 +238,20 @@ class LiveSimulation:
             elif delay < -period:
                 self.node.health.count(K.OVERRUNS)
                 next_tick = time.monotonic()
-            with self._lock:
-                target = self._command if self._command is not None else self._hold
+            if paused:
+                paused -= 1             # the dropped object stays where it fell, re-published each period
+                if not paused:
+                    obs = self._new_episode()
+                continue
+            if self.topic_goals:
+                self._apply_topic_goal()
+            if self.expert is not None:
+                t_plan = time.perf_counter()
+                target = self.expert.act(self.env)
+                self.node.health.latency(K.EXPERT_PLAN, (time.perf_counter() - t_plan) * 1e3)
+            else:
+                with self._lock:
+                    target = self._command if self._command is not None else self._hold
             t_step = time.perf_counter()
             result = self.env.step(target)
             self.node.health.latency(K.PHYSICS_STEP, (time.perf_counter() - t_step) * 1e3)
@@ -184,7 +260,10 @@ class LiveSimulation:
             if result.terminated or result.truncated:
                 self.successes_total += int(result.info["consecutive_successes"])
                 self.drops += int(result.info["dropped"])
-                obs = self._new_episode()
+                if result.info["dropped"] and pause_steps:
+                    paused = pause_steps
+                else:
+                    obs = self._new_episode()
 
     def _publish_feedback(self, stamp: int | None = None) -> None:
         with self._lock:
@@ -199,7 +278,7 @@ class LiveSimulation:
             self._feedback = (np.asarray(obs.joint_positions), self.env.privileged_state().joint_velocities)
         self._publish_feedback(stamp)      # one feedback message carries exactly the frame's stamp
         goal = np.asarray(obs.goal_quaternion)
-        if self._last_goal is None or not np.array_equal(goal, self._last_goal):
+        if self.goal_pub is not None and (self._last_goal is None or not np.array_equal(goal, self._last_goal)):
             self.goal_pub.publish(conversions.goal_msg(goal, stamp, topics.PALM_FRAME))
             self._last_goal = goal.copy()
         if not obs.frame_dropped:
@@ -224,8 +303,6 @@ class LiveSimulation:
         twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (
             float(v) for v in priv.object_angular_velocity)
         self.twist_pub.publish(twist)
-        if self.clock_pub is not None:
-            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(obs.time_ns)))
 
     def _publish_frame(self, item) -> None:
         intrinsics, depth, stamp = item
@@ -246,21 +323,21 @@ class LiveSimulation:
                     self._publish_frame(item)
 
     def _publish_metrics(self, info: dict, episode_over: bool) -> None:
-        values = {
-            M.ROTATION_ERROR: f"{info['rotation_distance']:.4f}",
-            M.CONSECUTIVE_SUCCESSES: str(info["consecutive_successes"]),
+        """The env's judge (the robot's rules) plus the simulator's own values; on task/metrics unless
+        goal_source is topic (goal_node publishes there), always in /diagnostics."""
+        values = dict(self.env.task_metrics().key_values())
+        values.update({
             M.DROPPED: str(info["dropped"]).lower(),
             M.EPISODE: str(self.env.episode),
             M.EPISODE_STEP: str(info["episode_step"]),
-            M.EPISODES: str(self.episodes),
-            M.DROPS_SO_FAR: str(self.drops + int(info["dropped"])),
             M.HAND_COMMANDS_RECEIVED: str(self.commands_received),
-        }
-        level = Level.WARN if info["dropped"] else Level.OK
-        msg = DiagnosticStatus(level=bytes([int(level)]), name="sim/task",
-                               message="episode over" if episode_over else "running")
-        msg.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        self.metrics_pub.publish(msg)
+        })
+        if self.metrics_pub is not None:
+            level = Level.WARN if info["dropped"] else Level.OK
+            msg = DiagnosticStatus(level=bytes([int(level)]), name="sim/task",
+                                   message="episode over" if episode_over else "running")
+            msg.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+            self.metrics_pub.publish(msg)
         for key, value in values.items():
             self.node.health.set_value(key, value)
         counters = self.frames.counters
@@ -281,3 +358,14 @@ def _blank_depth(item):
     """The frame as a camera that sees nothing sends it: every pixel 0 (no return)."""
     intrinsics, depth, stamp = item
     return intrinsics, np.zeros_like(depth), stamp
+
+
+def _symmetry_of(object_name: str):
+    """The tracking model's symmetry of a simulator object (none for an object without a model)."""
+    from ..objects.models import ObjectModelError, load_object_model
+    from ..objects.symmetry import parse_symmetry
+
+    try:
+        return load_object_model(object_name).symmetry
+    except ObjectModelError:
+        return parse_symmetry("none")

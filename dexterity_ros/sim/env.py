@@ -14,6 +14,7 @@ be read across files.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ import numpy as np
 from ..camera_model import Intrinsics
 from ..config import ConfigError
 from ..extrinsics import Extrinsic
-from ..geometry import (axis_angle_to_quat, make_transform, matrix_to_quat, quat_conjugate, quat_multiply,
-                        quat_to_matrix, random_quaternion, rotation_distance)
+from ..geometry import (make_transform, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix,
+                        random_quaternion)
+from ..objects.models import SIM_OBJECT_SYMMETRY
+from ..objects.symmetry import Symmetry, parse_symmetry
+from ..task import GoalSampler, TaskJudge, TaskMetrics, TaskRules
 from .model import LABEL_BACKGROUND, OPTICAL_TO_MUJOCO_CAMERA, SceneModel, build_scene
 from .objects import canonical_points
 from .randomization import (RENDER_STREAM, TASK_STREAM, EpisodeParams, EpisodeRandomizer, RandomizationConfig,
@@ -182,11 +186,16 @@ class ReorientEnv:
 
     ``sim_config`` / ``randomization_config``: dataclass, YAML path, mapping or
     None (the packaged config/sim.yaml and config/randomization.yaml).
+    ``external_goals``: someone else (the goal node) sets the goals
+    (:meth:`set_goal`) and judges success; the env then never declares a
+    success, draws no goal after one and has no goal timeout, but still ends
+    the episode on a drop (its physics reset). Success, drop and timeout are
+    decided by :class:`dexterity_ros.task.TaskJudge`, the robot's rules.
     """
 
     def __init__(self, sim_config: SimConfig | str | Mapping | None = None,
                  randomization_config: RandomizationConfig | str | Mapping | None = None,
-                 seed: int = 0):
+                 seed: int = 0, external_goals: bool = False):
         self.config = as_sim_config(sim_config)
         self.randomization = as_randomization_config(randomization_config)
         self._seed = int(seed)
@@ -211,6 +220,14 @@ class ReorientEnv:
         self._rand: EpisodeRandomizer | None = None
         self._action_terms: list[StepTerm] = []         # active step-time terms, in STEP_ORDER
         self._observation_terms: list[StepTerm] = []
+        task = self.config.task
+        rules = TaskRules.from_task(task)
+        if external_goals:
+            rules = dataclasses.replace(rules, goal_timeout_s=math.inf)
+        self.external_goals = bool(external_goals)
+        self._judge = TaskJudge(rules, np.array(mount.object_position), GoalSampler.from_task(task),
+                                frame_period_s=self.policy_period_s, judge_success=not external_goals)
+        self._symmetries: dict[str, Symmetry] = {}
 
     # ------------------------------------------------------------------ public properties
     @property
@@ -237,6 +254,14 @@ class ReorientEnv:
     def initial_joint_positions(self) -> np.ndarray:
         """The mount's start joint targets (canonical order, rad): a "hold still" action."""
         return self._initial_joints.copy()
+
+    @property
+    def _goal(self) -> np.ndarray:
+        return self._judge.goal
+
+    def task_metrics(self) -> TaskMetrics:
+        """The judge's counters (all episodes of this env) and current state."""
+        return self._judge.metrics()
 
     @property
     def episode_params(self) -> EpisodeParams:
@@ -276,12 +301,12 @@ class ReorientEnv:
         self._applied_targets = start.copy()
         self._commanded_targets = start.copy()     # the last action given to step() (before noise/delay)
         self._step = 0
-        self._steps_since_goal = 0
-        self._successes = 0
         self._done = False
         self._clock_ns += self.policy_period_ns
-        self._goal = self._sample_goal(self._object_quaternion())
-        self._distance = float(rotation_distance(self._object_quaternion(), self._goal))
+        self._judge.rng = task_rng                     # goals: the episode's task stream, after the placement
+        self._judge.set_symmetry(self._object_symmetry(name))
+        self._judge.start_episode(self._clock_ns, self._object_quaternion())
+        self._distance = self._judge.rotation_error
         self._last_obs: Observation | None = None
         self._last_obs = self._observe(allow_events=False)
         return self._last_obs
@@ -338,30 +363,25 @@ class ReorientEnv:
                 return attempt
         return MAX_RESET_ATTEMPTS + 1          # not held: the first step will report the drop
 
-    def _sample_goal(self, current: np.ndarray) -> np.ndarray:
-        """A random goal orientation between min_ and max_goal_distance_rad from ``current``.
+    def _object_symmetry(self, name: str) -> Symmetry | None:
+        """The object's symmetry for a symmetry-aware judge (mesh objects: none); None when not asked for."""
+        if not self.config.task.symmetry_aware:
+            return None
+        if name not in self._symmetries:
+            self._symmetries[name] = parse_symmetry(SIM_OBJECT_SYMMETRY.get(name, "none"))
+        return self._symmetries[name]
 
-        ``goal_axis: any`` without an upper bound: uniform over SO(3) (rejection, the
-        Dactyl task). Otherwise the object is turned from ``current`` by an angle
-        uniform in [min, max] about a uniformly random axis, or about the palm normal
-        (+x of the palm frame, either sense) for ``goal_axis: palm_normal``.
-        """
-        task = self.config.task
-        if task.goal_axis == "any" and task.max_goal_distance_rad >= math.pi:
-            for _ in range(100):
-                goal = random_quaternion(self._task_rng)
-                if rotation_distance(goal, current) >= task.min_goal_distance_rad:
-                    return goal
-            return goal
-        rng = self._task_rng
-        angle = rng.uniform(task.min_goal_distance_rad, task.max_goal_distance_rad)
-        if task.goal_axis == "palm_normal":
-            axis = np.array([1.0, 0.0, 0.0]) * rng.choice((-1.0, 1.0))
-        else:
-            axis = rng.normal(size=3)                         # axis_angle_to_quat normalizes it
-        goal = quat_multiply(axis_angle_to_quat(axis, angle), current)      # a turn in the palm frame
-        goal /= np.linalg.norm(goal)
-        return goal if goal[0] >= 0 else -goal
+    def set_goal(self, goal: np.ndarray) -> None:
+        """Judge (and reward) against ``goal`` (w, x, y, z, palm frame) from the next step on."""
+        if self._episode < 0:
+            raise RuntimeError("call reset() first")
+        q = np.asarray(goal, dtype=np.float64)
+        norm = float(np.linalg.norm(q)) if q.shape == (4,) else math.nan
+        if not (math.isfinite(norm) and norm > 1e-6):
+            raise ValueError(f"goal must be a finite non-zero quaternion (w, x, y, z), got {q.tolist()}")
+        q = q / norm
+        self._judge.set_goal(q if q[0] >= 0 else -q, self._clock_ns)
+        self._distance = self._judge.rotation_error
 
     # ------------------------------------------------------------------ pose helpers
     def _object_position(self) -> np.ndarray:
@@ -401,36 +421,27 @@ class ReorientEnv:
         d.xfrc_applied[scene.object_body_id] = act.wrench
         mujoco.mj_step(m, d, nstep=scene.substeps)
         self._step += 1
-        self._steps_since_goal += 1
         self._clock_ns += self.policy_period_ns
 
+        # success, drop and goal timeout: the task's judge (the robot's rules); the reward stays here
         task = self.config.task
-        quat = self._object_quaternion()
-        distance = _rotation_distance(quat, self._goal)
-        reward = self._distance - distance
-        offset = self._object_position() - self._reference
-        dropped = bool(math.sqrt(float(offset @ offset)) > task.drop_distance_m
-                       or not np.isfinite(d.qpos).all())
-        success = (not dropped) and distance < task.success_threshold_rad
+        position = self._object_position() if np.isfinite(d.qpos).all() else np.full(3, np.nan)  # blow-up: drop
+        verdict = self._judge.update(self._clock_ns, position, self._object_quaternion())
+        reward = self._distance - verdict.distance
+        dropped, success = bool(verdict.dropped), bool(verdict.success)
         if dropped:
             reward += task.drop_penalty
         if success:
             reward += task.success_bonus
-            self._successes += 1
-            self._steps_since_goal = 0
-            self._goal = self._sample_goal(quat)
-            distance = _rotation_distance(quat, self._goal)
-        self._distance = distance
-        terminated = dropped or self._successes >= task.max_consecutive_successes
-        timeout_steps = int(math.ceil(task.goal_timeout_s / self.policy_period_s - 1e-9))
-        truncated = (not terminated) and (self._step >= task.max_episode_steps
-                                          or self._steps_since_goal >= timeout_steps)
+        self._distance = distance = verdict.rotation_error
+        terminated = dropped or verdict.task_done
+        truncated = (not terminated) and (self._step >= task.max_episode_steps or verdict.goal_timeout)
         self._done = terminated or truncated
         obs = self._observe(allow_events=True)
         self._last_obs = obs
         info = {"rotation_distance": distance, "success": success, "dropped": dropped,
-                "consecutive_successes": self._successes, "episode_step": self._step,
-                "goal_timeout": truncated and self._steps_since_goal >= timeout_steps}
+                "consecutive_successes": self._judge.consecutive, "episode_step": self._step,
+                "goal_timeout": bool(verdict.goal_timeout)}
         return StepResult(obs, float(reward), bool(terminated), bool(truncated), info)
 
     # ------------------------------------------------------------------ observation
@@ -531,7 +542,7 @@ class ReorientEnv:
             joint_positions=d.qpos[scene.joint_qpos_index].copy(),
             joint_velocities=d.qvel[scene.joint_dof_index].copy(),
             joint_targets=self._applied_targets.copy(),
-            consecutive_successes=self._successes, physics_params=params)
+            consecutive_successes=self._judge.consecutive, physics_params=params)
 
     def get_state(self) -> SimState:
         """Everything needed to continue this episode identically after :meth:`set_state`."""
@@ -541,10 +552,9 @@ class ReorientEnv:
         physics = np.empty(mujoco.mj_stateSize(self.model, spec))
         mujoco.mj_getState(self.model, self.data, physics, spec)
         terms = {t.name: t for t in self._action_terms}
-        env = {"step": self._step, "steps_since_goal": self._steps_since_goal,
-               "successes": self._successes, "done": self._done, "goal": self._goal.copy(),
-               "distance": self._distance, "applied_targets": self._applied_targets.copy(),
-               "commanded_targets": self._commanded_targets.copy(),
+        env = {"step": self._step, "done": self._done, "goal": self._goal.copy(),   # goal: for planners
+               "distance": self._distance, "judge": self._judge.snapshot(),      # success/drop/timeout state
+               "applied_targets": self._applied_targets.copy(), "commanded_targets": self._commanded_targets.copy(),
                "last_obs": self._last_obs, "clock_ns": self._clock_ns,
                # each active step-time term's own state (delay queue, backlash, wrench, freeze count)
                "terms": {t.name: copy.deepcopy(t.state) for t in self._action_terms + self._observation_terms},
@@ -567,9 +577,8 @@ class ReorientEnv:
         mujoco.mj_setState(self.model, self.data, state.physics, spec)
         mujoco.mj_forward(self.model, self.data)
         e = state.env
-        self._step, self._steps_since_goal = e["step"], e["steps_since_goal"]
-        self._successes, self._done = e["successes"], e["done"]
-        self._goal, self._distance = e["goal"].copy(), e["distance"]
+        self._step, self._done, self._distance = e["step"], e["done"], e["distance"]
+        self._judge.restore(e["judge"])
         self._applied_targets = e["applied_targets"].copy()
         self._commanded_targets = e["commanded_targets"].copy()
         for term in self._action_terms + self._observation_terms:
@@ -605,8 +614,4 @@ def _frozen_array(values: np.ndarray) -> np.ndarray:
     out.setflags(write=False)
     return out
 
-
-def _rotation_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Geodesic angle between unit quaternions (scalar fast path of geometry.rotation_distance)."""
-    return 2.0 * math.acos(min(1.0, abs(float(a @ b))))
 

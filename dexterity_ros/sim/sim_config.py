@@ -87,13 +87,22 @@ class TaskConfig:
                                                         # palm normal only (in-hand rotation, an easier task)
     random_initial_orientation: bool = True
     object_points: int = 256             # points in Observation.object_points
+    # Judging rules shared with the robot's goal_node (dexterity_ros.task.TaskRules); the defaults keep
+    # the simulator's original rules.
+    success_hold_frames: int = 1         # consecutive steps below success_threshold_rad for a success
+    symmetry_aware: bool = False         # rotation error and goal distance up to the object's symmetry
+    lost_timeout_s: float = 1.0          # robot: object not seen this long = drop (the simulator always sees it)
+    restart_frames: int = 5              # robot: frames seen back in the hand before the next episode starts
 
     def __post_init__(self) -> None:
         _positive("task", policy_rate_hz=self.policy_rate_hz,
                   success_threshold_rad=self.success_threshold_rad,
-                  drop_distance_m=self.drop_distance_m, goal_timeout_s=self.goal_timeout_s)
+                  drop_distance_m=self.drop_distance_m, goal_timeout_s=self.goal_timeout_s,
+                  lost_timeout_s=self.lost_timeout_s)
         if self.max_episode_steps < 1 or self.max_consecutive_successes < 1:
             raise ConfigError("task.max_episode_steps and max_consecutive_successes must be >= 1")
+        if self.success_hold_frames < 1 or self.restart_frames < 1:
+            raise ConfigError("task.success_hold_frames and restart_frames must be >= 1")
         if not 0.0 <= self.min_goal_distance_rad <= self.max_goal_distance_rad <= math.pi:
             raise ConfigError("task: need 0 <= min_goal_distance_rad <= max_goal_distance_rad <= pi, got "
                               f"{self.min_goal_distance_rad}, {self.max_goal_distance_rad}")

@@ -30,7 +30,9 @@ from dexterity_ros.config import ConfigError, describe_fields, param
 from dexterity_ros.hand import DriverProfileConfig, make_profile
 from dexterity_ros.nodes.allegro_emulator_node import AllegroEmulatorNode, EmulatorConfig
 from dexterity_ros.nodes.camera_node import CameraNode
+from dexterity_ros.nodes.goal_node import GoalNode
 from dexterity_ros.nodes.hand_node import HandNode, HandNodeConfig
+from dexterity_ros.nodes.pose_tracker_node import PoseTrackerNode
 from dexterity_ros.ros.common import DexterityNode
 from dexterity_ros.nodes.segmentation_node import SegmentationNode
 from dexterity_ros.nodes.sim_bridge_node import SimBridgeConfig
@@ -72,6 +74,8 @@ def camera(**kwargs) -> CameraNode:
     (SegmentationNode, "extrinsic_fil", "extrinsic_file"),
     (camera, "depth_module.depth_profil", "depth_module.depth_profile"),
     (LateDeclaringNode, "tabel.a", "table.a"),
+    (GoalNode, "succes_hold_frames", "success_hold_frames"),
+    (PoseTrackerNode, "tracking_confg", "tracking_config"),
 ])
 def test_unknown_parameters_are_refused_and_known_ones_pass(context, factory, typo, meant):
     with pytest.raises(ConfigError, match=rf"unknown parameter\(s\) \['{typo}'\]; did you mean '{meant}'"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ["camera_node", "segmentation_node", "student_node", "hand_node", "sim_bridge_node",
-         "allegro_emulator_node"]
+         "allegro_emulator_node", "goal_node", "pose_tracker_node"]
 DATA = ["launch/robot.launch.xml", "launch/replay.launch.xml", "launch/sim.launch.xml", "config/perception.yaml",
         "config/hand.yaml", "config/robots/allegro_right.yaml", "config/fastdds_shm.xml", "models/student.onnx",
         "package.xml"]

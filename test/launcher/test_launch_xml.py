@@ -374,7 +374,8 @@ def test_robot_launch_namespace_sim_time_frame_prefix_and_camera_options(tmp_pat
                                     "wait_for_device:=true"], params_dir=tmp_path / "left")
     nodes = {p.node_name: p for p in plan.processes}
     assert sorted(p.fully_qualified_name for p in plan.processes) == [
-        "/left/camera/camera", "/left/hand", "/left/segmentation", "/left/student"]
+        "/left/camera/camera", "/left/goal", "/left/hand", "/left/pose_tracker", "/left/segmentation",
+        "/left/student"]
     assert all("use_sim_time:=true" in p.cmd for p in plan.processes)
     assert nodes["segmentation"].inline_parameters["frame_prefix"] == "left/"
     assert nodes["camera"].inline_parameters["wait_for_device"] is True
@@ -383,8 +384,14 @@ def test_robot_launch_namespace_sim_time_frame_prefix_and_camera_options(tmp_pat
 
     default = load_launch_plan(robot, params_dir=tmp_path / "default")
     defaults = {p.node_name: p for p in default.processes}
-    assert sorted(p.fully_qualified_name for p in default.processes) == ["/camera/camera", "/hand",
-                                                                         "/segmentation", "/student"]
+    assert sorted(p.fully_qualified_name for p in default.processes) == ["/camera/camera", "/goal", "/hand",
+                                                                         "/pose_tracker", "/segmentation",
+                                                                         "/student"]
+    assert defaults["pose_tracker"].inline_parameters["object"] == "cube"
+    assert defaults["goal"].inline_parameters["object"] == "cube"
+    switched_off = load_launch_plan(robot, ["tracker:=false", "goals:=false", "object:=mug"],
+                                    params_dir=tmp_path / "off")
+    assert {p.node_name for p in switched_off.processes} == {"camera", "hand", "segmentation", "student"}
     assert all("use_sim_time:=false" in p.cmd for p in default.processes)
     assert defaults["segmentation"].inline_parameters["frame_prefix"] == ""
     assert defaults["camera"].inline_parameters["wait_for_device"] is False
