@@ -390,7 +390,9 @@ def run_scenario(name: str, options: SuiteOptions | None = None) -> Verdict:
     args = {"driver_profile": options.driver_profile, "allow_config_mismatch": str(mismatch).lower()}
     if scenario.launch == "sim":
         launch_file, recorded = "sim.launch.xml", RECORDED_TOPICS_SIM
-        args["seed"] = str(options.seed)
+        # the scenarios judge the hand's and the nodes' reactions to faults: the simulator draws and judges
+        # its own goals over the whole object set, as before the tracker and goal_node joined sim.launch.xml
+        args.update(seed=str(options.seed), tracker="false", goals="false", object="")
     else:
         launch_file, recorded = "replay.launch.xml", RECORDED_TOPICS_SIM[:4] + ("/diagnostics", "/clock")
         episode = workdir / "episode"

@@ -89,6 +89,10 @@ class TrackerConfig:
                                           # points; x sqrt(256 / points) for fewer) ...
     ambiguity_angle_deg: float = 20.0     # ... and differs by more than this (modulo symmetry): ambiguous, LOST;
                                           # after that, a new pose is reported once the next frame agrees
+    prior_max_age_s: float = 1.0          # an ambiguous view is resolved by the last reported pose when that is
+                                          # at most this old (stamps) ... (0: never)
+    prior_angle_deg: float = 30.0         # ... and the tied orientations within this of it (modulo symmetry) agree
+                                          # with each other: the best of them is reported
 
     def __post_init__(self) -> None:
         if self.min_points < 6 or self.max_points < self.min_points or self.reinit_points < 6:
@@ -173,6 +177,7 @@ class PoseTracker:
         self._translation: np.ndarray | None = None
         self._stamp_ns: int | None = None
         self._reported: np.ndarray | None = None
+        self._reported_ns: int | None = None        # stamp of the last TRACKING result
         self._rmse_mean: float | None = None          # running mean of the inlier RMSE while tracking
         self._tentative = False        # after an ambiguous view: a new pose waits for the next frame's agreement
 
@@ -242,6 +247,11 @@ class PoseTracker:
             best = fits[0]
             problem = self._problem(best, pts, view_point)
             ambiguity = None if problem else self._ambiguity(fits, len(pts))
+            if ambiguity is not None:
+                prior = self._resolve_by_prior(fits, len(pts), stamp_ns, pts, view_point)
+                if prior is not None:
+                    best, ambiguity, self._tentative = prior, None, False
+                    reason = "; ".join(r for r in (reason, "ambiguous view resolved by the last pose") if r)
             if problem or ambiguity:
                 self._tentative = self._tentative or ambiguity is not None
                 reason = "; ".join(r for r in (reason, f"re-initialisation failed ({problem or ambiguity})") if r)
@@ -344,6 +354,30 @@ class PoseTracker:
                        f"{other.score:.3f})"
         return None
 
+    def _resolve_by_prior(self, fits: list[Fit], num_points: int, stamp_ns: int, points: np.ndarray,
+                          view_point: np.ndarray | None) -> Fit | None:
+        """The tied fit that continues the last reported pose, when that is recent and unambiguous, or None.
+
+        The views that tie (a few faces of a hull seen between the fingers) tie orientations 100-180 deg
+        apart; an object does not turn that far in a fraction of a second, so the tie is broken by the
+        pose reported just before (within prior_angle_deg), as long as every tied orientation near it
+        agrees with the others and the chosen fit is confident on its own.
+        """
+        cfg = self.config
+        if cfg.prior_max_age_s <= 0 or self._reported is None or self._reported_ns is None:
+            return None
+        age_s = (stamp_ns - self._reported_ns) * 1e-9
+        if not 0 <= age_s <= cfg.prior_max_age_s:
+            return None
+        margin = cfg.ambiguity_margin * math.sqrt(AMBIGUITY_POINTS / max(num_points, 1))
+        tied = [f for f in fits if f.score >= fits[0].score - margin]
+        near = [f for f in tied if math.degrees(self.model.symmetry.distance(matrix_to_quat(f.rotation),
+                                                                             self._reported)) <= cfg.prior_angle_deg]
+        if not near or any(self._apart_deg(near[0], f) > cfg.ambiguity_angle_deg for f in near[1:]):
+            return None
+        chosen = near[0]
+        return chosen if self._problem(chosen, points, view_point) is None else None
+
     def _apart_deg(self, a: Fit, b: Fit) -> float:
         """Rotation between two fits, modulo the object's symmetry (degrees)."""
         return math.degrees(self.model.symmetry.distance(matrix_to_quat(a.rotation), matrix_to_quat(b.rotation)))
@@ -357,6 +391,7 @@ class PoseTracker:
         rotation = quat_to_matrix(q)
         self._rotation, self._translation, self._stamp_ns, self._reported = rotation, fit.translation.copy(), \
             stamp_ns, q
+        self._reported_ns = stamp_ns
         rmse = fit.inlier_rmse
         self._rmse_mean = rmse if self._rmse_mean is None else 0.9 * self._rmse_mean + 0.1 * rmse
         pose = np.eye(4)

@@ -106,3 +106,37 @@ def test_bad_input_is_reported_and_node_survives(graph, case, expect):
     assert node.alive()
     n = len(clouds)
     assert probe.wait_for(lambda: (send_frame(probe, pubs, depth), len(clouds) > n)[1], 10, poll=0.2)
+
+
+def test_max_cloud_rate_segments_only_frames_a_control_period_apart():
+    """max_cloud_rate (issue 16): frames sooner than 0.9 period after the last cloud's stamp are skipped."""
+    # its own output topic: the module's other segmentation node (fixture `graph`) sees these frames too
+    rated = "perception/object_cloud_rated"
+    node = NodeProcess("segmentation_node", name="segmentation_rated", params={"max_cloud_rate": 5.0},
+                       remaps={topics.OBJECT_CLOUD.name: rated})
+    probe = RosProbe("seg_rate_probe")
+    try:
+        clouds = probe.subscribe(PointCloud2, rated, qos_profile(topics.OBJECT_CLOUD))
+        pubs = {
+            "depth": probe.publisher(Image, topics.DEPTH_IMAGE.name, qos_profile(topics.DEPTH_IMAGE)),
+            "info": probe.publisher(CameraInfo, topics.DEPTH_INFO.name, qos_profile(topics.DEPTH_INFO)),
+            "joints": probe.publisher(JointState, topics.JOINT_STATES.name, qos_profile(topics.JOINT_STATES)),
+        }
+        assert probe.wait_for(lambda: probe.node.count_publishers(rated) > 0, 30), node.output
+        depth = scene()
+        # the first cloud proves the graph is connected; then 30 frames at 30 Hz of stamps
+        assert probe.wait_for(lambda: (send_frame(probe, pubs, depth), len(clouds) > 0)[1], 15, poll=0.25), \
+            node.output
+        time.sleep(0.3)
+        before = len(clouds)
+        for _ in range(30):
+            send_frame(probe, pubs, depth)
+            time.sleep(1 / 30)
+        time.sleep(1.0)
+        stamps = [conv.stamp_to_ns(c.header.stamp) for c in clouds[before:]]
+    finally:
+        probe.close()
+        node.stop()
+    # 1 s of frames at 5 Hz: 5 clouds (6 with the rounding of the first), each >= 0.9 * 200 ms after the last
+    assert 4 <= len(stamps) <= 6, stamps
+    assert all(b - a >= 0.18e9 for a, b in zip(stamps, stamps[1:])), np.diff(stamps)

@@ -240,3 +240,38 @@ def test_without_a_view_point_the_pose_is_still_found(models):
     configured = PoseTracker(model, dataclasses.replace(TrackerConfig(), view_point=tuple(CAMERA)))
     assert error_deg(model, configured.update(partial_view(model, q), 0), q) < 3.0
     assert np.allclose(matrix_to_quat(result.pose[:3, :3]), result.quaternion)
+
+
+# ------------------------------------------------------------------ ambiguous views and the last pose
+def test_an_ambiguous_view_is_resolved_only_by_a_recent_agreeing_pose(models):
+    """prior_max_age_s: of orientations that tie, the one continuing the pose reported just before wins,
+    if that pose is recent, the tied ones near it agree, and the fit is confident on its own."""
+    from dexterity_ros.tracking.registration import Fit
+
+    model = models["convex_1"]
+    tracker = PoseTracker(model, dataclasses.replace(load_tracker_config(), prior_max_age_s=1.0))
+    q0 = np.array([0.9, 0.1, -0.3, 0.2])
+    q0 /= np.linalg.norm(q0)
+    view = partial_view(model, q0, seed=3)
+    result = tracker.update(view, 0, CAMERA)
+    assert result.ok and error_deg(model, result, q0) < 5.0, result.reason
+
+    def fit(quaternion, score: float) -> Fit:
+        return Fit(quat_to_matrix(quaternion), result.position.copy(), 0.97, 0.001, score)
+
+    near = fit(turned(q0, [0.0, 0.0, 1.0], 5.0), 0.80)
+    far = fit(turned(q0, [1.0, 0.0, 0.0], 150.0), 0.805)                # scores a hair better
+    chosen = tracker._resolve_by_prior([far, near], 256, FRAME_NS * 3, view, CAMERA)
+    assert chosen is near
+    # too old a pose, or none: no tie-break (LOST, as without the prior)
+    assert tracker._resolve_by_prior([far, near], 256, int(1.5e9), view, CAMERA) is None
+    # two tied orientations near the last pose that disagree with each other: no tie-break
+    other_near = fit(turned(q0, [0.0, 1.0, 0.0], -25.0), 0.802)
+    assert tracker._resolve_by_prior([far, other_near, near], 256, FRAME_NS, view, CAMERA) is None
+    # nothing tied near the last pose: no tie-break
+    assert tracker._resolve_by_prior([far, fit(turned(q0, [0.0, 1.0, 0.0], 90.0), 0.80)], 256, FRAME_NS,
+                                     view, CAMERA) is None
+    # the shipped default turns it on; 0 turns it off
+    off = PoseTracker(model, dataclasses.replace(load_tracker_config(), prior_max_age_s=0.0))
+    assert off.update(view, 0, CAMERA).ok
+    assert off._resolve_by_prior([far, near], 256, FRAME_NS, view, CAMERA) is None
