@@ -169,7 +169,7 @@ def sim_object_model(name: str) -> ObjectModel:
         triangles = box_triangles(np.asarray(spec.size))
     elif spec.kind == "cylinder":
         radius, half = spec.size
-        return ObjectModel(name, *_sample_cylinder(radius, half, MODEL_POINTS, rng), symmetry,
+        return ObjectModel(name, *sample_cylinder_with_normals(radius, half, MODEL_POINTS, rng), symmetry,
                            f"sim:{name} cylinder r={radius} h={2 * half}")
     else:
         triangles = hull_triangles(spec)
@@ -215,8 +215,9 @@ def sample_triangles_with_normals(triangles: np.ndarray, n: int, rng: np.random.
     return points, normals[idx]
 
 
-def _sample_cylinder(radius: float, half: float, n: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_cylinder_with_normals(radius: float, half: float, n: int,
+                                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Area-uniform points on a z-axis cylinder (side and both caps) and their outward normals."""
     side, cap = 2 * math.pi * radius * 2 * half, math.pi * radius ** 2
     kind = rng.choice(3, size=n, p=np.array([side, cap, cap]) / (side + 2 * cap))
     angle = 2 * math.pi * rng.random(n)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..geometry import quat_to_matrix
+from ..objects.models import box_triangles, sample_cylinder_with_normals
 from ..paths import models_path
 
 STORED_POINTS = 1024          # points per object in the stored canonical set
@@ -161,21 +162,10 @@ def sample_surface(spec: ObjectSpec, n: int = STORED_POINTS) -> np.ndarray:
     """Deterministic (seeded by name) uniform surface samples (n, 3) in the object frame."""
     rng = np.random.default_rng(_name_seed(spec.name))
     if spec.kind == "box":
-        hx, hy, hz = spec.size
-        corners = np.array([[sx * hx, sy * hy, sz * hz]
-                            for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-        quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-        tri = np.array([corners[[q[0], q[1], q[2]]] for q in quads]
-                       + [corners[[q[0], q[2], q[3]]] for q in quads])
-        points = _sample_triangles(tri, n, rng)
+        points = _sample_triangles(box_triangles(np.asarray(spec.size)), n, rng)
     elif spec.kind == "cylinder":
         radius, half = spec.size
-        side, cap = 2 * np.pi * radius * 2 * half, np.pi * radius ** 2
-        kind = rng.choice(3, size=n, p=np.array([side, cap, cap]) / (side + 2 * cap))
-        angle = 2 * np.pi * rng.random(n)
-        rad = np.where(kind == 0, radius, radius * np.sqrt(rng.random(n)))
-        z = np.where(kind == 0, (2 * rng.random(n) - 1) * half, np.where(kind == 1, half, -half))
-        points = np.stack([rad * np.cos(angle), rad * np.sin(angle), z], axis=1)
+        points, _ = sample_cylinder_with_normals(radius, half, n, rng)
     else:
         points = _sample_triangles(hull_triangles(spec), n, rng)
     return points.astype(np.float32)
