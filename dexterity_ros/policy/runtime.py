@@ -45,6 +45,7 @@ class StepStatus(enum.Enum):
     BAD_POINTS = "bad_points"
     BAD_JOINTS = "bad_joints"
     BAD_GOAL = "bad_goal"
+    BAD_POSE = "bad_pose"
     NAN_OUTPUT = "nan_output"
     BAD_OUTPUT = "bad_output"
 
