@@ -72,6 +72,8 @@ CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", QosClass.RELIABLE,
 
 RECORDED_TARGETS = Topic("sim/recorded_targets", JOINT_TARGETS.type_name, QosClass.RELIABLE,
                          "replay: the joint targets recorded in the episode (for parity checks)")
+REFERENCE_TARGETS = Topic("policy/reference_targets", JOINT_TARGETS.type_name, QosClass.RELIABLE,
+                          "replay with reference:=true: targets of the reference student (parity --reference)")
 
 ALL_TOPICS = (DEPTH_IMAGE, DEPTH_INFO, JOINT_STATES, OBJECT_CLOUD, OBJECT_POSE_TRACKED, GOAL, JOINT_TARGETS,
               OBJECT_POSE, OBJECT_TWIST, PHYSICS_PARAMS, TASK_METRICS, TASK_METRICS_TRUTH, DIAGNOSTICS, TF_STATIC,

@@ -23,6 +23,13 @@ def register(subparsers) -> None:
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference in rad (default 1e-4)")
     parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1.0)")
     parser.add_argument("--model", type=Path, default=None, help="student model (default: the packaged one)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="compare the student's live targets with those of this second model run beside it "
+                             "on the same replay (e.g. an imported policy against its native original), instead of "
+                             "with the recorded ones")
+    parser.add_argument("--object-pose-topic", default=None,
+                        help="pose source of version-2 policies with object terms (default perception/object_pose; "
+                             "sim/object_pose replays the recorded true pose)")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     parser.add_argument("--max-input-age", type=float, default=2.0,
                         help="student input staleness limit during the check (s; the robot uses 0.2)")
@@ -48,12 +55,15 @@ def _parity_monitor():
             self.hand = default_hand()
             self.live: dict[int, np.ndarray] = {}
             self.recorded: dict[int, np.ndarray] = {}
+            self.reference: dict[int, np.ndarray] = {}
             self.arrival: dict[str, dict[int, int]] = {"depth": {}, "cloud": {}, "target": {}}
             n = self.node
             n.create_subscription(JointState, topics.JOINT_TARGETS.name, lambda m: self._targets(m, self.live, True),
                                   qos_profile(topics.JOINT_TARGETS))
             n.create_subscription(JointState, RECORDED_TARGETS.name, lambda m: self._targets(m, self.recorded),
                                   qos_profile(RECORDED_TARGETS))
+            n.create_subscription(JointState, topics.REFERENCE_TARGETS.name,
+                                  lambda m: self._targets(m, self.reference), qos_profile(topics.REFERENCE_TARGETS))
             n.create_subscription(Image, topics.DEPTH_IMAGE.name, lambda m: self._arrive("depth", m),
                                   qos_profile(topics.DEPTH_IMAGE))
             n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, lambda m: self._arrive("cloud", m),
@@ -85,6 +95,26 @@ def _stage_latencies(arrival: dict[str, dict[int, int]]) -> dict[str, list[float
     return out
 
 
+def _graph_requirements(models: list[Path | None]) -> dict[str, tuple[int, int]]:
+    """What must be connected before the replay starts, given the students' contracts (v1 reads clouds; a v2
+    policy reads only its sources)."""
+    from .. import topics
+    from ..paths import models_path
+    from ..policy.contract_v2 import PolicyContractV2
+    from ..policy.loading import read_any_contract
+    from ..ros.graph_monitor import replay_graph_requirements
+
+    req = replay_graph_requirements(with_hand=False)
+    cloud_readers = 0
+    for model in models:
+        contract = read_any_contract(model or models_path("student.onnx"))
+        if not isinstance(contract, PolicyContractV2) or "object_points" in contract.sources:
+            cloud_readers += 1
+    req[topics.OBJECT_CLOUD.name] = (1, 1 + cloud_readers)
+    req[topics.JOINT_STATES.name] = (1, 1 + len(models))
+    return req
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import topics
     from ..ros.bags.episode import bag_topic
@@ -112,14 +142,25 @@ def run(args: argparse.Namespace) -> int:
                    f"max_input_age:={args.max_input_age}"]
     if args.model:
         launch_args.append(f"model:={args.model}")
+    if args.reference:
+        launch_args += ["reference:=true", f"reference_model:={args.reference}"]
+    if args.object_pose_topic:
+        launch_args.append(f"object_pose_topic:={args.object_pose_topic}")
+    from ..policy.contract import PolicyError
+    try:
+        requirements = _graph_requirements([args.model] + ([args.reference] if args.reference else []))
+    except PolicyError as exc:
+        print(f"error: {exc}")
+        return 2
     handle = launch(launch_path("replay.launch.xml"), launch_args, echo=not args.quiet)
     timeout = args.timeout or (duration_s / args.rate + 60.0)
     deadline = time.monotonic() + timeout
     try:
-        from ..ros.graph_monitor import replay_graph_requirements, start_replay, wait_for_graph
-        from ..topics import RECORDED_TARGETS
-        requirements = replay_graph_requirements(with_hand=False)
+        from ..ros.graph_monitor import start_replay, wait_for_graph
+        from ..topics import RECORDED_TARGETS, REFERENCE_TARGETS
         requirements[RECORDED_TARGETS.name] = (1, 1)
+        if args.reference:
+            requirements[REFERENCE_TARGETS.name] = (1, 1)
         missing = wait_for_graph(monitor.node, requirements, timeout=min(timeout, 60.0))
         if missing:
             print(f"error: the graph did not come up: {missing}")
@@ -136,14 +177,20 @@ def run(args: argparse.Namespace) -> int:
     finally:
         handle.stop()
         with monitor.lock:
-            recorded, live = dict(monitor.recorded), dict(monitor.live)
+            recorded, live, reference = dict(monitor.recorded), dict(monitor.live), dict(monitor.reference)
             arrival = {k: dict(v) for k, v in monitor.arrival.items()}
         monitor.close()
 
-    report = compare_actions(recorded, live, args.tolerance)
-    if len(recorded) < expected.count:
-        print(f"warning: only {len(recorded)} of {expected.count} recorded actions were replayed")
-        report.missing.extend([-1] * (expected.count - len(recorded)))
+    replayed = len(recorded)
+    if args.reference:
+        report = compare_actions(reference, live, args.tolerance)
+        print(f"\n  comparing {args.model} with the reference {args.reference} (both live, same replay)")
+        recorded = reference
+    else:
+        report = compare_actions(recorded, live, args.tolerance)
+    if replayed < expected.count:
+        print(f"warning: only {replayed} of {expected.count} recorded actions were replayed")
+        report.missing.extend([-1] * (expected.count - replayed))
     print(f"\n== parity: {bag}")
     if args.per_step:
         t0 = min(recorded) if recorded else 0
