@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "generate",
     "parity",
     "export",
+    "import_policy", "contract",
     "info",
     "calib_check",
     "record",

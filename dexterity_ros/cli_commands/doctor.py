@@ -307,7 +307,9 @@ def check_model(model: Path | None, perception_config: Path | None) -> Check:
     from ..config import ConfigError
     from ..paths import models_path
     from ..perception import load_perception_config
-    from ..policy.contract import PolicyError, sample_inputs
+    from ..policy.contract import ContractError, PolicyError, sample_inputs
+    from ..policy.contract_v2 import PolicyContractV2
+    from ..policy.loading import NO_CONTRACT_HINT, read_any_contract
     from ..policy.runtime import PolicyRuntime
 
     path = model or models_path("student.onnx")
@@ -322,6 +324,16 @@ def check_model(model: Path | None, perception_config: Path | None) -> Check:
     except ConfigError as exc:
         return Check(name, FAIL, f"perception config cannot be loaded: {exc}", "fix config/perception.yaml")
     try:
+        contract = read_any_contract(path)
+    except ContractError as exc:
+        if exc.field == "metadata":           # an ONNX file without a policy contract
+            return Check(name, FAIL, f"{path} has no policy contract", NO_CONTRACT_HINT)
+        return Check(name, FAIL, f"{path}: {exc}", "fix the contract (`dexterity-ros info MODEL.onnx` shows it)")
+    except PolicyError as exc:
+        return Check(name, FAIL, f"{path}: {exc}", "re-export or re-import the model")
+    if isinstance(contract, PolicyContractV2):
+        return _check_model_v2(path, contract, perception)
+    try:
         runtime = PolicyRuntime(path, perception=perception)
         feeds = sample_inputs(runtime.contract, np.random.default_rng(0))
         runtime.session.run(None, feeds)
@@ -334,6 +346,31 @@ def check_model(model: Path | None, perception_config: Path | None) -> Check:
     c = runtime.contract
     return Check(name, OK, f"{path.name}: contract v{c.contract_version} valid against the hand and the perception "
                            f"config; {c.point_cloud.num_points} points, {c.control_rate_hz:g} Hz, one inference ran")
+
+
+def _check_model_v2(path: Path, contract, perception) -> Check:
+    """A contract v2 policy (imported or attached): the runtime loads it and one inference runs."""
+    import numpy as np
+
+    from ..policy.contract import PolicyError
+    from ..policy.runtime import RuntimeOptions
+    from ..policy.runtime_v2 import TermPolicyRuntime
+
+    name = "student model"
+    try:
+        runtime = TermPolicyRuntime(path, options=RuntimeOptions(), perception=perception, contract=contract)
+        feeds = {n: np.zeros(shape, dtype=np.float32) for n, shape in contract.graph_inputs()}
+        runtime.session.run(None, feeds)
+    except (PolicyError, ValueError) as exc:
+        return Check(name, FAIL, f"{path}: {exc}",
+                     "fix the contract or re-import the model (`dexterity-ros info MODEL.onnx` shows each "
+                     "mismatch)")
+    except Exception as exc:  # noqa: BLE001 - onnxruntime errors are not PolicyError
+        return Check(name, FAIL, f"{path} cannot run: {exc}", "re-import the model")
+    c = contract
+    return Check(name, OK, f"{path.name}: contract v2 '{c.name or '(unnamed)'}' valid against the hand; terms "
+                           f"{', '.join(t.name for t in c.terms)}; needs {', '.join(c.sources)}; "
+                           f"{c.control_rate_hz:g} Hz, one inference ran")
 
 
 def check_tf2() -> Check:

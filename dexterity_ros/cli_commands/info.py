@@ -1,7 +1,10 @@
 """`dexterity-ros info PATH`: describe a student model (its contract) or a rosbag2 bag.
 
 A path ending in ``.onnx`` prints the policy contract in readable form and
-checks it against the hand description, the perception config and the graph.
+checks it against the hand description, the perception config and the graph
+(version 1, this package's students, or version 2, imported or attached
+policies: its term table); a model without a contract is refused with the way
+to add one (``dexterity-ros import`` / ``dexterity-ros contract attach``).
 Other paths go to :func:`describe_bag`: any rosbag2 directory or .mcap/.db3
 file (topics, types, counts, duration, frequencies, QoS; ``ros2 bag info``);
 ``--verify`` also checks every checksum in the storage files (exit status 1
@@ -17,9 +20,9 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "info", help="describe a student model (.onnx contract) or a recording",
-        description="Print the policy contract of an ONNX student in readable form, with checks against "
-                    "the hand description and the perception config.")
+        "info", help="describe a policy model (.onnx contract, v1 or v2) or a recording",
+        description="Print the policy contract of an ONNX policy in readable form, with checks against "
+                    "the hand description, the graph and the perception config.")
     parser.add_argument("path", type=Path, help="MODEL.onnx, or a bag directory / .mcap / .db3 file")
     parser.add_argument("--json", action="store_true", help="print the raw contract JSON instead")
     parser.add_argument("--verify", action="store_true",
@@ -88,17 +91,21 @@ def _describe_model(path: Path, args: argparse.Namespace) -> int:
     from ..hand_model import default_hand
     from ..perception import load_perception_config
     from ..policy.contract import (ContractError, PolicyError, check_default_pose, check_graph_io,
-                                   check_perception, joint_permutation, read_contract)
+                                   check_perception, joint_permutation)
+    from ..policy.contract_v2 import PolicyContractV2
+    from ..policy.loading import read_any_contract
     from ..policy.runtime import make_session, session_io
 
     try:
-        contract = read_contract(path)
+        contract = read_any_contract(path)     # a file without a contract: the message says how to add one
     except PolicyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(contract.to_json(indent=2))
         return 0
+    if isinstance(contract, PolicyContractV2):
+        return _describe_model_v2(path, contract, args)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     c = contract
     out = [f"model     {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest})",
@@ -154,6 +161,58 @@ def _describe_model(path: Path, args: argparse.Namespace) -> int:
         checks.append(f"perception: cannot load config: {exc}")
     try:
         check_graph_io(c, *session_io(make_session(path)))
+        checks.append("graph: inputs and outputs match the contract")
+    except PolicyError as exc:
+        checks.append(f"graph: MISMATCH: {exc}")
+    if c.provenance:
+        out.append("provenance")
+        out += [f"    {k}: {v}" for k, v in c.provenance.items()]
+    out.append("checks")
+    out += [f"    {line}" for line in checks]
+    print("\n".join(out))
+    return 0 if not any("MISMATCH" in line or "cannot" in line for line in checks) else 1
+
+
+def _describe_model_v2(path: Path, c, args: argparse.Namespace) -> int:
+    """A contract v2 (imported or attached policy): its table, provenance and checks against the hand and
+    the graph (and the perception config when it takes the object cloud)."""
+    from ..config import ConfigError
+    from ..hand_model import default_hand
+    from ..perception import load_perception_config
+    from ..policy.contract import PolicyError, mismatch
+    from ..policy.runtime import make_session, session_io
+    from ..policy.runtime_v2 import resolve_joint_order
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    out = [f"model     {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest})"]
+    if c.description:
+        out.append(f"          {c.description}")
+    out.append(c.table())
+    checks: list[str] = []
+    hand = default_hand()
+    try:
+        index = resolve_joint_order(c, hand)
+        checks.append("hand: every policy joint maps onto a hand joint ("
+                      + ", ".join(f"{n}->{hand.joint_names[i]}" for n, i in list(zip(c.joint_names, index))[:4])
+                      + ", ...)")
+    except PolicyError as exc:
+        checks.append(f"hand: MISMATCH: {exc}")
+    if c.num_points:
+        try:
+            perception = load_perception_config(args.perception_config)
+            problems = []
+            if c.num_points != perception.num_points:
+                problems.append(mismatch("terms[object_points].num_points", c.num_points,
+                                         "the perception config", perception.num_points))
+            if c.segmentation_config_hash != perception.config_hash():
+                problems.append(mismatch("segmentation_config_hash", c.segmentation_config_hash,
+                                         "the perception config", perception.config_hash()))
+            checks += [f"perception: MISMATCH: {p}" for p in problems] or [
+                "perception: point count and segmentation hash match the perception config"]
+        except ConfigError as exc:
+            checks.append(f"perception: cannot load config: {exc}")
+    try:
+        c.check_graph_io(*session_io(make_session(path)))
         checks.append("graph: inputs and outputs match the contract")
     except PolicyError as exc:
         checks.append(f"graph: MISMATCH: {exc}")

@@ -412,8 +412,10 @@ class PolicyContractV2:
             offset = 0
             shape = self.input_shape(spec)
             norm = spec.normalizer
-            ntext = "no normaliser" if norm is None else (
-                f"normaliser: {len(norm.mean)} means, eps {norm.epsilon:g}, clip {norm.clip}")
+            if norm is not None:
+                ntext = f"normaliser: {len(norm.mean)} means, eps {norm.epsilon:g}, clip {norm.clip}"
+            else:
+                ntext = spec.description or "no normaliser in the contract"
             lines.append(f"{spec.name:<14}{'':>7}{'':>6}  shape {list(shape)}, {ntext}")
             for name in spec.terms:
                 t = self.term(name)

@@ -86,7 +86,6 @@ def attach_contract_v2(model, contract: PolicyContractV2, check_graph: bool = Tr
     """Validate ``contract`` against the ``onnx.ModelProto``'s graph and write it into its metadata."""
     contract.validate()
     if check_graph:
-        from .contract import GraphTensor
         contract.check_graph_io(*graph_io(model))
     kept = [(p.key, p.value) for p in model.metadata_props if p.key != METADATA_KEY]
     del model.metadata_props[:]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..geometry import quat_to_matrix
 from ..hand_model import HandDescription, default_hand
-from .contract import ContractError, GraphTensor, PolicyError, canonical_points_hash, mismatch
+from .contract import ContractError, PolicyError, mismatch
 from .contract_v2 import InputSpec, PolicyContractV2
 from .runtime import (GoalError, RuntimeOptions, StepOutput, StepStatus, make_session, normalize_goal,
                       session_io)

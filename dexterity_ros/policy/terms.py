@@ -79,6 +79,7 @@ class TermContext:
     goal_points: Callable[[np.ndarray], np.ndarray] | None = None  # goal wxyz -> (M, 3)
     num_points: int = 0
     quat_memory: dict[str, np.ndarray] = field(default_factory=dict)   # term name -> last emitted quaternion
+    current_term: str = ""                                              # set by ObservationTerm.compute
 
     @property
     def rotation(self) -> np.ndarray:
@@ -108,15 +109,15 @@ def _window(records: Sequence[StepRecord], length: int) -> list[StepRecord]:
     return list(records)[-length:]
 
 
-def _quat_out(q_wxyz: np.ndarray, order: str, sign: str, memory_key: str, ctx: TermContext) -> np.ndarray:
+def _quat_out(q_wxyz: np.ndarray, order: str, sign: str, ctx: TermContext) -> np.ndarray:
     q = np.asarray(q_wxyz, dtype=np.float64)
     if sign == "w_nonnegative" and q[0] < 0:
         q = -q
     elif sign == "continuous":
-        last = ctx.quat_memory.get(memory_key)
+        last = ctx.quat_memory.get(ctx.current_term)     # per term: two terms never share a sign history
         if last is not None and float(np.dot(last, q)) < 0:
             q = -q
-        ctx.quat_memory[memory_key] = q
+        ctx.quat_memory[ctx.current_term] = q
     return q if order == "wxyz" else q[[1, 2, 3, 0]]
 
 
@@ -348,7 +349,7 @@ def _c_object_position(p: ObjectPosition, recs, ctx):
 
 def _c_object_orientation(p: ObjectOrientation, recs, ctx, name="object_orientation"):
     q = _quat_to_frame(_require(recs[-1], "object_quat", name), p.frame, ctx)
-    return _quat_out(q, p.order, p.sign, name, ctx)
+    return _quat_out(q, p.order, p.sign, ctx)
 
 
 def _c_object_linear_velocity(p: ObjectLinearVelocity, recs, ctx):
@@ -378,7 +379,7 @@ def _c_object_angular_velocity(p: ObjectAngularVelocity, recs, ctx):
 
 def _c_goal_orientation(p: GoalOrientation, recs, ctx):
     q = _quat_to_frame(_require(recs[-1], "goal", "goal_orientation"), p.frame, ctx)
-    return _quat_out(q, p.order, p.sign, "goal_orientation", ctx)
+    return _quat_out(q, p.order, p.sign, ctx)
 
 
 def _object_goal_delta(frame: str, recs, name: str, ctx) -> np.ndarray:
@@ -388,8 +389,7 @@ def _object_goal_delta(frame: str, recs, name: str, ctx) -> np.ndarray:
 
 
 def _c_quaternion_difference(p: QuaternionDifference, recs, ctx):
-    return _quat_out(_object_goal_delta(p.frame, recs, "quaternion_difference", ctx), p.order, p.sign,
-                     "quaternion_difference", ctx)
+    return _quat_out(_object_goal_delta(p.frame, recs, "quaternion_difference", ctx), p.order, p.sign, ctx)
 
 
 def _c_orientation_error_matrix(p: OrientationErrorMatrix, recs, ctx):
@@ -483,6 +483,7 @@ class ObservationTerm:
         return int(self.entry.window(self.params))
 
     def compute(self, records: Sequence[StepRecord], ctx: TermContext) -> np.ndarray:
+        ctx.current_term = self.name
         return np.asarray(self.entry.compute(self.params, records, ctx), dtype=np.float64)
 
     def to_mapping(self) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from dexterity_ros.policy.contract_v2 import PolicyContractV2
 from dexterity_ros.policy.loading import attach_contract_v2
 from dexterity_ros.policy.runtime import RuntimeOptions
 from dexterity_ros.policy.runtime_v2 import (ObjectPose, StepInputs, TermPolicyRuntime, assemble_inputs)
-from dexterity_ros.policy.terms import StepRecord, TermContext, FrameTransform, unit_from_limits
+from dexterity_ros.policy.terms import StepRecord, TermContext, unit_from_limits
 
 HAND = default_hand()
 J = HAND.num_joints

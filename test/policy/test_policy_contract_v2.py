@@ -265,11 +265,11 @@ def test_runtime_maps_joints_by_name_and_applies_normaliser_and_ema():
     probe = Probe(OBS)
     order = HAND.map_names(spec["joint_names"]).canonical_index
     prev = None
+    last_action = np.zeros(16)
     for k in range(4):
         out = rt.step(pose_inputs(k))
         assert out.ok, out.reason
         obs = rt.last_inputs["obs"]
-        raw_obs = rt.observation  # noqa: F841  (the assembled, un-normalised view exists)
         # the fed observation is the normalised one: |x| / 2, clipped at 5
         q_unit = (2 * pose_inputs(k).joint_positions[order] - HAND.upper[order] - HAND.lower[order]) / (
             HAND.upper[order] - HAND.lower[order])
@@ -308,10 +308,11 @@ def test_a_proprioceptive_policy_acts_on_joint_states_alone():
     assert rt.sources == ("joint_states",)
     q = np.full(J, 0.3)
     q = np.clip(q, HAND.lower, HAND.upper)
+    previous = q
     for k in range(3):
         out = rt.step(StepInputs(q, 10**9 + k * 50_000_000))
         assert out.ok
-        assert np.max(np.abs(out.target - q if k == 0 else out.target - previous)) <= 1 / 24 + 1e-9
+        assert np.max(np.abs(out.target - previous)) <= 1 / 24 + 1e-9
         previous = out.target
 
 

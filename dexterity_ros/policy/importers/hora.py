@@ -42,8 +42,7 @@ from ..contract import ContractError
 from ..contract_v2 import PolicyContractV2
 from ..loading import attach_contract_v2
 from . import ImportRefused, ImportResult, Preset
-from .common import check_size, torch_to_onnx
-from .isaacgymenvs import as_array, describe_keys, load_checkpoint, normalizer_from_stats
+from .common import as_array, check_size, describe_keys, load_checkpoint, normalizer_from_stats, torch_to_onnx
 
 NAME = "hora"
 UPSTREAM = ("HaozhiQi/hora@410d9582 hora/algo/models/models.py, hora/algo/models/running_mean_std.py, "

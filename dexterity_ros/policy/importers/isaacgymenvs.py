@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,6 +56,8 @@ from ..contract import ContractError
 from ..contract_v2 import PolicyContractV2
 from ..loading import attach_contract_v2
 from . import ImportRefused, ImportResult, Preset
+from .common import (as_array, describe_keys, load_checkpoint, normalizer_from_stats,
+                     strip_compile_prefix)
 from .common import check_size, torch_to_onnx
 
 NAME = "isaacgymenvs-allegro"
@@ -87,103 +88,11 @@ CLIP_OBSERVATIONS = 5.0
 CLIP_ACTIONS = 1.0
 DOF_SPEED_SCALE = 20.0
 SIM_DT = 0.01667
-RMS_EPSILON = 1e-5
-RMS_CLIP = 5.0
 CONTROL_RATE_HZ = 30.0
 ACTIVATIONS = ("elu", "relu", "tanh", "sigmoid", "selu", "swish", "gelu", "softplus", "None")
 
 
 # ------------------------------------------------------------ checkpoint reading (shared with hora.py)
-def _numpy_safe_globals() -> list:
-    """The numpy objects rl_games' own ``torch_ext.safe_load`` allows (scalars in stats entries)."""
-    names = []
-    core = getattr(np, "_core", None) or getattr(np, "core", None)
-    scalar = getattr(getattr(core, "multiarray", None), "scalar", None)
-    if scalar is not None:
-        names.append(scalar)
-    names.append(np.dtype)
-    for dtype_name in ("Float64DType", "Float32DType", "Int64DType"):
-        cls = getattr(getattr(np, "dtypes", None), dtype_name, None)
-        if cls is not None:
-            names.append(cls)
-    return names
-
-
-def _unpickler_detail(exc: Exception) -> str:
-    """The informative line of torch's weights-only error (after 'WeightsUnpickler error:')."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-        text = text.split("Check the documentation", 1)[0]
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def load_checkpoint(path: Path, what: str) -> Any:
-    """``torch.load(weights_only=True)`` (plus the numpy scalars rl_games allows), or ImportRefused.
-
-    Never unpickles arbitrary objects: a checkpoint that needs more than tensors, containers and numpy
-    scalars is refused with the global it asks for.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ImportRefused(f"{path}: no such file")
-    try:
-        try:
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            if "Unsupported global" not in str(exc) or not hasattr(torch.serialization, "safe_globals"):
-                raise
-            with torch.serialization.safe_globals(_numpy_safe_globals()):
-                return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = _unpickler_detail(exc)
-        if "Unsupported global" in str(exc):
-            raise ImportRefused(f"{path}: the checkpoint pickles objects other than tensors, containers and numpy "
-                                f"scalars, which this importer will not unpickle ({detail}); re-save the part "
-                                "needed, e.g. torch.save({'model': ckpt['model']}, 'policy.pth')") from None
-        raise ImportRefused(f"{path}: not a PyTorch checkpoint ({what} expected): {detail}") from None
-    except Exception as exc:   # zip/pickle/EOF errors of a file that is not a checkpoint
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ImportRefused(f"{path}: not a PyTorch checkpoint ({what} expected): "
-                            f"{type(exc).__name__}{': ' + text if text else ''}") from None
-
-
-def strip_compile_prefix(state: Mapping) -> dict:
-    """rl_games ``torch_ext._strip_compile_prefix``: torch.compile saves keys as ``..._orig_mod....``."""
-    return {(k.replace("_orig_mod.", "") if isinstance(k, str) else k): v for k, v in state.items()}
-
-
-def describe_keys(keys, limit: int = 12) -> str:
-    keys = sorted(str(k) for k in keys)
-    return f"{keys[:limit]}{f' ... ({len(keys)} in all)' if len(keys) > limit else ''}"
-
-
-def as_array(value, what: str) -> np.ndarray:
-    try:
-        return np.asarray(value.detach().cpu().double().numpy() if hasattr(value, "detach") else value,
-                          dtype=np.float64)
-    except Exception as exc:
-        raise ImportRefused(f"{what}: not a numeric tensor ({type(value).__name__}: {exc})") from None
-
-
-def normalizer_from_stats(mean: np.ndarray, var: np.ndarray, what: str, clip_input: float | None) -> dict:
-    """RunningMeanStd statistics -> the contract normaliser (std = sqrt(var), epsilon 1e-5, clip 5)."""
-    mean, var = np.asarray(mean, dtype=np.float64).ravel(), np.asarray(var, dtype=np.float64).ravel()
-    for name, values in ((f"{what}.running_mean", mean), (f"{what}.running_var", var)):
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise ImportRefused(f"{name}: NaN or inf at positions {bad[:8].tolist()}")
-    negative = np.flatnonzero(var < 0)
-    if negative.size:
-        raise ImportRefused(f"{what}.running_var: negative variance at positions {negative[:8].tolist()} "
-                            f"(values {var[negative[:4]].tolist()}): not a RunningMeanStd")
-    return {"mean": mean.tolist(), "std": np.sqrt(var).tolist(), "epsilon": RMS_EPSILON, "clip": RMS_CLIP,
-            "clip_input": clip_input}
-
-
 def parse_floats(text: str, count: int, option: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in str(text).replace(",", " ").split())
