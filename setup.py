@@ -19,7 +19,7 @@ def tree(folder: str) -> list[tuple[str, list[str]]]:
 
 
 NODES = ["camera_node", "segmentation_node", "student_node", "hand_node",
-         "sim_bridge_node", "allegro_emulator_node", "pose_tracker_node", "goal_node"]
+         "sim_bridge_node", "allegro_emulator_node", "pose_tracker_node", "goal_node", "hand_view_node"]
 
 setup(
     name=PACKAGE,

@@ -121,7 +121,23 @@ class Segmentation:
     FRAME_AGE = "frame age at publish"                          # latency
     HAND_ALIGNMENT = "hand alignment"                           # value and problem
     HAND_ALIGNMENT_FAILED = "hand alignment failed"
+    DEBUG_IMAGES = "debug images"                               # rate and count
+    DEBUG_IMAGE = "debug image"                                 # latency of labelling + drawing
     EXTRINSIC_OFF = "extrinsic off"
+
+
+class HandView:
+    """hand_view_node (docs/visualization.md)."""
+
+    OBJECT = "object"
+    URDF_JOINTS = "urdf joints"
+    JOINT_STATES = "joint states"            # rate
+    TF = "tf"                                # rate of /tf messages
+    MARKERS = "markers"                      # rate of MarkerArray messages
+    POSE_AGE = "tracked pose age"
+    BAD_JOINT_STATE = BAD_JOINT_STATE
+    BAD_POSE = "bad pose"
+    BAD_GOAL = "bad goal"
 
 
 class Student:

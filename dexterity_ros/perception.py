@@ -33,6 +33,7 @@ file so the robot and the simulator visibly run the same code top to bottom.
 """
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,21 @@ def load_perception_config(path: str | Path | None = None) -> PerceptionConfig:
     return load_config(PerceptionConfig, path or config_path("perception.yaml"))
 
 
+class PixelLabel(enum.IntEnum):
+    """What the pipeline decided about a read pixel (``extract(..., want_labels=True)``).
+
+    Set by the pipeline itself as each stage keeps or drops points, so a
+    debug view shows exactly what segmentation did, never a re-computation.
+    """
+
+    BACKGROUND = 0      # not a candidate: outside the workspace box, or no valid depth
+    OBJECT = 1          # kept as the object (before sampling)
+    HAND = 2            # inside the hand's (aligned, inflated) collision shapes: removed
+    OUTLIER = 3         # removed by the density filter
+    TABLE = 4           # removed as the table plane (table.enabled)
+    REGROWN = 5         # dropped as hand, then taken back at a contact (part of the object)
+
+
 @dataclass
 class CloudResult:
     """The sampled cloud (palm frame, float32 (N, 3)) or None with the reason."""
@@ -177,6 +193,10 @@ class CloudResult:
     timings_ms: dict[str, float]
     object_mask: np.ndarray | None = None   # (H, W) bool: pixels kept as object (before sampling)
     alignment: HandAlignment | None = None  # how the hand model was placed (None: not aligned)
+    # (ceil(H / s), ceil(W / s)) uint8 PixelLabel of depth pixel (i * s, j * s), s = label_stride (the
+    # pixel stride the depth was read with); only with want_labels
+    labels: np.ndarray | None = None
+    label_stride: int = 1
 
     @property
     def ok(self) -> bool:
@@ -288,7 +308,8 @@ class ObjectCloudExtractor:
         self.warm_start = None
 
     def extract_next(self, depth: np.ndarray, intrinsics: Intrinsics, palm_from_camera: np.ndarray,
-                     joint_positions: np.ndarray | None, want_mask: bool = False) -> CloudResult:
+                     joint_positions: np.ndarray | None, want_mask: bool = False, *,
+                     want_labels: bool = False) -> CloudResult:
         """:meth:`extract` on the next frame of a stream, warm-started from the previous one.
 
         The ONE rule for carrying the hand alignment from frame to frame, used by
@@ -297,14 +318,14 @@ class ObjectCloudExtractor:
         warm start, a frame without a fit leaves it as it was.
         """
         result = self.extract(depth, intrinsics, palm_from_camera, joint_positions, want_mask,
-                              previous_alignment=self.warm_start)
+                              previous_alignment=self.warm_start, want_labels=want_labels)
         if result.alignment is not None:
             self.warm_start = result.alignment if result.alignment.ok else None
         return result
 
     def extract(self, depth: np.ndarray, intrinsics: Intrinsics, palm_from_camera: np.ndarray,
                 joint_positions: np.ndarray | None, want_mask: bool = False,
-                previous_alignment: HandAlignment | None = None) -> CloudResult:
+                previous_alignment: HandAlignment | None = None, *, want_labels: bool = False) -> CloudResult:
         """(depth float metres, intrinsics, camera->palm, measured joint positions) -> the cloud.
 
         ``previous_alignment``: the previous frame's ``result.alignment`` of the
@@ -312,6 +333,9 @@ class ObjectCloudExtractor:
         Raises (IntrinsicsError, TransformError, ValueError) for inputs that
         cannot be used; a frame that simply holds too little of the object
         returns a CloudResult with ``ok`` False and the reason.
+        ``want_labels``: also return every read pixel's :class:`PixelLabel`
+        (``result.labels``), recorded by the stages below as they drop points;
+        it changes nothing else.
         """
         cfg = self.config
         timings: dict[str, float] = {}
@@ -344,6 +368,7 @@ class ObjectCloudExtractor:
 
         alignment = None
         dropped = None                          # rows that hand removal dropped
+        removed: dict[PixelLabel, np.ndarray] = {}   # want_labels: rows each filter dropped
         if cfg.remove_hand:
             t1 = time.perf_counter()
             shapes = self.kinematics.collision_shapes(q)
@@ -369,11 +394,15 @@ class ObjectCloudExtractor:
         if cfg.table.enabled and len(kept) >= 3:
             on_table = _ransac_plane(pts[kept], cfg.table, np.random.default_rng(cfg.seed))
             counts["table_removed"] = int(on_table.sum())
+            if want_labels:
+                removed[PixelLabel.TABLE] = kept[on_table]
             kept = kept[~on_table]
         if cfg.outlier.method == "radius" and len(kept):
             neighbours = neighbour_counts(pts[kept], cfg.outlier.radius)
             dense = neighbours >= cfg.outlier.min_neighbors
             counts["outliers_removed"] = int((~dense).sum())
+            if want_labels:
+                removed[PixelLabel.OUTLIER] = kept[~dense]
             kept, neighbours = kept[dense], neighbours[dense]
         timings["filter"] = (time.perf_counter() - t3) * 1e3
         if cfg.contact_regrow.steps and dropped is not None and len(dropped) and len(kept):
@@ -382,10 +411,15 @@ class ObjectCloudExtractor:
                 neighbours = neighbour_counts(pts[kept], cfg.outlier.radius)
             seeds = kept[neighbours >= cfg.contact_regrow.min_seed_neighbors]
             back = regrow_contacts(pixels.shape, index, z, seeds, dropped, cfg.contact_regrow)
+            if want_labels:
+                removed[PixelLabel.REGROWN] = dropped[back]
             kept = np.sort(np.concatenate([kept, dropped[back]]))
             counts["contact_regrown"] = int(back.sum())
             counts["hand_removed"] -= counts["contact_regrown"]
             timings["contact_regrow"] = (time.perf_counter() - t5) * 1e3
+        labels = None
+        if want_labels:
+            labels = self._label_image(depth.shape, pixels, index, kept, dropped, removed)
         pts, index = pts[kept], index[kept]
         counts["object_points"] = len(pts)
 
@@ -398,14 +432,43 @@ class ObjectCloudExtractor:
         if len(pts) < cfg.min_points:
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return CloudResult(None, self._too_few_reason(len(pts), depth, counts), counts, timings, mask,
-                               alignment)
+                               alignment, labels, pixels.rows.step)
         t4 = time.perf_counter()
         sampled = sample_points(pts, cfg.num_points, cfg.sampling, cfg.seed)
         timings["sample"] = (time.perf_counter() - t4) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        return CloudResult(np.ascontiguousarray(sampled, dtype=np.float32), "ok", counts, timings, mask, alignment)
+        return CloudResult(np.ascontiguousarray(sampled, dtype=np.float32), "ok", counts, timings, mask, alignment,
+                           labels, pixels.rows.step)
 
     # ------------------------------------------------------------ helpers
+    @staticmethod
+    def _label_image(shape: tuple[int, int], pixels: PixelGrid, index: np.ndarray, kept: np.ndarray,
+                     dropped: np.ndarray | None, removed: dict[PixelLabel, np.ndarray]) -> np.ndarray:
+        """PixelLabel per pixel of the read lattice of the whole image (see CloudResult.labels).
+
+        ``index``: lattice index (in the crop window) of every read point; the
+        other arguments are rows of it: hand removal's ``dropped``, each
+        filter's ``removed`` rows (regrown rows were dropped first, then taken
+        back) and the final ``kept`` rows. The crop window starts on a
+        multiple of the stride, so window lattice and image lattice agree.
+        """
+        stride = pixels.rows.step
+        labels = np.full((-(-shape[0] // stride), -(-shape[1] // stride)), PixelLabel.BACKGROUND, dtype=np.uint8)
+        width = pixels.shape[1]
+        row0, col0 = pixels.rows.start // stride, pixels.cols.start // stride
+
+        def mark(rows: np.ndarray | None, label: PixelLabel) -> None:
+            if rows is not None and len(rows):
+                cell = index[rows]
+                labels[row0 + cell // width, col0 + cell % width] = label
+
+        mark(dropped, PixelLabel.HAND)
+        for label in (PixelLabel.TABLE, PixelLabel.OUTLIER):
+            mark(removed.get(label), label)
+        mark(kept, PixelLabel.OBJECT)
+        mark(removed.get(PixelLabel.REGROWN), PixelLabel.REGROWN)     # kept too: the finer label wins
+        return labels
+
     def _checked_extrinsic(self, palm_from_camera: np.ndarray) -> np.ndarray:
         """validate_rigid, skipped when it is the extrinsic already checked (the same every frame)."""
         matrix = np.asarray(palm_from_camera, dtype=np.float64)

@@ -26,6 +26,7 @@ NODES = {
     "allegro_emulator_node": ("dexterity_ros.nodes.allegro_emulator_node", "EmulatorConfig"),
     "goal_node": ("dexterity_ros.nodes.goal_node", "GoalNodeConfig"),
     "pose_tracker_node": ("dexterity_ros.nodes.pose_tracker_node", "PoseTrackerNodeConfig"),
+    "hand_view_node": ("dexterity_ros.nodes.hand_view_node", "HandViewNodeConfig"),
 }
 
 _QOS_TEXT = {

@@ -70,14 +70,25 @@ TF_STATIC = Topic("/tf_static", "tf2_msgs/msg/TFMessage", QosClass.LATCHED,
 CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", QosClass.RELIABLE,
               "simulated or replayed time (use_sim_time)")
 
+# Visualization (hand_view_node; segmentation_node's debug image): what the robot sees, docs/visualization.md.
+DEBUG_IMAGE = Topic("perception/debug_image", "sensor_msgs/msg/Image", QosClass.SENSOR,
+                    "segmentation debug view (rgb8, throttled, only while subscribed): depth shaded, pixels "
+                    "coloured by what segmentation did with them (object, hand removed, outlier, background)")
+ROBOT_DESCRIPTION = Topic("visualization/robot_description", "std_msgs/msg/String", QosClass.LATCHED,
+                          "URDF of the hand (canonical joint names), as robot_state_publisher latches it")
+VIS_MARKERS = Topic("visualization/markers", "visualization_msgs/msg/MarkerArray", QosClass.RELIABLE,
+                    "workspace box, hand collision shapes at the measured joints, tracked object, goal")
+TF = Topic("/tf", "tf2_msgs/msg/TFMessage", QosClass.RELIABLE,
+           "palm -> hand link transforms from the measured joints (hand_view_node)")
+
 RECORDED_TARGETS = Topic("sim/recorded_targets", JOINT_TARGETS.type_name, QosClass.RELIABLE,
                          "replay: the joint targets recorded in the episode (for parity checks)")
 REFERENCE_TARGETS = Topic("policy/reference_targets", JOINT_TARGETS.type_name, QosClass.RELIABLE,
                           "replay with reference:=true: targets of the reference student (parity --reference)")
 
 ALL_TOPICS = (DEPTH_IMAGE, DEPTH_INFO, JOINT_STATES, OBJECT_CLOUD, OBJECT_POSE_TRACKED, GOAL, JOINT_TARGETS,
-              OBJECT_POSE, OBJECT_TWIST, PHYSICS_PARAMS, TASK_METRICS, TASK_METRICS_TRUTH, DIAGNOSTICS, TF_STATIC,
-              CLOCK)
+              OBJECT_POSE, OBJECT_TWIST, PHYSICS_PARAMS, TASK_METRICS, TASK_METRICS_TRUTH, DEBUG_IMAGE,
+              ROBOT_DESCRIPTION, VIS_MARKERS, DIAGNOSTICS, TF_STATIC, TF, CLOCK)
 
 # Hand drivers (their own names; dexterity_ros.hand.profiles picks one set by `driver_profile`).
 # Commands go out reliable; feedback is subscribed best effort so it matches either kind of publisher.

@@ -40,12 +40,15 @@ KIND_BY_FILE = {
         "graph/test_parity_demo.py", "graph/test_graph_replay_launch.py", "camera/test_camera_node.py",
         "policy/test_policy_node.py", "perception/test_graph_segmentation.py", "sim/test_graph_sim_bridge.py",
         "core/test_node_parameters.py", "task/test_goal_node.py", "tracking/test_graph_tracker.py",
-        "graph/test_graph_student_v2.py", "graph/test_graph_import_parity.py")},
+        "graph/test_graph_student_v2.py", "graph/test_graph_import_parity.py", "graph/test_graph_view.py",
+        "graph/test_graph_visualization.py")},
     **{f: "slow" for f in (
         "learning/test_learning_expert.py", "learning/test_learning_parity.py", "learning/test_learning_distill.py",
         "bags/test_bags_integrity.py", "sim/test_sim_randomization.py", "camera/test_camera.py",
         "core/test_packaging.py", "hil/test_hil_checks.py", "policy/test_import_isaacgymenvs.py",
-        "policy/test_import_hora.py", "policy/test_import_isaaclab.py", "policy/test_import_playground.py")},
+        "policy/test_import_hora.py", "policy/test_import_isaaclab.py", "policy/test_import_playground.py",
+        "perception/test_calibration_solve.py", "perception/test_calibration_solve_cli.py",
+        "perception/test_perception_calibration.py", "learning/test_learning_pose_student.py")},
 }
 KINDS = ("unit", "graph", "hil", "slow")
 

@@ -4,6 +4,12 @@ A thin shell over :mod:`dexterity_ros.perception` (the same function the
 simulator uses for training observations). Each depth frame is paired with
 the joint state measured closest to its stamp; garbage input is reported on
 /diagnostics and the node keeps running.
+
+While someone subscribes to perception/debug_image, at most
+``debug_image_rate_hz`` frames a second are also drawn with what segmentation
+did to each pixel (object, hand removed, outlier, background): the labels
+come from the same extraction call that makes the cloud
+(:class:`dexterity_ros.perception.PixelLabel`, docs/visualization.md).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from ..calibration import HandAlignment
 from ..perception import ObjectCloudExtractor, load_perception_config
 from ..policy.inputs import RateGate
 from ..ros.common import DexterityNode, qos_profile, run_node
+from ..visualization import debug_image, debug_period_ns, labelled_window
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class SegmentationNodeConfig:
     frame_prefix: str = param("", "prefix of both frames of the extrinsic on /tf_static (e.g. 'left/': left/palm "
                                   "<- left/camera_depth_optical_frame), so several hands can share /tf_static; "
                                   "the object cloud keeps the policy contract's frame name")
+    debug_image_rate_hz: float = param(2.0, "Hz; at most this many segmentation debug images per second on "
+                                            "perception/debug_image, drawn only while someone subscribes "
+                                            "(0: never)", min=0.0, max=30.0)
 
     def __post_init__(self) -> None:
         if self.frame_prefix.startswith("/") or any(c.isspace() for c in self.frame_prefix):
@@ -74,6 +84,9 @@ class SegmentationNode(DexterityNode):
         self.rate_gate = RateGate(cfg.max_cloud_rate) if cfg.max_cloud_rate > 0 else None
 
         self.cloud_pub = self.create_publisher(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD))
+        self.debug_pub = self.create_publisher(Image, topics.DEBUG_IMAGE.name, qos_profile(topics.DEBUG_IMAGE))
+        self._debug_period_ns = debug_period_ns(cfg.debug_image_rate_hz)
+        self._last_debug_ns: int | None = None
         self.create_subscription(Image, topics.DEPTH_IMAGE.name, self.on_depth, qos_profile(topics.DEPTH_IMAGE))
         self.create_subscription(CameraInfo, topics.DEPTH_INFO.name, self.on_info, qos_profile(topics.DEPTH_INFO))
         self.create_subscription(JointState, topics.JOINT_STATES.name, self.on_joints, qos_profile(topics.JOINT_STATES))
@@ -201,9 +214,10 @@ class SegmentationNode(DexterityNode):
                            f"depth frame dropped: nearest joint state is {offset_s * 1e3:.0f} ms from the frame "
                            f"(max_joint_state_offset {self.config.max_joint_state_offset * 1e3:.0f} ms)")
             return
+        want_labels = self._debug_due()
         try:
             result = self.extractor.extract_next(frame.depth, self.intrinsics, self.extrinsic.matrix,
-                                                 joints.positions)
+                                                 joints.positions, want_labels=want_labels)
         except (IntrinsicsError, TransformError, ValueError) as exc:
             self.bad_input(K.SEGMENTATION_ERROR, f"segmentation failed: {exc}", Level.ERROR)
             return
@@ -221,6 +235,9 @@ class SegmentationNode(DexterityNode):
                                f"were NaN/inf; {result.reason}")
             else:
                 self.bad_input(K.NO_OBJECT, f"no cloud published: {result.reason}")
+            if want_labels:       # most useful exactly then: what became of the object's pixels
+                self.publish_debug_image(frame.depth, result.labels, result.label_stride, frame.stamp_ns,
+                                         msg.header.frame_id)
             return
         cloud = conversions.points_to_pointcloud2(result.points, frame.stamp_ns, self.extrinsic.parent_frame)
         self.cloud_pub.publish(cloud)
@@ -230,7 +247,35 @@ class SegmentationNode(DexterityNode):
         self.health.count(K.CLOUDS_PUBLISHED)
         self.health.latency(K.CALLBACK, (time.perf_counter() - t0) * 1e3)
         self.health.latency(K.FRAME_AGE, (self.now_ns() - frame.stamp_ns) * 1e-6)
+        if want_labels:           # after the cloud: drawing never delays the policy's input
+            self.publish_debug_image(frame.depth, result.labels, result.label_stride, frame.stamp_ns,
+                                     msg.header.frame_id)
 
+    def _debug_due(self) -> bool:
+        """A debug image for this frame: switched on, someone subscribed, and its period is over."""
+        if self._debug_period_ns is None or self.debug_pub.get_subscription_count() == 0:
+            return False
+        now = time.monotonic_ns()
+        if self._last_debug_ns is not None and now - self._last_debug_ns < self._debug_period_ns:
+            return False
+        self._last_debug_ns = now
+        return True
+
+    def publish_debug_image(self, depth: np.ndarray, labels: np.ndarray | None, stride: int, stamp_ns: int,
+                            frame_id: str) -> None:
+        """Draw the frame's pixel labels over its depth (visualization.debug_image) and publish it as rgb8."""
+        if labels is None:
+            return
+        t0 = time.perf_counter()
+        rgb = debug_image(depth, labels, stride, labelled_window(labels, stride))   # zoomed to the hand and object
+        height, width = rgb.shape[:2]
+        msg = Image(header=conversions.make_header(stamp_ns, frame_id), height=height, width=width,
+                    encoding="rgb8", is_bigendian=0, step=3 * width)
+        msg.data = np.ascontiguousarray(rgb).tobytes()
+        self.debug_pub.publish(msg)
+        self.health.tick(K.DEBUG_IMAGES)
+        self.health.count(K.DEBUG_IMAGES)
+        self.health.latency(K.DEBUG_IMAGE, (time.perf_counter() - t0) * 1e3)
 
     def report_alignment(self, alignment: HandAlignment | None) -> None:
         """Show the hand-model correction: a large one means the extrinsic is off."""

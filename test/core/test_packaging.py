@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ["camera_node", "segmentation_node", "student_node", "hand_node", "sim_bridge_node",
-         "allegro_emulator_node", "goal_node", "pose_tracker_node"]
+         "allegro_emulator_node", "goal_node", "pose_tracker_node", "hand_view_node"]
 DATA = ["launch/robot.launch.xml", "launch/replay.launch.xml", "launch/sim.launch.xml", "config/perception.yaml",
         "config/hand.yaml", "config/robots/allegro_right.yaml", "config/fastdds_shm.xml", "models/student.onnx",
         "package.xml"]
@@ -58,12 +58,13 @@ OPTIONAL_INTERFACES = {"leap_hand"}
 # The python3-* rosdep keys package.xml may use: each checked to exist in ros/rosdistro rosdep/python.yaml
 # (commit 8468e88c, 2026-08-22). There is no key for onnx (python3-onnx-pip is not one) and torch has
 # only the distro's apt build (python3-torch); requirements-robot.txt pins both instead.
-ROSDEP_PYTHON_KEYS = {"python3-numpy", "python3-yaml", "python3-opencv", "python3-tqdm", "python3-pytest",
+ROSDEP_PYTHON_KEYS = {"python3-numpy", "python3-yaml", "python3-opencv", "python3-tqdm", "python3-matplotlib",
+                      "python3-pytest",
                       "python3-hypothesis", "python3-onnxruntime-pip", "python3-open3d-pip",
                       "python3-pyrealsense2-pip", "python3-rosbags-pip", "python3-mujoco-pip"}
 # pip distributions those apt-backed keys provide (the rest of the python3-*-pip keys are also pinned)
 ROSDEP_PROVIDES = {"python3-numpy": "numpy", "python3-yaml": "pyyaml", "python3-opencv": "opencv-python-headless",
-                   "python3-tqdm": "tqdm"}
+                   "python3-tqdm": "tqdm", "python3-matplotlib": "matplotlib"}
 
 
 def _package_xml_keys() -> set[str]:
