@@ -3,17 +3,27 @@
 Generates the demo episode when it is missing (seeded, so every machine gets
 the same data), runs ``launch/replay.launch.xml`` for about ``--duration``
 seconds with a monitor attached, and prints what each stage did and the
-end-to-end latency (depth header stamp -> hand command).
+end-to-end latency (depth header stamp -> hand command). The same figures,
+with latency histograms per stage and the hand's state timeline, go into an
+HTML report (``--report-dir``, default runs/demo/; :mod:`dexterity_ros.report`).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..diagnostic_keys import Hand
+from ..diagnostic_keys import Hand, Segmentation, count
 from ..paths import data_directory, launch_path
+
+if TYPE_CHECKING:
+    from ..report import Report
+    from ..ros.graph_monitor import GraphReport
+
+DEFAULT_REPORT_DIR = Path("runs") / "demo"
 
 
 def register(subparsers) -> None:
@@ -29,6 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--arg", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra replay.launch.xml argument (repeatable), e.g. prompt_command:=false")
     parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
+    parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR, metavar="DIR",
+                        help="write report.html (images embedded) and its PNGs here "
+                             f"(default {DEFAULT_REPORT_DIR}/, relative to the working directory)")
     parser.set_defaults(func=run)
 
 
@@ -80,9 +93,16 @@ def command_topic(profile: str) -> tuple[str, type]:
 
 def run(args: argparse.Namespace) -> int:
     from ..bags.io import BagError, BagReader
+    from ..hil.monitor import DiagnosticHistory, PipelineSamples
+    from ..report import ReportError, prepare_report_dir, write_report
     from ..ros.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
     from ..launcher import launch, run_until_stopped
 
+    try:
+        prepare_report_dir(args.report_dir)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     bag = args.bag or ensure_demo_episode()
     try:
         with BagReader(bag) as reader:
@@ -91,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     topic, msg_type = command_topic(args.driver_profile)
+    started_ns = time.time_ns()
     monitor = GraphMonitor(topic, msg_type)
+    hand_states = DiagnosticHistory(monitor, "hand", Hand.STATE)
+    pipeline = PipelineSamples(monitor, topic, msg_type)
     handle = launch(launch_path("replay.launch.xml"),
                     [f"bag:={bag}", f"driver_profile:={args.driver_profile}", "start_paused:=true",
                      f"rate:={args.rate:g}", *args.arg],
@@ -108,19 +131,64 @@ def run(args: argparse.Namespace) -> int:
     finally:
         time.sleep(0.2)
         report = monitor.report()
+        states = hand_states.values()
+        stamped = {name: pipeline.stamped(name) for name in ("frames", "clouds", "targets", "commands")}
         monitor.close()
-    print(f"\n== dexterity_ros demo: replay.launch.xml on {bag} at rate {args.rate:g}")
-    for line in report.lines():
-        print("  " + line)
+    lines = [f"== dexterity_ros demo: replay.launch.xml on {bag} at rate {args.rate:g}"]
+    lines += ["  " + line for line in report.lines()]
     violations = report.diagnostic_value("hand", Hand.LIMIT_VIOLATIONS)
-    print(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
+    lines.append(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
+    problems = []
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:
+        problems.append(f"processes that died: {crashed}")
         print(f"  processes that died: {crashed}", file=sys.stderr)
     if code != 0:
         killed = [c.label for c in handle.children if c.last_signal is not None and c.returncode not in (0, None)]
-        print(f"  launch exit code {code} (processes that did not stop cleanly: {killed or 'none'}; "
-              "run without --quiet for their output)")
+        problems.append(f"launch exit code {code} (processes that did not stop cleanly: {killed or 'none'}; "
+                        "run without --quiet for their output)")
+        lines.append("  " + problems[-1])
     ok = code == 0 and report.frames > 0 and report.clouds > 0 and report.targets > 0 and report.commands > 0
-    print("  verdict: " + ("OK" if ok else "FAILED (see above)"))
+    lines.append("  verdict: " + ("OK" if ok else "FAILED (see above)"))
+    print("\n" + "\n".join(lines))
+    context = [f"replay.launch.xml on {bag} at rate {args.rate:g}, driver profile {args.driver_profile}"
+               + (f", arguments {' '.join(args.arg)}" if args.arg else ""),
+               f"run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; hand limit violations "
+               f"(from /diagnostics): {violations if violations is not None else 'n/a'}"]
+    try:
+        files = write_report(demo_report(report, stamped, states, started_ns, ok, problems, context,
+                                         "\n".join(lines)), args.report_dir)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"  report: {files.html} (figures: {', '.join(str(p) for p in files.images.values())})")
     return 0 if ok else 1
+
+
+def demo_counts(report: GraphReport) -> dict[str, int]:
+    """Messages per stage and where they stopped, as the printed report counts them."""
+    skipped = report.diagnostic_value("segmentation", count(Segmentation.FRAMES_SKIPPED_RATE))
+    skipped_by_rate = int(skipped) if skipped is not None and skipped.isdigit() else 0
+    return {"depth frames": report.frames, "object clouds": report.clouds, "policy targets": report.targets,
+            "hand commands": report.commands,
+            "frames skipped by max_cloud_rate": skipped_by_rate,
+            "frames without a cloud": max(report.frames - report.clouds - skipped_by_rate, 0),
+            "clouds without a target": max(report.clouds - report.targets, 0)}
+
+
+def demo_report(report: GraphReport, stamped: dict[str, list[tuple[int, int]]], states: list[tuple[int, str]],
+                started_ns: int, ok: bool, problems: list[str], context: list[str], text: str) -> Report:
+    """The HTML report's data: counts from the graph monitor's report, stage latencies from the
+    (header stamp, DDS source time) of every frame, cloud, target and command (``stamped``), and the
+    hand's states (wall ns, state)."""
+    from ..report import Observation, Report, RunResult, stage_latencies, state_changes
+    latencies = stage_latencies(stamped["frames"], stamped["clouds"], stamped["targets"],
+                                [t for _, t in stamped["commands"]])
+    observation = Observation(duration_s=report.duration_s, counts=demo_counts(report), latencies_ms=latencies,
+                              states=state_changes(states, started_ns))
+    flow = (f"{report.frames} frames -> {report.clouds} clouds -> {report.targets} targets -> "
+            f"{report.commands} commands")
+    run = RunResult("demo", ok, flow, observation, details=problems)
+    return Report("dexterity_ros demo", [run], context=context + [
+        "stage latencies below: DDS source times (when each message was published), matched by header stamp; "
+        "the printed figures at the end are the graph monitor's (receive times)"], text=text)

@@ -7,7 +7,9 @@ verdicts judge byte for byte (hand commands, policy targets), the serialized
 message itself: the recording check compares these bytes with the bag.
 Subscriptions on reliable streams keep a deep history so a busy executor
 never loses a sample in the reader. It also drives the graph: parameters
-(fault switches), the hand's services.
+(fault switches), the hand's services. :class:`PipelineSamples` and
+:class:`DiagnosticHistory` attach the same kind of recording to any observer
+(the demo's report: stage times, the hand's state timeline).
 """
 from __future__ import annotations
 
@@ -75,6 +77,21 @@ class DiagnosticSample:
         return None
 
 
+def sample_keeper(store: list[Sample], lock, stamp: bool, keep: bool = True):
+    """A raw subscription callback that appends a :class:`Sample` of every message to ``store``."""
+    def on_message(data: bytes, info: dict[str, Any]) -> None:
+        sample = Sample(int(info.get("source_timestamp") or time.time_ns()),
+                        int(info.get("received_timestamp") or time.time_ns()),
+                        bytes(data) if keep else b"",
+                        cdr_stamp_ns(data) if stamp else 0,
+                        int(info.get("publication_sequence_number") or 0),
+                        bytes((info.get("publisher_gid") or {}).get("data", b"")))
+        with lock:
+            store.append(sample)
+
+    return on_message
+
+
 class HilMonitor(BackgroundNode):
     """Subscribes to the stages of the graph and the hand's driver side; calls its services."""
 
@@ -114,17 +131,7 @@ class HilMonitor(BackgroundNode):
     # ------------------------------------------------------------ receiving
 
     def _keeper(self, store: list[Sample], stamp: bool, keep: bool = True):
-        def on_message(data: bytes, info: dict[str, Any]) -> None:
-            sample = Sample(int(info.get("source_timestamp") or time.time_ns()),
-                            int(info.get("received_timestamp") or time.time_ns()),
-                            bytes(data) if keep else b"",
-                            cdr_stamp_ns(data) if stamp else 0,
-                            int(info.get("publication_sequence_number") or 0),
-                            bytes((info.get("publisher_gid") or {}).get("data", b"")))
-            with self._lock:
-                store.append(sample)
-
-        return on_message
+        return sample_keeper(store, self._lock, stamp, keep)
 
     def _on_diagnostics(self, data: bytes, info: dict[str, Any]) -> None:
         msg = deserialize_message(bytes(data), DiagnosticArray)
@@ -196,3 +203,62 @@ class HilMonitor(BackgroundNode):
         from std_srvs.srv import SetBool
         return self.call_service(SetBool, service, SetBool.Request(data=value), timeout)
 
+
+class PipelineSamples:
+    """Header stamp and DDS source time of every depth frame, object cloud, policy target and hand command.
+
+    Attached to an existing observer (raw subscriptions on its node, nothing
+    deserialised): the stages of a report are then timed on the publishers'
+    clock, the same way for the demo and the HIL runs
+    (:func:`dexterity_ros.report.stage_latencies`).
+    """
+
+    def __init__(self, observer: BackgroundNode, command_topic: str, command_type: type):
+        self._lock = observer.lock
+        self.frames: list[Sample] = []
+        self.clouds: list[Sample] = []
+        self.targets: list[Sample] = []
+        self.commands: list[Sample] = []
+        n = observer.node
+        for store, msg_type, topic, reliable, stamp in (
+                (self.frames, Image, topics.DEPTH_IMAGE.name, False, True),
+                (self.clouds, PointCloud2, topics.OBJECT_CLOUD.name, False, True),
+                (self.targets, JointState, topics.JOINT_TARGETS.name, True, True),
+                (self.commands, command_type, command_topic, True, False)):
+            n.create_subscription(msg_type, topic, sample_keeper(store, self._lock, stamp, keep=False),
+                                  _qos(reliable, RELIABLE_DEPTH if reliable else SENSOR_DEPTH), raw=True)
+
+    def stamped(self, name: str) -> list[tuple[int, int]]:
+        """(header stamp ns, source ns) of ``frames``, ``clouds``, ``targets`` or ``commands`` (stamp 0)."""
+        with self._lock:
+            return [(s.stamp_ns, s.source_ns) for s in getattr(self, name)]
+
+
+class DiagnosticHistory:
+    """Every value ``key`` took in the /diagnostics of ``node_name``, with its DDS source time (wall ns).
+
+    Attached to an existing observer (its node and lock, one more subscription):
+    ``DiagnosticHistory(monitor, "hand", Hand.STATE)`` is the hand's state
+    timeline, since hand_node publishes its diagnostics on every state change.
+    """
+
+    def __init__(self, observer: BackgroundNode, node_name: str, key: str):
+        self._lock = observer.lock
+        self._suffix = f"/{node_name}"
+        self._key = key
+        self._values: list[tuple[int, str]] = []
+        observer.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diagnostics,
+                                          _qos(True, 500), raw=True)
+
+    def _on_diagnostics(self, data: bytes, info: dict[str, Any]) -> None:
+        msg = deserialize_message(bytes(data), DiagnosticArray)
+        source = int(info.get("source_timestamp") or time.time_ns())
+        found = [kv.value for status in msg.status if status.name.endswith(self._suffix)
+                 for kv in status.values if kv.key == self._key]
+        if found:
+            with self._lock:
+                self._values.extend((source, value) for value in found)
+
+    def values(self) -> list[tuple[int, str]]:
+        with self._lock:
+            return list(self._values)

@@ -4,10 +4,13 @@
 observer and recorder and waits for the hand to be ACTIVE; the common checks
 (commands inside the limits and below the speed limits, HOLD after a fault,
 ACTIVE again, recording complete) and the timing constants they use live here,
-so :mod:`.scenarios` holds only what each scenario does and expects.
+so :mod:`.scenarios` holds only what each scenario does and expects. A run
+that stops hands what its observer saw to whoever listens (:func:`observed_runs`:
+the suite's HTML report), without changing what is judged.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -16,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, Iterator, TextIO
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from ..hand.profiles import DriverProfile, FeedbackDecoder, FeedbackMismatch
 from ..hand.safety import SafetyLimits, load_hand_parameters
 from ..hand_model import default_hand
 from ..paths import launch_path
+from ..report import Observation, pipeline_counts, stage_latencies, state_changes
 from .checks import (CommandLimitCheck, ObservedMessage, StateTimeline, Verdict, audit_recording, largest_gap,
                      last_before)
 
@@ -54,6 +58,9 @@ REARM_WINDOW_S = 0.25
 # DDS discovery: a new publisher's first messages reach a subscriber only once they are matched (measured
 # 0-1.9 s while the whole graph starts on a loaded 2-core machine).
 RECORDER_MATCH_LIMIT_S = 5.0
+
+# called with (scenario name, what the observer saw) when a run stops; see observed_runs()
+_RUN_LISTENERS: list[Callable[[str, Observation], None]] = []
 
 RECORDED_TOPICS_SIM = (topics.JOINT_TARGETS.name, topics.OBJECT_CLOUD.name, topics.JOINT_STATES.name,
                        topics.GOAL.name, topics.TASK_METRICS.name, topics.DIAGNOSTICS.name)
@@ -122,6 +129,7 @@ class ScenarioRun:
         self.marks: dict[str, int] = {}
         self.crashed: list[str] = []
         self.killed: list = []                # children the scenario killed on purpose
+        self.created_ns = time.time_ns()
 
     # --------------------------------------------------------------- start
     def start(self) -> None:
@@ -260,6 +268,34 @@ class ScenarioRun:
         if self.handle is not None:
             (self.workdir / "graph.log").write_text(self.handle.output + "\n" + "\n".join(
                 e.output for e in self.extra_handles))
+        if _RUN_LISTENERS:
+            try:
+                observation = self.observation()
+            except Exception as exc:  # noqa: BLE001 - the report must never change a verdict
+                print(f"hil report: could not summarise {self.name}: {exc!r}", file=sys.stderr)
+                observation = Observation(duration_s=0.0)
+            for listener in list(_RUN_LISTENERS):
+                listener(self.name, observation)
+
+    def observation(self) -> Observation:
+        """What the observer saw, for the report: counts and latencies per stage, hand states, marks.
+
+        Times are seconds since the launch; stages are matched by stamp on the DDS source times.
+        """
+        start = self.marks.get("launched", self.created_ns)
+        end = self.marks.get("end", time.time_ns())
+        events = sorted(((t - start) * 1e-9, label) for label, t in self.marks.items()
+                        if label not in ("launched", "end"))
+        if self.monitor is None:
+            return Observation(duration_s=(end - start) * 1e-9, events=events)
+        frames, clouds, targets = ([(s.stamp_ns, s.source_ns) for s in self.monitor.snapshot(name)]
+                                   for name in ("frames", "clouds", "targets"))
+        commands = [s.source_ns for s in self.monitor.snapshot("commands")]
+        return Observation(duration_s=(end - start) * 1e-9,
+                           counts=pipeline_counts(frames, clouds, targets, len(commands)),
+                           latencies_ms=stage_latencies(frames, clouds, targets, commands),
+                           states=state_changes(((c.t_ns, c.state) for c in self.hand_states().changes), start),
+                           events=events)
 
     def recorded(self, topic: str) -> list[tuple[int, bytes]]:
         """(receive time, serialized message) of a topic in the recording, in recording order."""
@@ -269,6 +305,16 @@ class ScenarioRun:
             if name not in reader.topics():
                 return []
             return [(m.stamp_ns, m.data) for m in reader.messages([name])]
+
+
+@contextlib.contextmanager
+def observed_runs(listener: Callable[[str, Observation], None]) -> Iterator[None]:
+    """Within the block, ``listener(scenario name, observation)`` as each :class:`ScenarioRun` stops."""
+    _RUN_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _RUN_LISTENERS.remove(listener)
 
 
 class ScenarioError(RuntimeError):
