@@ -15,6 +15,9 @@ description), so it is its own calibration target:
   and joint-offset errors of a centimetre do not leave hand points in the
   object cloud; calib-check uses it to suggest a corrected extrinsic.
 
+Both assume an extrinsic that is nearly right; finding one from scratch
+(``calib-check --solve``) is :mod:`dexterity_ros.calibration_solve`.
+
 Pure numpy; docs/calibration.md describes the extrinsic file and the check.
 """
 from __future__ import annotations
@@ -76,6 +79,11 @@ class DistanceField:
 
     def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distance (N,), outward unit normal (N, 3)) for points (N, 3)."""
+        distance, normal, _ = self.query(points)
+        return distance, normal
+
+    def query(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distance, normal, index of the nearest shape: boxes first, then capsules) for points (N, 3)."""
         p = np.asarray(points, dtype=np.float64)
         n, nb, nc = len(p), self.num_boxes, len(self.cap_radius)
         dist = np.empty((nb + nc, n))
@@ -112,7 +120,7 @@ class DistanceField:
         if ic.size:
             c = nearest[ic] - nb
             normal[ic] = offset[c, :, ic] / np.maximum(length[c, ic], 1e-12)[:, None]
-        return distance, normal
+        return distance, normal, nearest
 
 
 def signed_distance(shapes: ShapeSet, points: np.ndarray, view_point: np.ndarray | None = None
@@ -177,7 +185,8 @@ class HandAlignment:
         return HandAlignment(np.eye(4), False, reason, candidates=candidates)
 
 
-def _rotation_from_vector(omega: np.ndarray) -> np.ndarray:
+def rotation_from_vector(omega: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a rotation vector (axis * angle in radians), Rodrigues' formula."""
     angle = float(np.linalg.norm(omega))
     k = np.array([[0.0, -omega[2], omega[1]], [omega[2], 0.0, -omega[0]], [-omega[1], omega[0], 0.0]])
     if angle < 1e-12:
@@ -219,7 +228,7 @@ def _fit(field_: DistanceField, points: np.ndarray, coarse: np.ndarray, start: n
         hessian = weighted @ jac
         hessian.flat[::7] += hessian.flat[::7] * 1e-3 + 1e-9     # Levenberg damping
         step = -np.linalg.solve(hessian, weighted @ distance)
-        delta = _rotation_from_vector(step[:3])
+        delta = rotation_from_vector(step[:3])
         rotation = delta @ rotation
         translation = delta @ (translation - centre) + centre + step[3:]
     return make_transform(rotation, translation), distance

@@ -96,10 +96,12 @@ def test_perturbed_extrinsic_gives_a_clearly_larger_residual(sim_frames, offset,
     assert translation < 4.0 and rotation < 0.8, (translation, rotation)
 
 
-def test_alignment_recovers_a_known_offset_from_sim_points(sim_frames):
+@pytest.mark.parametrize("index, max_mm, max_deg", [(0, 1.5, 0.3),     # palm up: open hand, one frame
+                                                     (2, 3.5, 0.6)])    # palm down: curled fingers, less to fit
+def test_alignment_recovers_a_known_offset_from_sim_points(sim_frames, index, max_mm, max_deg):
     """True joint positions: the fit recovers the offset up to depth noise. (With the noisy readings it also
     absorbs the joint-offset error, 2-5 mm: what hand removal needs, the measured hand on the model.)"""
-    frame, _, q = sim_frames[2]
+    frame, _, q = sim_frames[index]
     wrong = perturbed(translation_m=(0.006, -0.01, 0.004), axis=(0.0, 1.0, 0.0), degrees=1.2)
     depth = quantize_depth_mm(frame.depth)
     rows, cols = np.nonzero(depth > 0)
@@ -115,7 +117,7 @@ def test_alignment_recovers_a_known_offset_from_sim_points(sim_frames):
     corrected = result.correction @ wrong
     before = transform_difference(wrong, NOMINAL.matrix)
     after = transform_difference(corrected, NOMINAL.matrix)
-    assert before[0] > 12 and after[0] < 2.5 and after[1] < 0.4, (before, after)
+    assert before[0] > 12 and after[0] < max_mm and after[1] < max_deg, (before, after)
 
 
 def test_alignment_refuses_without_a_hand():
