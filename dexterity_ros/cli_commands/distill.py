@@ -9,6 +9,9 @@ configuration. --ship re-exports the final DAgger student through the contract
 exporter with the run's metrics in its provenance. --seed replicates a configuration
 with another training seed (episode seeds, driver draws, network initialisation and
 batch order) on the same held-out episodes: one run's DAgger-vs-BC gap may be luck.
+``student: {kind: pose}`` in the config distils a pose student (the tracked object
+pose, the goal and the joints; a contract-v2 model for student_node) instead of the
+point-cloud student.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "distill", help="distill the privileged MPC expert into the point-cloud student (DAgger + BC baseline)",
+        "distill", help="distill the privileged MPC expert into a student, point cloud or tracked pose "
+                        "(DAgger + BC baseline)",
         description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True,
                         help="distillation YAML (e.g. config/experiments/distill_small.yaml or config/experiments/distill_full.yaml)")
@@ -87,20 +91,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def ship(results: dict, config, args: argparse.Namespace, out: Path) -> None:
-    """Re-export the final DAgger student with the run's numbers in its provenance."""
-    from ..learning.student import load_torch_student
-    from ..policy.export import export_policy
-
+    """Re-export the final DAgger student with the run's numbers in its provenance (v1 or, for a pose
+    student, v2 contract)."""
     final = Path(results["final_student"])
-    module, contract = load_torch_student(final)
     last = results["iterations"][-1]
     command = "dexterity-ros distill --config " + shlex.quote(str(args.config)) + " --out " + shlex.quote(str(out))
-    provenance = {k: v for k, v in contract.provenance.items()
-                  if k not in ("exporter", "torch", "onnx", "opset", "parity_max_abs_diff", "parity_trials")}
-    contract = dataclasses.replace(contract, provenance=provenance).with_provenance(
-        command=command, training_labels=last["labels"], dagger_iterations=len(results["iterations"]),
-        heldout_metrics={"student": last["dagger"], "expert": results["expert"]},
-        heldout_seed=config.evaluation.seed)
-    report = export_policy(module, contract, args.ship)
+    stamp = dict(command=command, training_labels=last["labels"], dagger_iterations=len(results["iterations"]),
+                 heldout_metrics={"student": last["dagger"], "expert": results["expert"]},
+                 heldout_seed=config.evaluation.seed)
+    if config.student.kind == "pose":
+        from ..learning.pose_student import export_pose_student, load_torch_pose_student, without_export_provenance
+        module, contract = load_torch_pose_student(final)
+        _, report = export_pose_student(module, without_export_provenance(contract).with_provenance(**stamp),
+                                        args.ship)
+    else:
+        from ..learning.student import load_torch_student
+        from ..policy.export import export_policy
+        module, contract = load_torch_student(final)
+        provenance = {k: v for k, v in contract.provenance.items()
+                      if k not in ("exporter", "torch", "onnx", "opset", "parity_max_abs_diff", "parity_trials")}
+        contract = dataclasses.replace(contract, provenance=provenance).with_provenance(**stamp)
+        report = export_policy(module, contract, args.ship)
     print(f"shipped {report.path}: {report.size_bytes / 1024:.0f} KiB, onnxruntime vs torch max |diff| "
           f"{report.max_abs_diff:.2g}; {json.dumps(last['dagger'])}")

@@ -18,7 +18,9 @@ from pathlib import Path
 def register(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="held-out success/drops/rotation error of a student or the expert",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path, nargs="?", default=None, help="student ONNX (default models/student.onnx)")
+    parser.add_argument("model", type=Path, nargs="?", default=None,
+                        help="student ONNX (default models/student.onnx): contract v1 (point cloud) or, with a "
+                             "config whose student.kind is pose, v2 (the tracked pose)")
     parser.add_argument("--config", type=Path, default=Path("config/experiments/distill_small.yaml"),
                         help="distillation YAML: simulation, expert and evaluation settings (default distill_small)")
     who = parser.add_mutually_exclusive_group()

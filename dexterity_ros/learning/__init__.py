@@ -1,9 +1,10 @@
-"""Learning: the privileged expert and its distillation into the point-cloud student.
+"""Learning: the privileged expert and its distillation into a student (point cloud or tracked pose).
 
 | module | what it does |
 |---|---|
 | ``expert.py`` | ``SamplingExpert``: MPPI / predictive sampling with MuJoCo rollouts from the true state |
-| ``student.py`` | the student network, its contract, the action mapping, the runtime's exact inputs |
+| ``student.py`` | the point-cloud student network, its contract, the action mapping, the runtime's exact inputs |
+| ``pose_student.py`` | the pose student (tracked pose + goal + joints, contract v2), its mirror of TermPolicyRuntime, export |
 | ``rollout.py`` | one episode: render, perceive, run the student through PolicyRuntime, label, drive |
 | ``dataset.py`` | the aggregated dataset, the beta schedule |
 | ``train.py`` | supervised training on (runtime inputs, expert target) |

@@ -55,7 +55,8 @@ class TaskOverrides:
 LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per_action"): 1,
                  ("expert", "hold"): "applied", ("student", "residual"): 0.0, ("objects", None): [],
                  ("expert", "common_noise"): False, ("student", "goal_object"): "",
-                 ("student", "joint_position_history"): False}
+                 ("student", "joint_position_history"): False, ("student", "kind"): "point_cloud",
+                 ("student", "symmetry_augmentation"): False, ("tracking", None): ""}
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class DistillConfig:
     workers: int = 2                     # simulation worker processes (0: in-process)
     sim_config: str = ""                 # empty: config/sim.yaml
     randomization: str = ""              # empty: config/randomization.yaml
+    tracking: str = ""                   # student.kind pose: the pose tracker's YAML (empty: config/tracking.yaml)
     task: TaskOverrides = field(default_factory=TaskOverrides)
     objects: list[str] = field(default_factory=list)   # empty: the sim config's objects; else a subset of them
     episode_steps: int = 96              # max steps per training episode
@@ -80,6 +82,9 @@ class DistillConfig:
             raise ValueError("episode_steps must be >= 1")
         if self.evaluation.seed == self.seed:
             raise ValueError(f"evaluation.seed must differ from seed ({self.seed}): held-out seeds must be disjoint")
+        if self.student.symmetry_augmentation and len(self.objects) != 1:
+            raise ValueError(f"student.symmetry_augmentation uses one object's symmetry: set objects: [NAME] "
+                             f"(got {list(self.objects)})")
         if self.student.goal_object and list(self.objects) != [self.student.goal_object]:
             raise ValueError(f"student.goal_object {self.student.goal_object!r} makes a model for that object only: "
                              f"set objects: [{self.student.goal_object}] (got {list(self.objects)})")
@@ -123,6 +128,13 @@ class DistillConfig:
 
     def randomization_value(self):
         return _config_file(self.randomization)
+
+    def tracker_config(self):
+        """The pose tracker's config for ``student.kind: pose`` (None for a point-cloud student)."""
+        if self.student.kind != "pose":
+            return None
+        from ..tracking.tracker import load_tracker_config
+        return load_tracker_config(_config_file(self.tracking))
 
 
 def _config_file(value: str):

@@ -1,4 +1,4 @@
-"""DAgger distillation of the privileged expert into the point-cloud student, with a BC baseline.
+"""DAgger distillation of the privileged expert into a student (point cloud or pose), with a BC baseline.
 
 Schedule (``run_distill``; every stage is checkpointed under the output
 directory and skipped when its files exist, so an interrupted run resumes):
@@ -61,14 +61,17 @@ class Distiller:
         self.randomization = as_randomization_config(c.randomization_value())
         # loaded once (None: config/perception.yaml): a run is consistent even if the file changes
         self.perception = perception if perception is not None else load_perception_config()
+        self.tracking = c.tracker_config()          # pose students: the tracker they see the object through
         self.setup = WorkerSetup(self.sim_config, self.randomization, c.expert, c.student.history_length,
-                                 self.perception)
+                                 self.perception, student=c.student if c.student.kind == "pose" else None,
+                                 tracking=self.tracking)
         self.executor = make_executor(c.workers) if c.workers > 0 else None
         from ..sim.env import ReorientEnv
         env = ReorientEnv(self.sim_config, self.randomization, seed=0)
         self.default_pose = env.initial_joint_positions
         self.control_rate_hz = 1.0 / env.policy_period_s
         self.hand = env.hand
+        self.object_origin = env.config.mount_config().object_position
         env.close()
         self.timings: dict[str, float] = {}
 
@@ -78,6 +81,11 @@ class Distiller:
         stamp = self.out / "config.json"
         digest = self.config.digest()
         perception = self.perception.config_hash()
+        # what else changes the data: the randomization and (pose students) the tracker config
+        inputs = {"randomization_config_hash": self.randomization.config_hash()}
+        if self.tracking is not None:
+            from ..config import config_hash
+            inputs["tracking_config_hash"] = config_hash(self.tracking)
         if stamp.is_file():
             previous = json.loads(stamp.read_text())
             if previous.get("digest") != digest:
@@ -87,8 +95,12 @@ class Distiller:
                 raise RuntimeError(f"{self.out} was collected with perception config "
                                    f"{previous.get('perception_config_hash')}, config/perception.yaml is now "
                                    f"{perception}: its clouds are not what the student would see; start a new run")
+            for key, value in inputs.items():      # runs stamped before a key existed are not checked on it
+                if key in previous and previous[key] != value:
+                    raise RuntimeError(f"{self.out} was collected with {key.replace('_', ' ')} {previous[key]}, "
+                                       f"now {value}: its episodes are not this configuration's; start a new run")
         else:
-            stamp.write_text(json.dumps({"digest": digest, "perception_config_hash": perception,
+            stamp.write_text(json.dumps({"digest": digest, "perception_config_hash": perception, **inputs,
                                          "config": to_dict(self.config)}, indent=1))
 
     def _episodes(self, tasks: list[tuple[EpisodeJob, bytes | None]], what: str) -> list[EpisodeData]:
@@ -152,6 +164,8 @@ class Distiller:
     def _train_now(self, stage: str, data: Dataset, folder: Path, onnx_path: Path, report_path: Path
                    ) -> tuple[bytes, dict]:
         c = self.config
+        if c.student.kind == "pose":
+            return self._train_pose(stage, data, folder, onnx_path, report_path)
         module, contract = build_student(
             c.student, self.default_pose, seed=c.train.seed, control_rate_hz=self.control_rate_hz,
             hand=self.hand, perception=self.perception,
@@ -163,6 +177,30 @@ class Distiller:
         report = export_policy(module, contract, onnx_path)
         info = {"stage": stage, "labels": len(data), **result.to_json(),
                 "export_max_abs_diff": report.max_abs_diff}
+        self._write(report_path, info)
+        self.log(f"{stage}: {len(data)} labels, loss {result.train_loss[0]:.4f} -> {result.train_loss[-1]:.4f} "
+                 f"(validation {result.validation_loss[-1]:.4f}), {result.seconds:.0f} s")
+        return onnx_path.read_bytes(), info
+
+    def _train_pose(self, stage: str, data: Dataset, folder: Path, onnx_path: Path, report_path: Path
+                    ) -> tuple[bytes, dict]:
+        """The pose student (contract v2): the same training, exported with its v2 contract."""
+        from .pose_student import build_pose_student, delta_mapping, export_pose_student
+        c = self.config
+        module, contract = build_pose_student(
+            c.student, self.hand, self.object_origin, seed=c.train.seed, control_rate_hz=self.control_rate_hz,
+            provenance={"distill": {"config": c.name, "config_digest": c.digest(), "stage": stage,
+                                    "labels": len(data)}})
+        variants = None
+        if c.student.symmetry_augmentation:
+            from ..objects.models import load_object_model
+            from .pose_student import symmetry_variants
+            variants = symmetry_variants(contract, data.obs, load_object_model(self.sim_config.objects[0]).symmetry)
+        result = train_student(module, data, delta_mapping(contract, self.hand), c.train, progress=self.progress,
+                               description=f"train {stage}", obs_variants=variants)
+        torch.save(module.state_dict(), folder / "student.pt")
+        _, report = export_pose_student(module, contract, onnx_path)
+        info = {"stage": stage, "labels": len(data), **result.to_json(), "export_max_abs_diff": report.max_abs_diff}
         self._write(report_path, info)
         self.log(f"{stage}: {len(data)} labels, loss {result.train_loss[0]:.4f} -> {result.train_loss[-1]:.4f} "
                  f"(validation {result.validation_loss[-1]:.4f}), {result.seconds:.0f} s")

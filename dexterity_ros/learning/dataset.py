@@ -16,7 +16,8 @@ import numpy as np
 from .rollout import EpisodeData
 
 FIELDS = ("points", "joints", "history", "goal", "expert_target", "iteration", "episode", "expert_driven",
-          "joint_history")
+          "joint_history", "obs", "base")
+OPTIONAL = ("joint_history", "obs", "base")      # absent from datasets recorded before they were kept
 DRIVERS = {"expert": 1, "student": 0, "hold": 0}
 
 
@@ -32,10 +33,16 @@ class Dataset:
     expert_driven: np.ndarray   # (S,) bool: the expert drove the episode
     joint_history: np.ndarray | None = None   # (S, H, J) float32 measured-pose windows; None in datasets
                                               # recorded before they were kept (students that need it refuse)
+    obs: np.ndarray | None = None             # (S, D) float32: a pose student's term vector (point cloud: D = 0)
+    base: np.ndarray | None = None            # (S, J) float32: the target a pose student's delta adds to
 
     def __post_init__(self) -> None:
         if self.joint_history is None:
             self.joint_history = np.full((len(self.points), *self.history.shape[1:]), np.nan, np.float32)
+        if self.obs is None:
+            self.obs = np.zeros((len(self.points), 0), np.float32)
+        if self.base is None:
+            self.base = np.zeros((len(self.points), 0), np.float32)
         sizes = {name: len(getattr(self, name)) for name in FIELDS}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"dataset fields disagree in length: {sizes}")
@@ -51,8 +58,12 @@ class Dataset:
         cat = lambda key: np.concatenate([getattr(e, key) for e in parts])   # noqa: E731
         counts = [e.labels for e in parts]
         windows = None if any(e.joint_history is None for e in parts) else cat("joint_history")   # None: NaN-filled
+        pose = all(e.obs is not None for e in parts)
+        if not pose and any(e.obs is not None for e in parts):
+            raise ValueError("episodes of a pose student and of a point-cloud student cannot be mixed")
         return cls(points=cat("points"), joints=cat("joints"), history=cat("history"), goal=cat("goal"),
                    expert_target=cat("expert_target"), joint_history=windows,
+                   obs=cat("obs") if pose else None, base=cat("base") if pose else None,
                    iteration=np.full(sum(counts), iteration, np.int32),
                    episode=np.repeat([e.job.index for e in parts], counts).astype(np.int64),
                    expert_driven=np.repeat([DRIVERS[e.job.driver] == 1 for e in parts], counts).astype(bool))
@@ -80,7 +91,7 @@ class Dataset:
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":
         with np.load(path) as data:
-            missing = [name for name in FIELDS if name not in data and name != "joint_history"]
+            missing = [name for name in FIELDS if name not in data and name not in OPTIONAL]
             if missing:
                 raise ValueError(f"{path}: not a distillation dataset (missing {missing})")
             return cls(**{name: data[name] for name in FIELDS if name in data})

@@ -33,7 +33,9 @@ def _setup(config: DistillConfig, perception: PerceptionConfig | None = None) ->
     """The run's worker setup; ``perception`` None: the packaged config/perception.yaml."""
     return WorkerSetup(config.build_sim_config(), as_randomization_config(config.randomization_value()),
                        config.expert, config.student.history_length,
-                       perception if perception is not None else load_perception_config())
+                       perception if perception is not None else load_perception_config(),
+                       student=config.student if config.student.kind == "pose" else None,
+                       tracking=config.tracker_config())
 
 
 def evaluate_student(model: str | Path, config: DistillConfig, *, episodes: int | None = None,

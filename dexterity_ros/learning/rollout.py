@@ -12,16 +12,25 @@ into the student's cloud through :class:`~dexterity_ros.sim.student_view.Student
 * the driver's target is applied: the expert's (DAgger iteration 0, beta
   mixing, BC data) or the student's.
 
-Steps without a usable cloud (frame dropped, too few points) hold the previous
-target, as the robot does, and are not recorded. Episodes are independent and
+A pose student (``student.kind: pose``) gets the same cloud through the robot's
+pose tracker instead (:class:`~dexterity_ros.tracking.tracker.PoseTracker`, one
+fresh stream per episode, as pose_tracker_node) and its inputs from the tracked
+pose, the goal and the joints, mirrored by :class:`~.pose_student.TermInputs`
+and run through :class:`~dexterity_ros.policy.runtime_v2.TermPolicyRuntime`.
+
+Steps without a usable cloud (frame dropped, too few points) or, for a pose
+student, without a tracked pose hold the previous target, as the robot does,
+and are not recorded. Episodes are independent and
 seeded (episode seed = f(run seed, index)); :func:`run_episodes` spreads them over
 worker processes with identical results for any worker count.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing as mp
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Sequence
@@ -31,6 +40,8 @@ import numpy as np
 from ..sim.episodes import episode_seed
 
 Driver = Literal["expert", "student", "hold"]
+SYMMETRY_FLIP_RAD = math.radians(20.0)     # tracked vs true orientation: this much more apart than modulo the
+                                           # object's symmetry = the tracker reports a symmetric equivalent
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,8 @@ class EpisodeData:
     student_target: np.ndarray      # (T, J) float32 rad (NaN where no student ran)
     summary: dict[str, Any] = field(default_factory=dict)
     joint_history: np.ndarray | None = None   # (T, H, J) float32: the measured-pose window (None: not recorded)
+    obs: np.ndarray | None = None             # (T, D) float32: a pose student's term vector (None: point cloud)
+    base: np.ndarray | None = None            # (T, J) float32: the target its delta action adds to
 
     @property
     def labels(self) -> int:
@@ -79,10 +92,16 @@ class WorkerSetup:
     history_length: int
     perception: Any                 # PerceptionConfig: the student view's and the runtimes'
     torch_threads: int = 1
+    student: Any = None             # StudentArchitecture (None: a point-cloud student)
+    tracking: Any = None            # TrackerConfig: the pose tracker of a pose student
+
+    @property
+    def pose(self) -> bool:
+        return self.student is not None and self.student.kind == "pose"
 
     def key(self) -> str:
         return hashlib.sha256(repr((self.sim_config, self.randomization, self.expert, self.history_length,
-                                    self.perception)).encode()).hexdigest()
+                                    self.perception, self.student, self.tracking)).encode()).hexdigest()
 
 
 class _Worker:
@@ -102,31 +121,194 @@ class _Worker:
         self.expert = SamplingExpert(setup.expert)
         self.hand = self.env.hand             # the simulated hand (the sim config's robot description)
         self._runtimes: dict[str, Any] = {}
+        self._trackers: dict[str, Any] = {}
+        self._pose_contract = None
 
     def runtime(self, model_bytes: bytes | None):
-        """(PolicyRuntime or None, ActionMapping) for a student model (None: no student)."""
-        from ..policy.runtime import PolicyRuntime
-        from .student import ActionMapping, mapping_from_contract
+        """(runtime or None, its contract's action mapping) for a student model (None: no student).
 
+        Point-cloud students run on PolicyRuntime (contract v1), pose students on
+        TermPolicyRuntime (v2): the runtimes student_node runs.
+        """
         if model_bytes is None:
+            if self.setup.pose:
+                from .pose_student import delta_mapping
+                return None, delta_mapping(self.pose_contract(), self.hand)
+            from .student import ActionMapping
             return None, ActionMapping.for_pose(self.env.initial_joint_positions, self.hand)
         key = hashlib.sha256(model_bytes).hexdigest()
         if key not in self._runtimes:
             if len(self._runtimes) >= self.MAX_RUNTIMES:
                 self._runtimes.pop(next(iter(self._runtimes)))
-            self._runtimes[key] = PolicyRuntime(model_bytes, hand=self.hand, perception=self.perception)
+            self._runtimes[key] = self._make_runtime(model_bytes)
         runtime = self._runtimes[key]
+        if self.setup.pose:
+            from .pose_student import delta_mapping
+            return runtime, delta_mapping(runtime.contract, self.hand)
+        from .student import mapping_from_contract
         return runtime, mapping_from_contract(runtime.contract, self.hand)
+
+    def _make_runtime(self, model_bytes: bytes):
+        from ..policy.loading import load_runtime
+        from ..policy.runtime_v2 import TermPolicyRuntime
+
+        runtime = load_runtime(model_bytes, hand=self.hand, perception=self.perception)
+        if self.setup.pose != isinstance(runtime, TermPolicyRuntime):
+            want = "a pose student (contract v2)" if self.setup.pose else "a point-cloud student (contract v1)"
+            raise ValueError(f"the config's student.kind is {'pose' if self.setup.pose else 'point_cloud'}: "
+                             f"it runs {want}, this model's contract is version {runtime.contract.contract_version}")
+        return runtime
+
+    def pose_contract(self):
+        """The pose student's contract as the run builds it (its terms: what the expert's steps record)."""
+        if self._pose_contract is None:
+            from .pose_student import build_pose_student
+            origin = self.env.config.mount_config().object_position
+            _, self._pose_contract = build_pose_student(self.setup.student, self.hand, origin,
+                                                        control_rate_hz=1.0 / self.env.policy_period_s)
+        return self._pose_contract
+
+    def tracker(self, name: str):
+        """The pose tracker of object ``name`` (config/tracking.yaml or the run's), as pose_tracker_node builds it."""
+        if name not in self._trackers:
+            from ..objects.models import load_object_model
+            from ..tracking.tracker import PoseTracker
+            self._trackers[name] = PoseTracker(load_object_model(name), self.setup.tracking)
+        return self._trackers[name]
 
     def close(self) -> None:
         self.env.close()
         self.expert.close()
 
 
+class _CloudInputs:
+    """The point-cloud student's step (contract v1): the cloud itself, StudentInputs mirroring PolicyRuntime."""
+
+    def __init__(self, worker: _Worker, runtime, mapping, job: EpisodeJob):
+        from .student import StudentInputs
+
+        feeds_joint_history = runtime is not None and any(
+            spec.meaning == "joint_position_history" for spec in runtime.contract.inputs)
+        self.inputs = StudentInputs(worker.setup.history_length, worker.env.num_joints,
+                                    joint_position_history=feeds_joint_history)
+        self.runtime, self.mapping = runtime, mapping
+        self._frame = None
+        self.feeds: dict[str, np.ndarray] = {}
+
+    def observe(self, env, frame) -> bool:
+        """Build this step's inputs; False when there are none (no frame or no usable cloud: the robot's
+        segmentation publishes nothing and the student holds)."""
+        if frame is None or not frame.cloud.ok:
+            return False
+        self._frame = frame
+        self.feeds = self.inputs.feeds(frame.cloud.points, frame.joint_positions, frame.goal_wxyz, frame.stamp_ns)
+        return True
+
+    def run_student(self):
+        f = self._frame
+        return self.runtime.step(f.cloud.points, f.joint_positions, f.goal_wxyz, f.stamp_ns)
+
+    def commit_target(self, target: np.ndarray) -> None:
+        self.inputs.commit(self.mapping.action(target))
+
+    def commit_output(self, out) -> None:
+        self.inputs.commit(out.action)
+
+    def row(self) -> dict[str, np.ndarray]:
+        return {"points": self.feeds["object_points"][0], "joints": self.feeds["joint_positions"][0],
+                "history": self.feeds["action_history"][0], "joint_history": self.inputs.joint_window(),
+                "goal": self.feeds["goal_quaternion"][0]}
+
+    @staticmethod
+    def shapes(worker: _Worker) -> dict[str, tuple[int, ...]]:
+        j, h = worker.env.num_joints, worker.setup.history_length
+        return {"points": (worker.perception.num_points, 3), "joints": (j,), "history": (h, j),
+                "joint_history": (h, j), "goal": (4,)}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+
+class _PoseInputs:
+    """The pose student's step (contract v2): the cloud through the pose tracker (as pose_tracker_node runs
+    it), then TermInputs mirroring TermPolicyRuntime on the tracked pose, the goal and the joints."""
+
+    def __init__(self, worker: _Worker, runtime, mapping, job: EpisodeJob):
+        from .pose_student import TermInputs
+
+        contract = runtime.contract if runtime is not None else worker.pose_contract()
+        self.inputs = TermInputs(contract, worker.hand)
+        self.runtime, self.mapping = runtime, mapping
+        self.tracker = worker.tracker(worker.env.scene.object.name)
+        self.tracker.reset()                 # a fresh stream, as a fresh pose_tracker_node would start
+        self.symmetry = self.tracker.model.symmetry
+        self._step = None
+        self.feeds: dict[str, np.ndarray] = {}
+        self.clouds = self.tracked = 0
+        self.track_seconds = 0.0
+        self.rotation_errors: list[float] = []
+        self.position_errors: list[float] = []
+        self.flips = 0
+
+    def observe(self, env, frame) -> bool:
+        """Track the frame's cloud; False when there is no pose (no cloud, or the tracker is lost: the
+        robot's tracker then publishes nothing and the pose-triggered student does not act)."""
+        from ..policy.runtime_v2 import ObjectPose, StepInputs
+
+        if frame is None or not frame.cloud.ok:
+            return False
+        self.clouds += 1
+        t0 = time.perf_counter()
+        result = self.tracker.update(frame.cloud.points, frame.stamp_ns, frame.palm_from_camera[:3, 3])
+        self.track_seconds += time.perf_counter() - t0
+        if not result.ok:
+            return False
+        self.tracked += 1
+        truth = env.privileged_state()
+        if frame.render.step == truth.step:             # a held (frozen) frame shows an earlier step
+            error = float(self.symmetry.distance(result.quaternion, truth.object_quaternion))
+            self.rotation_errors.append(error)
+            self.position_errors.append(float(np.linalg.norm(result.position - truth.object_position)))
+            # a symmetric equivalent of the true orientation (the view cannot tell them apart): the pose the
+            # student sees is off by the symmetry, the judge's error is not
+            raw = 2.0 * math.acos(min(1.0, abs(float(np.dot(result.quaternion, truth.object_quaternion)))))
+            self.flips += int(raw - error > SYMMETRY_FLIP_RAD)
+        pose = ObjectPose(result.position, result.quaternion, frame.stamp_ns)
+        self._step = StepInputs(joint_positions=frame.joint_positions, stamp_ns=frame.stamp_ns,
+                                goal_wxyz=frame.goal_wxyz, object_pose=pose)
+        self.feeds = self.inputs.feeds(frame.joint_positions, pose, frame.goal_wxyz, frame.stamp_ns)
+        self._joints, self._goal = frame.joint_positions, frame.goal_wxyz
+        return True
+
+    def run_student(self):
+        return self.runtime.step(self._step)
+
+    def commit_target(self, target: np.ndarray) -> None:
+        self.inputs.commit_target(target)
+
+    def commit_output(self, out) -> None:
+        self.inputs.commit(out.action, out.target)
+
+    def row(self) -> dict[str, np.ndarray]:
+        return {"obs": self.feeds["obs"][0], "base": self.inputs.base.astype(np.float32),
+                "joints": np.asarray(self._joints, np.float32), "goal": np.asarray(self._goal, np.float32)}
+
+    @staticmethod
+    def shapes(worker: _Worker) -> dict[str, tuple[int, ...]]:
+        j = worker.env.num_joints
+        size = worker.pose_contract().input_shape(worker.pose_contract().inputs[0])[1]
+        return {"joints": (j,), "goal": (4,), "obs": (size,), "base": (j,)}
+
+    def summary(self) -> dict[str, Any]:
+        rot = np.degrees(self.rotation_errors) if self.rotation_errors else np.zeros(0)
+        return {"cloud_frames": self.clouds, "tracked_frames": self.tracked, "tracker_seconds": self.track_seconds,
+                "pose_rotation_error_deg_sum": float(rot.sum()), "pose_rotation_error_deg_max":
+                float(rot.max()) if len(rot) else 0.0, "pose_position_error_m_sum": float(np.sum(self.position_errors)),
+                "pose_error_count": len(self.rotation_errors), "pose_symmetry_flips": self.flips}
+
+
 def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = None) -> EpisodeData:
     """Run one episode (see the module docstring); ``model_bytes``: the student ONNX, if any."""
-    from .student import StudentInputs
-
     env, view, expert = worker.env, worker.view, worker.expert
     runtime, mapping = worker.runtime(model_bytes)
     if job.driver == "student" and runtime is None:
@@ -137,14 +319,13 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
     plans0, plan_seconds0 = expert.stats.plans, expert.stats.plan_seconds
     if runtime is not None:
         runtime.reset("new episode")
-    feeds_joint_history = runtime is not None and any(
-        spec.meaning == "joint_position_history" for spec in runtime.contract.inputs)
-    inputs = StudentInputs(worker.setup.history_length, env.num_joints, joint_position_history=feeds_joint_history)
+    path_type = _PoseInputs if worker.setup.pose else _CloudInputs
+    path = path_type(worker, runtime, mapping, job) if job.render else None
     state = env.privileged_state()
     target = state.joint_targets.copy()                    # hold the settled grasp until someone acts
     start_distance = float(state.rotation_distance)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "joints", "history", "joint_history", "goal",
-                                                         "expert", "student")}
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in path_type.shapes(worker)}
+    rows.update(expert=[], student=[])
     errors: list[float] = []
     steps = usable = labelled = 0
     total_reward = 0.0
@@ -154,42 +335,38 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
         if not job.render:              # expert (or hold-still) evaluation: true state every step, no camera
             if job.driver == "expert":
                 target = expert.act(env)
-        else:
-            frame = view.frame(obs)
-            if frame is not None and frame.cloud.ok:
-                usable += 1
-                feeds = inputs.feeds(frame.cloud.points, frame.joint_positions, frame.goal_wxyz, frame.stamp_ns)
-                student_target = None
-                if runtime is not None:
-                    out = runtime.step(frame.cloud.points, frame.joint_positions, frame.goal_wxyz, frame.stamp_ns)
-                    if out.target is None:
-                        raise RuntimeError(f"the student runtime refused a valid cloud: {out.reason}")
-                    student_target = out.target
-                    if job.driver == "student":
-                        _check_same_feeds(feeds, runtime.last_inputs, job, steps)
-                label = job.driver == "expert" or (job.label_every > 0 and (usable - 1) % job.label_every == 0)
-                expert_target = expert.act(env) if label else None
-                labelled += int(label)
-                if job.driver == "expert":
-                    target = expert_target
-                    inputs.commit(mapping.action(expert_target))
-                elif job.driver == "student":
-                    target = student_target
-                    inputs.commit(out.action)
-                else:
-                    inputs.commit(mapping.action(target))
-                if expert_target is not None and job.record:
-                    rows["points"].append(feeds["object_points"][0])
-                    rows["joints"].append(feeds["joint_positions"][0])
-                    rows["history"].append(feeds["action_history"][0])
-                    rows["joint_history"].append(inputs.joint_window())
-                    rows["goal"].append(feeds["goal_quaternion"][0])
-                    rows["expert"].append(expert_target.astype(np.float32))
-                    rows["student"].append(np.full(env.num_joints, np.nan, np.float32) if student_target is None
-                                           else student_target.astype(np.float32))
-                if expert_target is not None and student_target is not None:
-                    errors.append(float(np.mean(np.abs(student_target - np.clip(expert_target, env.action_low,
-                                                                                 env.action_high)))))
+        elif path.observe(env, view.frame(obs)):
+            usable += 1
+            student_target = None
+            if runtime is not None:
+                out = path.run_student()
+                if out.target is None:
+                    raise RuntimeError(f"the student runtime refused valid inputs: {out.reason}")
+                student_target = out.target
+                if job.driver == "student":
+                    _check_same_feeds(path.feeds, runtime.last_inputs, job, steps)
+            label = job.driver == "expert" or (job.label_every > 0 and (usable - 1) % job.label_every == 0)
+            expert_target = expert.act(env) if label else None
+            labelled += int(label)
+            if job.record and expert_target is not None:
+                rows_now = path.row()             # before the commit: this step's inputs
+            if job.driver == "expert":
+                target = expert_target
+                path.commit_target(expert_target)
+            elif job.driver == "student":
+                target = student_target
+                path.commit_output(out)
+            else:
+                path.commit_target(target)
+            if expert_target is not None and job.record:
+                for key, value in rows_now.items():
+                    rows[key].append(value)
+                rows["expert"].append(expert_target.astype(np.float32))
+                rows["student"].append(np.full(env.num_joints, np.nan, np.float32) if student_target is None
+                                       else student_target.astype(np.float32))
+            if expert_target is not None and student_target is not None:
+                errors.append(float(np.mean(np.abs(student_target - np.clip(expert_target, env.action_low,
+                                                                             env.action_high)))))
         result = env.step(target)
         total_reward += result.reward
         info = result.info
@@ -197,25 +374,34 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
         obs = result.observation
         if result.terminated or result.truncated:
             break
-    n_points = worker.view.perception.num_points
-    joints = env.num_joints
-    h = worker.setup.history_length
+    shapes = {**path_type.shapes(worker), "expert": (env.num_joints,), "student": (env.num_joints,)}
 
-    def stack(key: str, shape: tuple[int, ...]) -> np.ndarray:
-        return np.stack(rows[key]).astype(np.float32) if rows[key] else np.zeros((0, *shape), np.float32)
+    def stack(key: str) -> np.ndarray:
+        return np.stack(rows[key]).astype(np.float32) if rows[key] else np.zeros((0, *shapes[key]), np.float32)
+
+    count = len(rows["expert"])
+
+    def empty(key: str) -> np.ndarray:          # a field this student does not record: no values per sample
+        return stack(key) if key in rows else np.zeros((count, *_EMPTY[key](shapes)), np.float32)
 
     summary = {
         "index": job.index, "seed": job.episode_seed, "driver": job.driver, "object": env.scene.object.name,
-        "steps": steps, "usable_steps": usable, "labels": len(rows["expert"]), "labelled_steps": labelled,
+        "steps": steps, "usable_steps": usable, "labels": count, "labelled_steps": labelled,
         "successes": int(info["consecutive_successes"]), "dropped": bool(info["dropped"]),
         "final_rotation_distance": float(info["rotation_distance"]), "start_rotation_distance": start_distance,
         "min_rotation_distance": min_distance, "return": total_reward,
         "action_error_sum": float(np.sum(errors)), "action_error_count": len(errors),
         "expert_plans": expert.stats.plans - plans0, "expert_plan_seconds": expert.stats.plan_seconds - plan_seconds0,
+        **(path.summary() if path is not None else {}),
     }
-    return EpisodeData(job, stack("points", (n_points, 3)), stack("joints", (joints,)), stack("history", (h, joints)),
-                       stack("goal", (4,)), stack("expert", (joints,)), stack("student", (joints,)), summary,
-                       joint_history=stack("joint_history", (h, joints)))
+    return EpisodeData(job, empty("points"), stack("joints"), empty("history"), stack("goal"), stack("expert"),
+                       stack("student"), summary, joint_history=empty("joint_history"),
+                       obs=stack("obs") if "obs" in rows else None, base=stack("base") if "base" in rows else None)
+
+
+_EMPTY = {"points": lambda shapes: shapes.get("points", (0, 3)),
+          "history": lambda shapes: shapes.get("history", (0, shapes["joints"][0])),
+          "joint_history": lambda shapes: shapes.get("joint_history", (0, shapes["joints"][0]))}
 
 
 def _check_same_feeds(mine: dict[str, np.ndarray], runtime: dict[str, np.ndarray] | None, job: EpisodeJob,
@@ -329,7 +515,26 @@ def summarize(episodes: Sequence[EpisodeData]) -> dict[str, float]:
         "action_error_samples": int(count),
         "labels": int(sum(x["labels"] for x in s)),
         "expert_ms_per_plan": float(1e3 * sum(x["expert_plan_seconds"] for x in s) / plans) if plans else float("nan"),
+        **_tracking_metrics(s),
     }
+
+
+def _tracking_metrics(s: list[dict[str, Any]]) -> dict[str, float]:
+    """Pose students: how often the tracker gave a pose, what it cost, how far it was from the truth."""
+    if not any("cloud_frames" in x for x in s):
+        return {}
+    clouds = sum(x.get("cloud_frames", 0) for x in s)
+    tracked = sum(x.get("tracked_frames", 0) for x in s)
+    compared = sum(x.get("pose_error_count", 0) for x in s)
+    nan = float("nan")
+    return {"tracked_fraction": tracked / clouds if clouds else nan,
+            "tracker_ms_per_frame": 1e3 * sum(x.get("tracker_seconds", 0.0) for x in s) / clouds if clouds else nan,
+            "pose_rotation_error_deg": sum(x.get("pose_rotation_error_deg_sum", 0.0) for x in s) / compared
+            if compared else nan,
+            "pose_position_error_mm": 1e3 * sum(x.get("pose_position_error_m_sum", 0.0) for x in s) / compared
+            if compared else nan,
+            "pose_symmetry_flip_fraction": sum(x.get("pose_symmetry_flips", 0) for x in s) / compared
+            if compared else nan}
 
 
 def summaries(episodes: Sequence[EpisodeData]) -> list[dict[str, Any]]:

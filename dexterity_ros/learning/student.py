@@ -20,7 +20,7 @@ import collections
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +43,15 @@ PROVENANCE_KEY = "distilled_student"
 
 @dataclass(frozen=True)
 class StudentArchitecture:
-    """Network shape (config ``student`` section); recorded in the model's provenance."""
+    """Network shape (config ``student`` section); recorded in the model's provenance.
 
+    ``kind``: ``point_cloud`` (contract v1: the segmented cloud, this module's
+    DistilledStudent) or ``pose`` (contract v2: the pose tracker's estimate of the
+    object pose from that cloud, the goal and the joints; :mod:`.pose_student`,
+    which uses ``hidden`` and ``history_length`` only).
+    """
+
+    kind: Literal["point_cloud", "pose"] = "point_cloud"
     point_widths: tuple[int, ...] = (32, 64)
     hidden: tuple[int, ...] = (256, 128)
     history_length: int = 3
@@ -57,6 +64,8 @@ class StudentArchitecture:
                                        # encodes them with a second PointNet (the goal as the object would
                                        # look there, compared point set to point set with the observed cloud);
                                        # the model is then specific to that object
+    symmetry_augmentation: bool = False    # pose, one object: train on every symmetric equivalent of the
+                                       # tracked orientation (a depth tracker reports any of them)
     joint_position_history: bool = False   # true: the contract adds joint_position_history (the last
                                        # history_length measured poses) and the graph feeds the network each
                                        # joint's motion over that window and the last target's tracking error
@@ -69,6 +78,17 @@ class StudentArchitecture:
             raise ValueError(f"student: residual must be in [0, 2] (0 = off), got {self.residual}")
         if self.history_length < 1:
             raise ValueError("student: history_length must be >= 1 (the contract asks for previous actions)")
+        if self.kind == "pose":
+            cloud_only = [name for name, value, off in (("residual", self.residual, 0.0),
+                                                         ("goal_object", self.goal_object, ""),
+                                                         ("joint_position_history", self.joint_position_history,
+                                                          False)) if value != off]
+            if cloud_only:
+                raise ValueError(f"student: {cloud_only} are options of the point_cloud student, not of kind pose "
+                                 "(its action is a delta of the previous target, its inputs the tracked pose, "
+                                 "the goal and the joint and target history)")
+        if self.symmetry_augmentation and self.kind != "pose":
+            raise ValueError("student: symmetry_augmentation is an option of kind pose (the tracked orientation)")
         if self.goal_object:
             from ..sim.objects import object_names
             if self.goal_object not in object_names():
@@ -222,7 +242,12 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
     )
     outputs = (TensorSpec("action", (1, joints), "action",
                           description="absolute: target = default_joint_pos + action_scale * action"),)
-    record = {"architecture": _jsonable(asdict(architecture)), "seed": seed,
+    if architecture.kind != "point_cloud":
+        raise ValueError(f"build_student makes point-cloud students; kind {architecture.kind!r}: "
+                         "learning.pose_student.build_pose_student")
+    shape = {k: v for k, v in asdict(architecture).items()        # provenance as before the pose options
+             if k not in ("kind", "symmetry_augmentation")}
+    record = {"architecture": _jsonable(shape), "seed": seed,
               "joint_mean": mean.tolist(), "joint_std": std.tolist()}
     contract = PolicyContract(
         contract_version=CONTRACT_VERSION, name=name,

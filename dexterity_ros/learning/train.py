@@ -52,10 +52,19 @@ class TrainResult:
                 "seconds": self.seconds, "samples": self.samples, "validation_samples": self.validation_samples}
 
 
-def _tensors(data: Dataset, index: np.ndarray, mapping: ActionMapping) -> dict[str, torch.Tensor]:
-    labels = np.stack([mapping.action(t) for t in data.expert_target[index]]) if len(index) else \
-        np.zeros((0, data.expert_target.shape[1]), np.float32)
-    return {"points": torch.from_numpy(np.ascontiguousarray(data.points[index])),
+def _labels(data: Dataset, index: np.ndarray, mapping) -> np.ndarray:
+    """Raw-action labels: the action whose target is the expert's (a pose student's: from its base)."""
+    if not len(index):
+        return np.zeros((0, data.expert_target.shape[1]), np.float32)
+    if isinstance(mapping, ActionMapping):
+        return np.stack([mapping.action(t) for t in data.expert_target[index]])
+    return mapping.labels(data.expert_target[index], data.base[index])
+
+
+def _tensors(data: Dataset, index: np.ndarray, mapping) -> dict[str, torch.Tensor]:
+    labels = _labels(data, index, mapping)
+    return {"obs": torch.from_numpy(np.ascontiguousarray(data.obs[index])),
+            "points": torch.from_numpy(np.ascontiguousarray(data.points[index])),
             "joints": torch.from_numpy(np.ascontiguousarray(data.joints[index])),
             "history": torch.from_numpy(np.ascontiguousarray(data.history[index])),
             "joint_history": torch.from_numpy(np.ascontiguousarray(data.joint_history[index])),
@@ -66,6 +75,8 @@ def _tensors(data: Dataset, index: np.ndarray, mapping: ActionMapping) -> dict[s
 def _student_args(module: DistilledStudent, tensors: dict[str, torch.Tensor], rows, points: torch.Tensor
                   ) -> tuple[torch.Tensor, ...]:
     """The module's inputs in the contract's order for the rows ``rows``."""
+    if getattr(module, "input_kind", "points") == "pose":
+        return (tensors["obs"][rows],)
     args = [points, tensors["joints"][rows], tensors["history"][rows]]
     if module.architecture.joint_position_history:
         args.append(tensors["joint_history"][rows])
@@ -84,19 +95,40 @@ def split_by_episode(data: Dataset, fraction: float, seed: int) -> tuple[np.ndar
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def train_student(module: DistilledStudent, data: Dataset, mapping: ActionMapping, config: TrainConfig,
-                  progress: bool = False, description: str = "train") -> TrainResult:
-    """Train ``module`` in place (seeded: same data + config -> same weights)."""
+def train_student(module: torch.nn.Module, data: Dataset, mapping, config: TrainConfig,
+                  progress: bool = False, description: str = "train", obs_variants: np.ndarray | None = None
+                  ) -> TrainResult:
+    """Train ``module`` in place (seeded: same data + config -> same weights).
+
+    ``module``: a point-cloud DistilledStudent with its ActionMapping, or a pose
+    student (learning.pose_student) with its DeltaMapping; the loss is the squared
+    target error in radians either way. Point noise augments clouds only;
+    ``obs_variants`` (K, S, D), a pose student's term vectors with the tracked
+    orientation replaced by each symmetric equivalent: each training sample draws
+    one of them per epoch (the validation loss uses the recorded rows).
+    """
+    pose = getattr(module, "input_kind", "points") == "pose"
+    if pose and data.obs.shape[1] == 0:
+        raise ValueError("a pose student needs a dataset recorded with student.kind pose (no term vectors here)")
+    if not pose and data.points.shape[1] == 0:
+        raise ValueError("a point-cloud student needs a dataset with clouds (this one was recorded for a pose "
+                         "student)")
     from tqdm import tqdm
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     train_idx, val_idx = split_by_episode(data, config.validation_fraction, config.seed)
-    if module.architecture.joint_position_history and np.isnan(data.joint_history).any():
+    if not pose and module.architecture.joint_position_history and np.isnan(data.joint_history).any():
         raise ValueError("student.joint_position_history: this dataset has no measured-pose windows "
                          "(recorded before they were kept); collect it again")
     train, val = _tensors(data, train_idx, mapping), _tensors(data, val_idx, mapping)
+    variants = None
+    if obs_variants is not None:
+        if not pose or obs_variants.shape[1:] != data.obs.shape:
+            raise ValueError(f"obs_variants {obs_variants.shape} do not match the dataset's term vectors "
+                             f"{data.obs.shape}")
+        variants = torch.from_numpy(np.ascontiguousarray(obs_variants[:, train_idx]))
     scale = torch.tensor(mapping.scale, dtype=torch.float32)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     batches_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
@@ -113,10 +145,14 @@ def train_student(module: DistilledStudent, data: Dataset, mapping: ActionMappin
         for start in range(0, len(order), config.batch_size):
             batch = torch.from_numpy(order[start:start + config.batch_size])
             points = train["points"][batch]
-            if config.point_noise_std > 0:
+            if config.point_noise_std > 0 and not pose:
                 points = points + config.point_noise_std * torch.from_numpy(
                     rng.standard_normal(points.shape).astype(np.float32))
-            predicted = module(*_student_args(module, train, batch, points))
+            if variants is not None:                 # each sample: one symmetric equivalent of its orientation
+                pick = torch.from_numpy(rng.integers(0, len(variants), len(batch)))
+                predicted = module(variants[pick, batch])
+            else:
+                predicted = module(*_student_args(module, train, batch, points))
             loss = (((predicted - train["label"][batch]) * scale) ** 2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -91,7 +91,8 @@ class Observation:
     episode: int
     step: int
     joint_positions: np.ndarray         # (16,) rad, canonical order, noisy
-    object_points: np.ndarray           # (N, 3) float32 palm frame, noisy (sim stand-in for perception)
+    object_points: np.ndarray           # (N, 3) float32 palm frame (sim stand-in for perception), moved by the
+                                        # object offset the camera sees (the object-point noise terms)
     goal_quaternion: np.ndarray         # (4,) w, x, y, z, palm frame
     frozen: bool = False                # sensor freeze: this is the previous observation held
     frame_dropped: bool = False         # no camera frame this step (object_points held)
@@ -174,6 +175,18 @@ class _SceneSlot:
         self.renderer: DepthRenderer | None = None
         self.mesh_dirty = False
         self.palm_quat_conjugate = quat_conjugate(matrix_to_quat(scene.palm_rotation))
+        # moving hand links and the canonical joint that moves each (a fingertip: its distal link's joint)
+        joint_of_body = {int(b): k for k, b in enumerate(m.jnt_bodyid[scene.joint_ids])}
+        bodies, joints = [], []
+        for body in sorted(set(scene.link_body_ids.values()) - {scene.palm_body_id}):
+            up = body
+            while up not in joint_of_body and up > 0:
+                up = int(m.body_parentid[up])
+            if up in joint_of_body:
+                bodies.append(body)
+                joints.append(joint_of_body[up])
+        self.hand_bodies = np.array(bodies, dtype=np.int64)
+        self.hand_body_joint = np.array(joints, dtype=np.int64)
 
     def restore(self) -> None:
         for name, value in self.nominal.items():
@@ -321,7 +334,8 @@ class ReorientEnv:
             scene.actuator_index, scene.joint_ids, slot.object_bvh,
             slot.mesh_verts if slot.mesh_id >= 0 else None, slot.mesh_bvh if slot.mesh_id >= 0 else None,
             camera_rotation=ext.rotation, camera_translation=ext.translation,
-            intrinsics=np.array([k.fx, k.fy, k.cx, k.cy]))
+            intrinsics=np.array([k.fx, k.fy, k.cx, k.cy]), hand_bodies=slot.hand_bodies,
+            hand_body_joint=slot.hand_body_joint)
         apply_model_terms(self.randomization, target, p)
         slot.mesh_dirty = slot.mesh_dirty or target.mesh_changed
         self._gravity = m.opt.gravity.copy()
@@ -412,16 +426,19 @@ class ReorientEnv:
         m, d = slot.model, slot.data
         action = np.clip(action, self.action_low, self.action_high)
         self._commanded_targets = action.copy()
-        # the active action terms (randomization.STEP_ORDER): bias, noise, delay, backlash, object wrench
-        act = ActionTarget(action, float(m.body_mass[scene.object_body_id]))
+        # the active action terms (randomization.STEP_ORDER): bias, noise, delay, backlash, object wrench,
+        # this step's duration
+        act = ActionTarget(action, float(m.body_mass[scene.object_body_id]), substeps=scene.substeps)
         for term in self._action_terms:
             term.event.on_action(term, act)
         self._applied_targets = np.clip(act.targets, self.action_low, self.action_high)
         d.ctrl[scene.actuator_index] = self._applied_targets
         d.xfrc_applied[scene.object_body_id] = act.wrench
-        mujoco.mj_step(m, d, nstep=scene.substeps)
+        mujoco.mj_step(m, d, nstep=act.substeps)
         self._step += 1
-        self._clock_ns += self.policy_period_ns
+        # the clock is the simulated time: one policy period, or what control_period_jitter made of it
+        self._clock_ns += self.policy_period_ns if act.substeps == scene.substeps else \
+            int(round(act.substeps * scene.physics_timestep * 1e9))
 
         # success, drop and goal timeout: the task's judge (the robot's rules); the reward stays here
         task = self.config.task
@@ -448,7 +465,7 @@ class ReorientEnv:
     def _observe(self, allow_events: bool) -> Observation:
         scene, d, prev = self.scene, self.data, self._last_obs
         # the active observation terms (randomization.STEP_ORDER): sensor freeze (holds everything),
-        # joint bias and noise, frame dropout (holds the points), point bias and noise
+        # joint bias and noise, frame dropout (holds the points); then the object offset the camera sees
         obs = ObservationTarget(d.qpos[scene.joint_qpos_index], prev, allow_events, self._true_object_points)
         for term in self._observation_terms:
             term.event.on_observation(term, obs)
@@ -457,7 +474,8 @@ class ReorientEnv:
         if obs.points_held:
             points, frame = obs.points, None
         else:
-            points = obs.points.astype(np.float32)
+            offset = self._rand.object_offset(self._step)
+            points = (obs.points if offset is None else obs.points + offset).astype(np.float32)
             frame = _FrameSource(self, self._episode, self._step, self._clock_ns, d.qpos.copy())
         return Observation(self._clock_ns, self._episode, self._step, _frozen_array(obs.joints),
                            _frozen_array(points), _frozen_array(self._goal), False, bool(obs.frame_dropped),
@@ -499,6 +517,10 @@ class ReorientEnv:
             slot.mesh_dirty = False
         scratch = slot.scratch
         scratch.qpos[:] = source.qpos
+        offset = self._rand.object_offset(source.step)      # the object-point noise terms: where it is seen
+        if offset is not None:
+            a = scene.object_qpos_start
+            scratch.qpos[a:a + 3] += scene.palm_rotation @ offset
         mujoco.mj_kinematics(slot.model, scratch)
         mujoco.mj_camlight(slot.model, scratch)
         raw = slot.renderer.render(scratch, scene.camera_id)

@@ -36,7 +36,7 @@ from .randomization_effects import (
     _apply_focal_length, _apply_principal_point, StepTerm, _act_bias, _act_noise, _init_delay, _act_delay,
     _init_backlash, _act_backlash, _init_wrench, draw_object_wrench, _act_object_force, draw_freeze_steps,
     _init_freeze, _observe_freeze, _observe_joint_bias, _observe_joint_noise, draw_frame_dropped,
-    _observe_frame_dropout, _observe_point_bias, _observe_point_noise, _UNIT, _CAMERA, _INTRINSICS)
+    _observe_frame_dropout, _apply_hand_link_mass, _act_period_jitter, _UNIT, _CAMERA, _INTRINSICS)
 
 
 
@@ -50,13 +50,14 @@ TERMS: dict[str, EventTerm] = {
     "joint_position_noise_uncorrelated": EventTerm(
         "observation", GaussianTerm(sampled="step"), "rad added to measured joint positions (per joint, per step)",
         acts_on="observation", on_observation=_observe_joint_noise),
+    # the object as the camera sees it is moved (rendered depth, so the cloud and the tracked pose, and
+    # Observation.object_points): EpisodeRandomizer.object_offset
     "object_point_noise_correlated": EventTerm(
-        "observation", GaussianTerm(), "m offset added to all object points (per axis)",
-        acts_on="observation", params=("point_observation_bias",), sample=_draw(3),
-        on_observation=_observe_point_bias),
+        "observation", GaussianTerm(), "m offset of the object as the camera sees it (per axis, palm frame)",
+        acts_on="render", params=("point_observation_bias",), sample=_draw(3)),
     "object_point_noise_uncorrelated": EventTerm(
-        "observation", GaussianTerm(sampled="step"), "m added to each object point (per point and axis)",
-        acts_on="observation", on_observation=_observe_point_noise),
+        "observation", GaussianTerm(sampled="step"),
+        "m offset of the object as the camera sees it (per axis and frame, palm frame)", acts_on="render"),
     # -- physics, per episode ---------------------------------------------------------------
     "friction": EventTerm(
         "physics", RangeTerm(range=_UNIT), "scale on sliding friction (object and hand drawn separately)",
@@ -139,23 +140,35 @@ TERMS: dict[str, EventTerm] = {
     "depth_edge_dropout": EventTerm(
         "visual", EdgeDropoutTerm(), "edge pixels set to 0 (no return)",
         acts_on="render", params=("edge_dropout_probability",), sample=_sample_edge_dropout),
+    # -- appended later (a term's position is its stream: append, never reorder) -------------------
+    "hand_link_mass": EventTerm(
+        "physics", RangeTerm(range=_UNIT), "scale on hand link mass and inertia (per link; a tip with its "
+        "distal link)", acts_on="model", params=("hand_link_mass_scale",), sample=_draw("J"),
+        apply=_apply_hand_link_mass, writes=("body_mass", "body_inertia"), positive=True),
+    "control_period_jitter": EventTerm(
+        "unmodeled", RangeTerm(sampled="step"), "fraction of the policy period added to this step's duration "
+        "(whole physics steps; late, never early)", acts_on="action", on_action=_act_period_jitter,
+        nonnegative=True, distributions=("uniform",)),
 }
 TERM_STREAM = {name: i for i, name in enumerate(TERMS)}
 
 # The order the step-time terms act in (not the stream order of TERMS). Action: bias, noise, delay,
-# backlash on the commanded targets (then ReorientEnv clips them to the joint limits), and the wrench
-# on the object. Observation: a sensor freeze repeats the previous observation (nothing else runs);
-# else joint bias and noise, then frame dropout (the previous points held), then point bias and noise.
+# backlash on the commanded targets (then ReorientEnv clips them to the joint limits), the wrench
+# on the object, the step's duration. Observation: a sensor freeze repeats the previous observation
+# (nothing else runs); else joint bias and noise, then frame dropout (the previous points held). The
+# object offset (the two point-noise terms) is added after them to points not held, and to the render.
 STEP_ORDER: dict[str, tuple[str, ...]] = {
     "action": ("action_noise_correlated", "action_noise_uncorrelated", "action_delay", "backlash",
-               "object_force"),
+               "object_force", "control_period_jitter"),
     "observation": ("sensor_freeze", "joint_position_noise_correlated", "joint_position_noise_uncorrelated",
-                    "frame_dropout", "object_point_noise_correlated", "object_point_noise_uncorrelated"),
+                    "frame_dropout"),
 }
 for _acts_on, _names in STEP_ORDER.items():
     assert sorted(_names) == sorted(n for n, t in TERMS.items() if t.acts_on == _acts_on), _acts_on
-TASK_STREAM = len(TERMS) + 100          # initial state, goals, object choice
-RENDER_STREAM = len(TERMS) + 101        # per-frame depth noise and edge dropout
+# fixed numbers (26 terms + 100 and + 101 when they were introduced): terms appended since must not move them
+TASK_STREAM = 126                       # initial state, goals, object choice
+RENDER_STREAM = 127                     # per-frame depth noise and edge dropout
+assert len(TERMS) < TASK_STREAM
 
 
 def apply_model_terms(config: "RandomizationConfig", target: ModelTarget, params: "EpisodeParams") -> None:
@@ -301,6 +314,7 @@ class EpisodeParams:
     principal_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
     depth_quantization_m: float = 0.0
     edge_dropout_probability: float = 0.0
+    hand_link_mass_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     @classmethod
     def nominal(cls, num_joints: int) -> "EpisodeParams":
@@ -308,7 +322,7 @@ class EpisodeParams:
         n = num_joints
         return cls(joint_damping_scale=np.ones(n), actuator_gain_scale=np.ones(n),
                    joint_limit_offset=np.zeros((n, 2)), backlash=np.zeros(n), action_bias=np.zeros(n),
-                   joint_observation_bias=np.zeros(n))
+                   joint_observation_bias=np.zeros(n), hand_link_mass_scale=np.ones(n))
 
     def values(self, term: EventTerm) -> tuple:
         """The values of ``term`` (its ``params``)."""
@@ -359,11 +373,22 @@ class EpisodeRandomizer:
         term = self.config.joint_position_noise_uncorrelated
         return term.sample(self.rng("joint_position_noise_uncorrelated"), (self.num_joints,))
 
-    def point_noise(self, count: int) -> np.ndarray | None:
-        if not self.active("object_point_noise_uncorrelated"):
+    def object_offset(self, step: int) -> np.ndarray | None:
+        """Palm-frame offset (m) of the object as the camera sees it at policy step ``step``; None: none.
+
+        The two object-point noise terms: this episode's bias plus a draw of the frame's
+        own stream (seed, episode, term, step), so the render of a step and that step's
+        Observation.object_points get the same offset, in any order and any number of times.
+        """
+        bias, jitter = self.active("object_point_noise_correlated"), self.active("object_point_noise_uncorrelated")
+        if not (bias or jitter):
             return None
-        term = self.config.object_point_noise_uncorrelated
-        return term.sample(self.rng("object_point_noise_uncorrelated"), (count, 3))
+        offset = np.array(self.params.point_observation_bias, dtype=np.float64) if bias else np.zeros(3)
+        if jitter:
+            name = "object_point_noise_uncorrelated"
+            rng = term_rng(self.seed, self.episode, TERM_STREAM[name], int(step))
+            offset = offset + self.config.term(name).sample(rng, (3,))
+        return offset
 
     def action_noise(self) -> np.ndarray | None:
         if not self.active("action_noise_uncorrelated"):

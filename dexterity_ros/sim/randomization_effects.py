@@ -45,6 +45,9 @@ class ModelTarget:
     camera_translation: np.ndarray
     intrinsics: np.ndarray              # fx, fy, cx, cy as rendered
     mesh_changed: bool = False          # the object mesh must be uploaded to the renderer again
+    hand_bodies: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # moving hand links
+    hand_body_joint: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # ^ per hand body, the canonical index of the joint that moves it (a fingertip: its distal link's joint)
 
 
 Sampler = Callable[[Any, np.random.Generator, int], tuple]
@@ -67,7 +70,8 @@ class EventTerm:
       (:class:`ObservationTarget`).
     * ``render``: none here; ReorientEnv._render_source passes the term's values
       to :func:`.render.apply_depth_effects` (one stream per frame, shared by the
-      depth terms).
+      depth terms), or moves the object as the camera sees it
+      (:meth:`EpisodeRandomizer.object_offset`: the object-point noise terms).
 
     A step-time term that keeps state across the steps of an episode (delay
     queue, backlash position, wrench, freeze count) creates it with
@@ -146,6 +150,13 @@ def _apply_com_offset(t: ModelTarget, offset: np.ndarray) -> None:
     t.model.body_ipos[t.object_body] = t.model.body_ipos[t.object_body] + offset
 
 
+def _apply_hand_link_mass(t: ModelTarget, scale: np.ndarray) -> None:
+    """Per moving link (one scale per joint; a fingertip shares its distal link's): mass and inertia."""
+    m, bodies = t.model, t.hand_bodies
+    m.body_mass[bodies] = m.body_mass[bodies] * scale[t.hand_body_joint]
+    m.body_inertia[bodies] = m.body_inertia[bodies] * scale[t.hand_body_joint][:, None]
+
+
 def _apply_joint_damping(t: ModelTarget, scale: np.ndarray) -> None:
     t.model.dof_damping[t.joint_dofs] = t.model.dof_damping[t.joint_dofs] * scale
 
@@ -207,6 +218,7 @@ class ActionTarget:
     targets: np.ndarray                 # joint targets on their way to the actuators (canonical order)
     object_mass: float                  # kg (this episode's)
     wrench: np.ndarray = field(default_factory=lambda: np.zeros(6))   # force/torque on the object (world)
+    substeps: int = 0                   # physics steps this policy step lasts (ReorientEnv: the scene's)
 
 
 class ObservationTarget:
@@ -214,7 +226,7 @@ class ObservationTarget:
 
     ``points`` are the true object points (palm frame, float64) until a term
     changes them, computed on first use; ``points_held``: the previous
-    observation's points are kept (frame dropout) and the point terms skip them.
+    observation's points are kept (frame dropout) and no object offset is added to them.
     ``held``: the whole previous observation is repeated (sensor freeze); no
     later term runs. ``events``: freeze and dropout may fire (not at reset).
     """
@@ -284,6 +296,16 @@ def _act_object_force(t: StepTerm, a: ActionTarget) -> None:
     a.wrench = t.state["wrench"]
 
 
+def _act_period_jitter(t: StepTerm, a: ActionTarget) -> None:
+    """This step lasts (1 + U(range)) policy periods, rounded to whole physics steps.
+
+    Late, never early: a control loop waits for its next frame, and student_node
+    skips a frame less than 0.9 period after the last one it acted on (so an early
+    step would be one the robot never takes).
+    """
+    a.substeps = max(1, int(round(a.substeps * (1.0 + float(t.config.sample(t.rng, ()))))))
+
+
 def draw_freeze_steps(term: FreezeTerm, rng: np.random.Generator) -> int:
     """Steps to hold the observation for, starting now (0: no freeze starts)."""
     if rng.random() < term.probability:
@@ -326,16 +348,6 @@ def _observe_frame_dropout(t: StepTerm, o: ObservationTarget) -> None:
         o.frame_dropped = True
         if o.previous is not None:
             o.points, o.points_held = o.previous.object_points, True
-
-
-def _observe_point_bias(t: StepTerm, o: ObservationTarget) -> None:
-    if not o.points_held:
-        o.points = o.points + t.params.point_observation_bias
-
-
-def _observe_point_noise(t: StepTerm, o: ObservationTarget) -> None:
-    if not o.points_held:
-        o.points = o.points + t.config.sample(t.rng, (len(o.points), 3))
 
 
 def rotation_vector_matrix(rotvec: np.ndarray) -> np.ndarray:

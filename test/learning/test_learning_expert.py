@@ -20,7 +20,7 @@ def exact_planner(**overrides) -> ExpertConfig:
 def test_planner_reproduces_the_randomized_episode_exactly():
     """With the env's solver settings the planner's rollout IS the env (randomized physics copied,
     action delay and bias modelled); only the terms the expert cannot know are switched off."""
-    unknowable = ("action_noise_uncorrelated", "backlash", "object_force")
+    unknowable = ("action_noise_uncorrelated", "backlash", "object_force", "control_period_jitter")
     config = as_randomization_config(None).without(*unknowable)
     env = ReorientEnv(randomization_config=config)
     rng = np.random.default_rng(3)

@@ -89,7 +89,8 @@ def test_episode_sampling_is_reproducible_and_streams_independent():
     nominal = EpisodeRandomizer(OFF, 11, 3, 16)
     defaults = EpisodeParams(joint_damping_scale=np.ones(16), actuator_gain_scale=np.ones(16),
                              joint_limit_offset=np.zeros((16, 2)), backlash=np.zeros(16),
-                             action_bias=np.zeros(16), joint_observation_bias=np.zeros(16))
+                             action_bias=np.zeros(16), joint_observation_bias=np.zeros(16),
+                             hand_link_mass_scale=np.ones(16))
     assert nominal.params.to_json() == defaults.to_json()
     assert nominal.joint_noise() is None and nominal.action_noise() is None
     assert nominal.freeze_steps() == 0 and not nominal.frame_dropped()
@@ -306,3 +307,108 @@ def test_switching_a_step_term_off_keeps_the_other_terms_draws(name, monkeypatch
     for other, values in full.items():
         if other != name:
             assert _prefix_equal(values, off.get(other, [])), f"switching {name} off changed {other}'s draws"
+
+
+# ----------------------------------------------------------------------------- what the students see
+def _seen(randomization: RandomizationConfig, steps: int = 3) -> tuple[list, list]:
+    """Per step: (depth, the point-cloud student's cloud, the pose tracker's position), and the offsets."""
+    from dexterity_ros.objects.models import load_object_model
+    from dexterity_ros.perception import load_perception_config
+    from dexterity_ros.sim.student_view import StudentView
+    from dexterity_ros.tracking.tracker import PoseTracker, load_tracker_config
+
+    cfg = load_sim_config().with_overrides(objects=("cuboid_flat",))
+    view = StudentView(load_perception_config())
+    tracker = PoseTracker(load_object_model("cuboid_flat"), load_tracker_config())
+    seen, offsets = [], []
+    with ReorientEnv(cfg, randomization, seed=8) as env:
+        obs = env.reset()
+        for _ in range(steps):
+            frame = view.frame(obs)
+            assert frame is not None and frame.cloud.ok, frame
+            result = tracker.update(frame.cloud.points, frame.stamp_ns, frame.palm_from_camera[:3, 3])
+            assert result.ok, result.reason
+            offset = env._rand.object_offset(obs.step)
+            offsets.append(np.zeros(3) if offset is None else offset)
+            seen.append((frame.depth_m.copy(), frame.cloud.points.copy(), result.position.copy()))
+            obs = env.step(env.initial_joint_positions).observation
+    return seen, offsets
+
+
+@pytest.mark.parametrize("name", ["object_point_noise_correlated", "object_point_noise_uncorrelated"])
+def test_object_point_noise_moves_what_the_students_see(name):
+    """On, the term moves the object in the rendered depth: the cloud changes and the tracked position
+    moves by the term's offset (a 1 cm std here, to be unmistakable); off, depth and cloud are
+    bit-identical to the nominal ones. Before, these terms reached no student input at all."""
+    nominal, _ = _seen(OFF)
+    term = dataclasses.replace(FULL.term(name), std=0.01)
+    on, offsets = _seen(dataclasses.replace(FULL.only(name), **{name: term}))
+    off, _ = _seen(dataclasses.replace(OFF, **{name: dataclasses.replace(term, enabled=False)}))
+    assert any(np.linalg.norm(o) > 0.005 for o in offsets)
+    if name.endswith("_uncorrelated"):
+        assert not np.allclose(offsets[0], offsets[1])          # a new offset every frame
+    for (d0, c0, p0), (d1, c1, p1), (d2, c2, p2), offset in zip(nominal, on, off, offsets):
+        assert not np.array_equal(d0, d1) and not np.array_equal(c0, c1)
+        np.testing.assert_allclose(p1 - p0, offset, atol=0.002)  # the tracker sees the object moved
+        assert np.array_equal(d0, d2) and np.array_equal(c0, c2) and np.array_equal(p0, p2)
+
+
+def test_hand_link_masses_reach_the_mujoco_model():
+    """Each moving link's mass and inertia are scaled by its joint's draw (a tip by its distal link's),
+    the palm and the object keep theirs, MuJoCo's derived constants follow, and the motion changes."""
+    import mujoco
+    cfg = load_sim_config().with_overrides(objects=("cube",))
+    config = FULL.only("hand_link_mass")
+    with ReorientEnv(cfg, OFF, seed=4) as nominal, ReorientEnv(cfg, config, seed=4) as env:
+        nominal.reset()
+        env.reset()
+        scale = env.episode_params.hand_link_mass_scale
+        low, high = config.hand_link_mass.range
+        assert scale.shape == (env.num_joints,) and np.all((scale >= low) & (scale <= high))
+        assert np.ptp(scale) > 0.1
+        m0, m = nominal.model, env.model
+        joint_body = m.jnt_bodyid[env.scene.joint_ids]
+        np.testing.assert_allclose(m.body_mass[joint_body], m0.body_mass[joint_body] * scale, rtol=1e-12)
+        np.testing.assert_allclose(m.body_inertia[joint_body], m0.body_inertia[joint_body] * scale[:, None],
+                                   rtol=1e-12)
+        for finger in ("ff", "mf", "rf", "th"):
+            tip = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, f"{finger}_tip")
+            k = list(joint_body).index(m.body_parentid[tip])
+            assert m.body_mass[tip] == pytest.approx(m0.body_mass[tip] * scale[k], rel=1e-12)
+        for body in (env.scene.palm_body_id, env.scene.object_body_id):
+            assert m.body_mass[body] == m0.body_mass[body]
+        palm = env.scene.palm_body_id
+        assert m.body_subtreemass[palm] != pytest.approx(m0.body_subtreemass[palm])     # mj_setConst ran
+        target = env.initial_joint_positions + 0.3
+        for _ in range(3):
+            nominal.step(target)
+            env.step(target)
+        assert not np.allclose(nominal.privileged_state().joint_positions, env.privileged_state().joint_positions)
+
+
+def test_control_period_jitter_varies_each_steps_duration():
+    """Each step lasts a jittered whole number of physics steps, never fewer than a period's (student_node
+    skips frames closer than 0.9 period); the sim clock is the simulated time."""
+    cfg = load_sim_config().with_overrides(objects=("cube",))
+    for config, jitter in ((FULL.only("control_period_jitter"), True), (OFF, False)):
+        with ReorientEnv(cfg, config, seed=6) as env:
+            obs = env.reset()
+            dt = env.model.opt.timestep
+            durations, stamps = [], []
+            for _ in range(12):
+                t0, s0 = env.data.time, obs.time_ns
+                result = env.step(env.initial_joint_positions)
+                obs = result.observation
+                durations.append(env.data.time - t0)
+                stamps.append(obs.time_ns - s0)
+                if result.terminated or result.truncated:
+                    break
+            steps = np.round(np.array(durations) / dt)
+            np.testing.assert_allclose(np.array(stamps) * 1e-9, steps * dt, atol=1e-9)
+            if jitter:
+                low, high = FULL.control_period_jitter.range
+                assert len(set(steps.tolist())) > 2
+                assert steps.min() >= round(env.scene.substeps * (1 + low))
+                assert steps.max() <= round(env.scene.substeps * (1 + high))
+            else:
+                assert set(steps.tolist()) == {env.scene.substeps}
