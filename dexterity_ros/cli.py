@@ -27,15 +27,29 @@ COMMAND_MODULES = (
     "distill", "evaluate",
     "hil",
     "object",
+    # operator commands: bring-up and inspection of a running graph without the ros2 CLI
+    "hand", "goal", "topic", "param",
+    "view",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command``, only that command's module when it registers that name.
+
+    Importing every command module costs a noticeable fraction of a second; `dexterity-ros hand estop`
+    should not pay for the training and import tools first.
+    """
     parser = argparse.ArgumentParser(
         prog="dexterity-ros",
         description="Sim-to-real dexterous manipulation on an Allegro hand (ROS 2).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    module_name = (command or "").replace("-", "_")
+    if module_name in COMMAND_MODULES:
+        importlib.import_module(f"dexterity_ros.cli_commands.{module_name}").register(sub)
+        if command in sub.choices:
+            return parser
+        return build_parser()
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"dexterity_ros.cli_commands.{name}")
         module.register(sub)
@@ -43,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

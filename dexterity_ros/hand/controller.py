@@ -273,6 +273,25 @@ class HandController:
             return True, "reset: DISABLED (call ~/enable to command again)"
         return True, f"nothing to reset ({self.state.value})"
 
+    def home(self, t: float) -> tuple[bool, str]:
+        """Operator request (~/home): the watchdog's HOMING now instead of after home_timeout.
+
+        The same ramp to home_pose at home_velocity_scale through the safety filter and the output monitor;
+        only while commanding on fresh feedback. As after the watchdog's homing, a fresh policy target takes
+        over again (ACTIVE)."""
+        if self.state in (HandState.FAULT, HandState.ESTOP):
+            return False, f"refused: hand is in {self.state.value} ({self.state_reason}); call ~/reset, then ~/enable"
+        if self.state not in COMMANDING:
+            return False, f"refused: hand is {self.state.value}; call ~/enable first (homing moves the hand)"
+        problem = self.feedback_problem(t)
+        if problem:
+            return False, f"refused: {problem}"
+        if self.state is HandState.HOMING:
+            return True, "already homing"
+        self._set_state(HandState.HOMING, t, "home requested (~/home): ramping to the home pose at "
+                        "home_velocity_scale until a fresh policy target arrives")
+        return True, "homing: ramping to the home pose at home_velocity_scale"
+
     # ------------------------------------------------------------- clock
     def _target_is_fresh(self, t: float) -> bool:
         return self._target_t is not None and t - self._target_t <= self.config.target_timeout

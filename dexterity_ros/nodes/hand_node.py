@@ -5,7 +5,8 @@ feedback are converted (by joint name) and handed to the pure
 :class:`~dexterity_ros.hand.HandController`; a steady-clock timer asks it for
 one command per period and publishes it in the chosen driver profile's
 format. Starts DISABLED; ~/enable, ~/estop and ~/reset drive the state
-machine; every state change is logged and published on /diagnostics.
+machine, ~/home starts the watchdog's homing ramp at once; every state change
+is logged and published on /diagnostics.
 """
 from __future__ import annotations
 
@@ -132,6 +133,7 @@ class HandNode(DexterityNode):
         self.create_service(SetBool, "~/enable", self.on_enable)
         self.create_service(Trigger, "~/estop", self.on_estop)
         self.create_service(Trigger, "~/reset", self.on_reset)
+        self.create_service(Trigger, "~/home", self.on_home)
         # Commands run on the steady clock: a paused or replayed /clock must not stop the watchdog.
         self.create_timer(period, self.on_command_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -332,6 +334,19 @@ class HandNode(DexterityNode):
         self.get_logger().info(f"~/reset: {response.message}")
         self._after_state_change()
         return response
+
+    def on_home(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self._start_homing(time.monotonic())
+        if response.success:
+            self.get_logger().info(f"~/home: {response.message}")
+        else:
+            self.get_logger().warning(f"~/home: {response.message}")
+        self._after_state_change()
+        return response
+
+    def _start_homing(self, t: float) -> tuple[bool, str]:
+        """~/home: the controller's HOMING now (HandController.home says when it is refused)."""
+        return self.controller.home(t)
 
     # ------------------------------------------------------------- timer
     def on_command_timer(self) -> None:
