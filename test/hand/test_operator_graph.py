@@ -384,7 +384,9 @@ def test_topic_list_echo_hz(graph):
     assert "(reliable, transient local)" in rows["/goal/orientation"]
     assert "(best effort, volatile)" in rows["/camera/camera/depth/image_rect_raw"]
     rates = [float(m) for m in re.findall(r"average rate: ([\d.]+) Hz", r["hz"].out)]
-    assert rates and 50 < rates[-1] < 150, r["hz"].out                 # the emulator's 100 Hz feedback
+    # the emulator's 100 Hz feedback: on a loaded 2-core machine it was measured as low as 47 Hz, so the
+    # bounds only tell a working rate estimate from a broken one (0, or the 1 kHz of a stamp/ns mix-up)
+    assert rates and 20 < max(rates) < 150, r["hz"].out
     assert "window: " in r["hz"].out and "std dev: " in r["hz"].out
     assert r["field"].out.startswith("[joint_0.0, joint_1.0,") and "joint_15.0]" in r["field"].out
     assert r["sensor"].out.count("---") == 2 and "position: [" in r["sensor"].out
