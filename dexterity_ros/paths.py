@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,3 +68,23 @@ def data_directory() -> Path:
 def robot_description_path() -> Path:
     """The Allegro description YAML shipped with the package (a copy of shared/)."""
     return config_path("robots", "allegro_right.yaml")
+
+
+def write_bytes_atomically(output: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``output`` through a temp file + rename: readers never see a half-written file,
+    and a failure leaves nothing behind (the exporter and the importers write models this way)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return output

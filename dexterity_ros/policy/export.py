@@ -10,8 +10,6 @@ leaves the output path untouched.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import onnx
 import torch
 
 from .. import __version__
+from ..paths import write_bytes_atomically
 from .contract import ContractError, PolicyContract, attach_contract, check_graph_io, sample_inputs
 from .runtime import PolicyError, make_session, session_io
 
@@ -146,19 +145,6 @@ def export_policy(module: torch.nn.Module, contract: PolicyContract, output: str
                   ) -> ExportReport:
     """Export, verify, then write ``output`` atomically (nothing is written on failure)."""
     data, report = export_to_bytes(module, contract, **kwargs)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    output = write_bytes_atomically(output, data)
     return ExportReport(output, report.size_bytes, report.max_abs_diff, report.trials, report.opset,
                         report.contract)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ...paths import write_bytes_atomically
 from . import ImportRefused
 
 NORMALISER_OPS = {"Sub", "Add", "Div", "Mul"}    # ops of an in-graph (x - mean) / std
@@ -44,21 +43,7 @@ def torch_to_onnx(module, input_shapes: dict[str, Sequence[int]], output_names: 
 
 def write_model_atomically(model, output: str | Path) -> Path:
     """Serialize an onnx.ModelProto to ``output`` (temp file + rename: nothing half-written on failure)."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(model.SerializeToString())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return output
+    return write_bytes_atomically(output, model.SerializeToString())
 
 
 # ----------------------------------------------------- ONNX models (Isaac Lab, Playground)
