@@ -5,7 +5,9 @@ then stops the children in order); its output is echoed line by line as ``[label
 its exit is reported with ros2 launch's wording (``process has died [pid N, exit code C,
 cmd '...']``) and the others keep running, unless it was started with ``on_exit="shutdown"``
 (then its exit shuts the whole launch down, like ros2 launch's Shutdown action).
-Shutdown: SIGINT, then SIGTERM after ``sigterm_timeout``, then SIGKILL after ``sigkill_timeout``.
+Shutdown: SIGINT, then SIGTERM after ``sigterm_timeout``, then SIGKILL after ``sigkill_timeout``;
+a child still running that catches SIGUSR1 first gets it: our nodes then print every thread's
+Python stack (ros.common.run_node), so the output says where it hung.
 
 Children never outlive the launcher: SIGINT, SIGTERM and SIGHUP (terminal closed) of the
 launcher start the same ordered shutdown, and each child is started with the Linux parent-death
@@ -43,6 +45,7 @@ _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGH
 SUPERVISOR_PID_ENV = "DEXTERITY_SUPERVISOR_PID"
 PARENT_DEATH_SIGNAL = signal.SIGTERM   # rclpy's handler makes it a clean shutdown (run_node returns 0)
 _PR_SET_PDEATHSIG = 1
+STACK_DUMP_WAIT_S = 0.5   # after SIGUSR1, before SIGKILL: time for a hung node to print its stacks
 
 
 @dataclass
@@ -358,6 +361,31 @@ class LaunchHandle:
             except ProcessLookupError:
                 pass
 
+    @staticmethod
+    def _dumps_stacks(child: ChildProcess) -> bool:
+        """Whether the child catches SIGUSR1 (our nodes print their stacks on it: ros.common.run_node).
+
+        Read from /proc (SigCgt), so a process that would die of SIGUSR1 never gets it.
+        """
+        if child.popen is None or child.exited.is_set():
+            return False
+        try:
+            with open(f"/proc/{child.popen.pid}/status") as status:
+                caught = next((int(line.split()[1], 16) for line in status if line.startswith("SigCgt:")), 0)
+        except (OSError, ValueError):
+            return False
+        return bool(caught & (1 << (int(signal.SIGUSR1) - 1)))
+
+    def _dump_stacks(self, child: ChildProcess) -> None:
+        """Before SIGKILL: ask a hung node of ours where it hangs, so the kill leaves a cause in the output."""
+        if not self._dumps_stacks(child):
+            return
+        self.log("ERROR", "launch", f"process[{child.label}]: its Python stacks follow (SIGUSR1)")
+        try:
+            child.popen.send_signal(signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
     def _wait_all(self, children: Iterable[ChildProcess], timeout: float) -> list[ChildProcess]:
         deadline = time.monotonic() + timeout
         pending = [c for c in children if not c.exited.is_set()]
@@ -391,6 +419,10 @@ class LaunchHandle:
             for child in remaining:
                 self.log("ERROR", "launch", f"process[{child.label}] failed to terminate "
                          f"'{self.sigkill_timeout:g}' seconds after receiving 'SIGTERM', escalating to 'SIGKILL'")
+                self._dump_stacks(child)
+            if remaining:
+                self._wait_all(remaining, STACK_DUMP_WAIT_S)   # the dumps reach the output (or the child exits)
+            for child in remaining:
                 self._signal(child, signal.SIGKILL)
             self._wait_all(remaining, 10.0)
             for child in self.children:

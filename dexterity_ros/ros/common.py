@@ -27,7 +27,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import faulthandler
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import typing
@@ -367,7 +371,18 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     executor "Unable to convert call argument". Such an error with the context shut down is the
     requested shutdown, not a crash. SIGTERM is also the parent-death signal that
     ``dexterity-ros launch`` gives its children, so a node stops cleanly when its launcher dies.
+
+    SIGUSR1 prints every thread's Python stack to stderr (``faulthandler``: it runs in C, so it
+    works even while the interpreter is stuck in a native call); the launcher sends it to a node
+    that ignored SIGINT and SIGTERM before it kills it, so a hang names where it hung.
+
+    The teardown (destroying the node's DDS entities, shutting rclpy down) is bounded by
+    ``TEARDOWN_GRACE_S``: a DDS participant that never finishes closing (Fast DDS can block on a
+    shared-memory port left behind by a killed process) must not turn a requested stop into a
+    hang the launcher has to SIGKILL. Past the grace the node prints a warning with every
+    thread's stack and leaves with the exit code it had already decided on.
     """
+    _register_stack_dump()
     node = None
     code = 0
     initialised = False
@@ -396,11 +411,21 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
                 _say(traceback.format_exc().rstrip("\n"))
                 code = 1
         finally:
-            _close(node)
+            _close(node, code)
     except KeyboardInterrupt:
         # SIGINT pending from the shutdown above, raised while it was being handled: the same shutdown
-        _close(node)
+        _close(node, code)
     return code
+
+
+TRACEBACK_SIGNAL = signal.SIGUSR1
+
+
+def _register_stack_dump() -> None:
+    try:
+        faulthandler.register(TRACEBACK_SIGNAL, all_threads=True, chain=False)
+    except (AttributeError, ValueError, RuntimeError, OSError):   # no SIGUSR1 (Windows) or no usable stderr
+        pass
 
 
 def _say(text: str) -> None:
@@ -411,8 +436,59 @@ def _say(text: str) -> None:
         pass
 
 
-def _close(node: Node | None) -> None:
-    """Destroy the node and shut rclpy down; a second Ctrl-C meanwhile changes nothing."""
+TEARDOWN_GRACE_S = 4.0      # the launcher escalates after 5 s: a node ends its own teardown before that
+TEARDOWN_BACKSTOP_S = 0.5   # then, if even the watchdog thread cannot run (GIL held in C): faulthandler's exit
+
+
+class _TeardownWatchdog:
+    """Bounds the teardown: past the grace, print why and every stack, then leave with ``code``.
+
+    The watchdog is a Python thread (it can run while the main thread waits in a native call that
+    released the GIL, as DDS calls do); faulthandler's C timer is the backstop for a native call
+    that holds the GIL (it exits with status 1 after printing the stacks).
+    """
+
+    def __init__(self, grace_s: float, code: int, who: str):
+        self.grace_s, self.code, self.who = grace_s, code, who
+        self._timer = threading.Timer(grace_s, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        try:
+            faulthandler.dump_traceback_later(grace_s + TEARDOWN_BACKSTOP_S, exit=True)
+        except (ValueError, RuntimeError, OSError):   # no usable stderr: the Python watchdog alone
+            pass
+
+    def _expire(self) -> None:
+        _say(f"[WARN] {self.who}: ROS teardown did not finish within {self.grace_s:g} s (a DDS entity that does "
+             f"not close); exiting with code {self.code} without waiting for it; the stacks follow")
+        try:
+            faulthandler.dump_traceback(all_threads=True)
+            sys.stdout.flush()
+        except (OSError, ValueError, RuntimeError):
+            pass
+        os._exit(self.code)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _close(node: Node | None, code: int = 0) -> None:
+    """Destroy the node and shut rclpy down within TEARDOWN_GRACE_S; a second Ctrl-C meanwhile changes nothing."""
+    who = "node"
+    if node is not None:
+        try:
+            who = node.get_name()
+        except Exception:   # already destroyed: keep the generic word
+            pass
+    watchdog = _TeardownWatchdog(TEARDOWN_GRACE_S, code, who)
+    try:
+        _teardown(node)
+    finally:
+        watchdog.cancel()
+
+
+def _teardown(node: Node | None) -> None:
     if node is not None:
         try:
             node.destroy_node()

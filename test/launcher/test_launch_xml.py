@@ -604,6 +604,29 @@ def test_every_child_ends_with_the_launcher_whichever_signal_ends_it(tmp_path, s
         assert "escalating" not in launcher.output, launcher.output
 
 
+def test_a_node_deaf_to_sigint_and_sigterm_prints_its_stacks_before_the_kill(tmp_path):
+    """A node of ours stuck in a native call hears neither SIGINT nor SIGTERM; before SIGKILL the
+    launcher sends SIGUSR1 (only to a child that catches it), so the output names where it hung."""
+    launch_file = write(tmp_path, "deaf.launch.xml", """<launch>
+  <node pkg="dexterity_launch_fixtures" exec="run_node_probe" name="probe" output="screen" args="--hang-s 60"/>
+  <executable cmd="sleep 120" name="sleeper" output="screen"/>
+</launch>""")
+    launcher = _Launcher("--sigterm-timeout", "1", "--sigkill-timeout", "1", str(launch_file))
+    try:
+        assert launcher.wait_for("[run_node_probe-1] probe ready", timeout=90), launcher.output
+        time.sleep(0.5)                                  # inside the hanging callback
+        launcher.proc.send_signal(signal.SIGINT)
+        code = launcher.finish(timeout=60)
+    finally:
+        launcher.close()
+    output = launcher.output
+    assert code == 1, output
+    assert "process[run_node_probe-1]: its Python stacks follow (SIGUSR1)" in output, output
+    assert re.search(r"\[run_node_probe-1\] .*line \d+ in hang", output), output
+    assert "process[sleeper-2]: its Python stacks" not in output, output     # sleep would die of SIGUSR1
+    assert "escalating to 'SIGKILL'" in output
+
+
 def test_cli_sigint_while_a_node_is_still_being_constructed_exits_zero(tmp_path):
     """Ctrl-C during start-up, on purpose: the probe is inside its node factory (run_node) and the
     talker may be anywhere in its start-up; every child exits 0 at once, no escalation."""
@@ -886,6 +909,50 @@ def test_run_node_treats_an_error_after_shutdown_as_the_shutdown_and_any_other_a
         assert "Traceback" in done.stderr and "Unable to convert" in done.stderr
     else:
         assert "shut down while spinning" in done.stderr and "Traceback" not in done.stderr
+
+
+TEARDOWN_SCRIPT = """
+import ctypes, sys, time
+from rclpy.node import Node
+from dexterity_ros.ros.common import NodeExit, run_node
+
+class Stuck(Node):
+    def destroy_node(self):
+        if sys.argv[1] == "gil_released":
+            time.sleep(120)                  # waits as a DDS call does, GIL released
+        else:
+            ctypes.PyDLL(None).sleep(120)    # a native call that keeps the GIL
+        super().destroy_node()
+
+def make():
+    node = Stuck("teardown_probe")
+    def leave():
+        raise NodeExit("probe leaving on purpose", 0)
+    node.create_timer(0.2, leave)
+    return node
+
+sys.exit(run_node(make, args=[]))
+"""
+
+
+@pytest.mark.parametrize("how,code", [("gil_released", 0), ("gil_held", 1)])
+def test_a_teardown_that_never_finishes_is_cut_short_with_the_stacks(how, code):
+    """A node whose DDS teardown hangs still ends within the launcher's SIGTERM timeout (5 s):
+    the watchdog thread leaves with the decided exit code, printing why and every stack; a
+    native call that holds the GIL is ended by faulthandler's backstop (exit 1, stacks too)."""
+    from dexterity_ros.ros.common import TEARDOWN_BACKSTOP_S, TEARDOWN_GRACE_S
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", TEARDOWN_SCRIPT, how], capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert done.returncode == code, done.stderr[-2000:]
+    assert TEARDOWN_GRACE_S <= elapsed < 30, elapsed       # not before the grace; never the 120 s sleep
+    assert "in destroy_node" in done.stderr, done.stderr[-2000:]      # the stack names where it hung
+    if how == "gil_released":
+        assert "teardown_probe: ROS teardown did not finish within 4 s" in done.stderr, done.stderr[-2000:]
+        assert "exiting with code 0" in done.stderr
+    else:
+        assert "Timeout (0:00:0%d" % int(TEARDOWN_GRACE_S + TEARDOWN_BACKSTOP_S) in done.stderr, done.stderr[-2000:]
 
 
 START_UP_SCRIPT = """
