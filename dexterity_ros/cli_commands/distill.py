@@ -1,7 +1,7 @@
 """`dexterity-ros distill --config config/experiments/distill_small.yaml`: DAgger + BC distillation of the expert.
 
     dexterity-ros distill --config config/experiments/distill_small.yaml --out runs/distill_small \\
-        [--workers N] [--seed N] [--plot docs/results_small.png] [--ship models/student.onnx]
+        [--workers N] [--ray auto|local|ADDRESS] [--seed N] [--plot docs/results_small.png] [--ship models/student.onnx]
 
 Resumable: every stage (collected data, trained and exported students,
 evaluations) is checkpointed under --out and skipped on a rerun of the same
@@ -11,7 +11,8 @@ with another training seed (episode seeds, driver draws, network initialisation 
 batch order) on the same held-out episodes: one run's DAgger-vs-BC gap may be luck.
 ``student: {kind: pose}`` in the config distils a pose student (the tracked object
 pose, the goal and the joints; a contract-v2 model for student_node) instead of the
-point-cloud student.
+point-cloud student. --ray runs the episodes on a Ray cluster instead of local worker processes
+(learning/backends.py; docs/ray.md): the same seeds give the same dataset on either.
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def register(subparsers) -> None:
                         help="distillation YAML (e.g. config/experiments/distill_small.yaml or config/experiments/distill_full.yaml)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/distill_<name>)")
     parser.add_argument("--workers", type=int, default=None, help="simulation worker processes (default: config)")
+    parser.add_argument("--ray", metavar="auto|local|ADDRESS", default=None,
+                        help="run the episodes on Ray: 'local' starts a private instance with --workers CPUs, "
+                             "'auto' joins this machine's cluster (ray start --head / RAY_ADDRESS), else a "
+                             "cluster address (HOST:6379 or ray://HOST:10001); default: local worker processes")
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed for both the episodes and the networks (default: the config's "
                              "distill.seed and train.seed); the held-out evaluation seed is kept")
@@ -65,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --seed: {exc}", file=sys.stderr)
             return 2
     out = args.out or Path("runs") / f"distill_{config.name}"
-    print(f"distill '{config.name}' -> {out} ({config.workers} worker(s), config digest {config.digest()})",
-          flush=True)
+    where = f"Ray: {args.ray}" if args.ray else f"{config.workers} worker(s)"
+    print(f"distill '{config.name}' -> {out} ({where}, config digest {config.digest()})", flush=True)
     try:
-        results = run_distill(config, out, progress=not args.no_progress)
-    except RuntimeError as exc:
+        results = run_distill(config, out, progress=not args.no_progress, ray_address=args.ray)
+    except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print()
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             print(metrics_line(f"BC with the same labels          ", entry["bc"]))
     print()
     print(results_table(results))
-    print(f"\n{results['seconds'] / 60:.1f} min with {results['workers']} worker(s) (all invocations of this run: "
+    print(f"\n{results['seconds'] / 60:.1f} min on {results['backend']} (all invocations of this run: "
           f"{results['total_seconds'] / 60:.1f} min); results in {out / 'results.json'}")
     if args.plot:
         from ..learning.plot import plot_results

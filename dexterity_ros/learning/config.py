@@ -56,7 +56,8 @@ LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per
                  ("expert", "hold"): "applied", ("student", "residual"): 0.0, ("objects", None): [],
                  ("expert", "common_noise"): False, ("student", "goal_object"): "",
                  ("student", "joint_position_history"): False, ("student", "kind"): "point_cloud",
-                 ("student", "symmetry_augmentation"): False, ("tracking", None): ""}
+                 ("student", "symmetry_augmentation"): False, ("tracking", None): "",
+                 ("student", "recurrent_size"): 0, ("train", "bptt_steps"): 16}
 
 
 @dataclass(frozen=True)

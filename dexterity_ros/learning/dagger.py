@@ -40,7 +40,8 @@ from ..policy.export import export_policy
 from ..sim.randomization import as_randomization_config
 from .config import DistillConfig
 from .dataset import Dataset, beta_schedule, episode_drivers
-from .rollout import EpisodeData, EpisodeJob, WorkerSetup, make_executor, run_episodes, summaries, summarize
+from .backends import describe_backend, make_backend
+from .rollout import EpisodeData, EpisodeJob, WorkerSetup, run_episodes, summaries, summarize
 from .student import build_student, mapping_from_contract
 from .train import train_student
 
@@ -51,7 +52,8 @@ class Distiller:
     """One distillation run in ``out_dir`` (see the module docstring)."""
 
     def __init__(self, config: DistillConfig, out_dir: str | Path, progress: bool = True,
-                 log: Callable[[str], None] = print, perception: PerceptionConfig | None = None):
+                 log: Callable[[str], None] = print, perception: PerceptionConfig | None = None,
+                 ray_address: str | None = None):
         self.config = config
         self.out = Path(out_dir)
         self.progress = progress
@@ -65,7 +67,9 @@ class Distiller:
         self.setup = WorkerSetup(self.sim_config, self.randomization, c.expert, c.student.history_length,
                                  self.perception, student=c.student if c.student.kind == "pose" else None,
                                  tracking=self.tracking)
-        self.executor = make_executor(c.workers) if c.workers > 0 else None
+        # where episodes run (local processes, or Ray with ray_address); the data do not depend on it
+        self.executor = make_backend(c.workers, ray_address)
+        self.backend = describe_backend(self.executor, c.workers)
         from ..sim.env import ReorientEnv
         env = ReorientEnv(self.sim_config, self.randomization, seed=0)
         self.default_pose = env.initial_joint_positions
@@ -196,8 +200,13 @@ class Distiller:
             from ..objects.models import load_object_model
             from .pose_student import symmetry_variants
             variants = symmetry_variants(contract, data.obs, load_object_model(self.sim_config.objects[0]).symmetry)
+        starts = None
+        if c.student.recurrent_size:              # sequences: cut where the runtime resets the state
+            from .pose_student import sequence_starts
+            from .train import episode_keys
+            starts = sequence_starts(contract, data.obs, episode_keys(data))
         result = train_student(module, data, delta_mapping(contract, self.hand), c.train, progress=self.progress,
-                               description=f"train {stage}", obs_variants=variants)
+                               description=f"train {stage}", obs_variants=variants, sequence_starts=starts)
         torch.save(module.state_dict(), folder / "student.pt")
         _, report = export_pose_student(module, contract, onnx_path)
         info = {"stage": stage, "labels": len(data), **result.to_json(), "export_max_abs_diff": report.max_abs_diff}
@@ -300,11 +309,13 @@ class Distiller:
         results["seconds"] = time.perf_counter() - started          # this invocation
         results["timings"] = self.timings
         results["workers"] = c.workers
+        results["backend"] = self.backend
         # wall time summed over every invocation that did work on this run (a resumed run adds up)
         ledger_path = self.out / "wall_time.json"
         ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else []
         if self.timings:
-            ledger.append({"seconds": results["seconds"], "workers": c.workers, "stages": self.timings})
+            ledger.append({"seconds": results["seconds"], "workers": c.workers, "backend": self.backend,
+                           "stages": self.timings})
             self._write(ledger_path, ledger)
         results["total_seconds"] = float(sum(entry["seconds"] for entry in ledger))
         self._write(self.out / "results.json", results)
@@ -381,8 +392,10 @@ def _json_default(value: Any) -> Any:
 
 
 def run_distill(config: DistillConfig, out_dir: str | Path, progress: bool = True,
-                log: Callable[[str], None] = print, perception: PerceptionConfig | None = None) -> dict[str, Any]:
-    distiller = Distiller(config, out_dir, progress=progress, log=log, perception=perception)
+                log: Callable[[str], None] = print, perception: PerceptionConfig | None = None,
+                ray_address: str | None = None) -> dict[str, Any]:
+    distiller = Distiller(config, out_dir, progress=progress, log=log, perception=perception,
+                          ray_address=ray_address)
     try:
         return distiller.run()
     finally:

@@ -18,6 +18,9 @@ tracked orientation, the goal, and R(q_object q_goal^-1) (sign-free).
 Action: ``delta_previous_target``: target = previous target + scale * tanh(net),
 so "hold" is an exact zero and the network learns the change (the point-cloud
 student's ``residual`` option, in the contract's own terms).
+Memory (``student.recurrent_size`` > 0): a GRU state the contract declares as a
+recurrent pair and the runtime carries and resets (docs/policy_contract.md,
+"Recurrent state"); trained on sequences cut at :func:`sequence_starts`.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ DELTA_SCALE_FRACTION = 0.5        # action scale per joint: this fraction of its
                                   # up to half the range in one step; hold = 0)
 POSITION_STD_M = 0.02             # normalisation of the object's offset from its grasp position
 INPUT_NAME, OUTPUT_NAME = "obs", "action"
+STATE_INPUT, STATE_OUTPUT = "state_in", "state_out"     # recurrent students: the GRU state pair
 
 
 def pose_terms(history_length: int, origin: Sequence[float]) -> list[dict[str, Any]]:
@@ -81,11 +85,21 @@ def feature_normalization(contract: PolicyContractV2, hand: HandDescription) -> 
 
 
 class PoseStudent(nn.Module):
-    """MLP on the flat term vector: ((obs - mean) / std) -> hidden (ELU) -> tanh action (delta)."""
+    """MLP on the flat term vector: ((obs - mean) / std) -> hidden (ELU) -> tanh action (delta).
+
+    ``recurrent_size`` R > 0 puts a GRU cell between the trunk and the head (the
+    head reads the cell's state): ``forward(obs, state)`` -> ``(action, new_state)``,
+    state (B, R), zeros at a reset. The contract declares the pair (``state_in`` ->
+    ``state_out``) and TermPolicyRuntime feeds the state back (docs/policy_contract.md).
+    The cell's parameters are ``nn.GRUCell``'s but its math is written out in
+    :meth:`gru` (two Gemm-able linears and pointwise ops), so the ONNX graph keeps
+    the parameter names and :func:`load_torch_pose_student` reads them back.
+    """
 
     input_kind = "pose"
 
-    def __init__(self, hidden: Sequence[int], mean: Sequence[float], std: Sequence[float], num_joints: int):
+    def __init__(self, hidden: Sequence[int], mean: Sequence[float], std: Sequence[float], num_joints: int,
+                 recurrent_size: int = 0):
         super().__init__()
         self.register_buffer("obs_mean", torch.tensor(np.asarray(mean), dtype=torch.float32))
         self.register_buffer("obs_inv_std", 1.0 / torch.tensor(np.asarray(std), dtype=torch.float32))
@@ -95,10 +109,45 @@ class PoseStudent(nn.Module):
             layers += [nn.Linear(width, h), nn.ELU()]
             width = h
         self.body = nn.Sequential(*layers)
+        self.recurrent_size = int(recurrent_size)
+        if self.recurrent_size > 0:
+            self.cell = nn.GRUCell(width, self.recurrent_size)
+            width = self.recurrent_size
         self.head = nn.Linear(width, num_joints)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.head(self.body((obs - self.obs_mean) * self.obs_inv_std)))
+    def gru(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """torch.nn.GRUCell's update (gates r, z, n in its weight order), spelled out for a plain ONNX graph."""
+        c = self.cell
+        gi = nn.functional.linear(x, c.weight_ih, c.bias_ih)
+        gh = nn.functional.linear(state, c.weight_hh, c.bias_hh)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * state
+
+    def initial_state(self, batch: int = 1) -> torch.Tensor:
+        return torch.zeros(batch, self.recurrent_size)
+
+    def sequence(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, D) observations in time order from state (B, R) -> ((B, L, J) actions, the last state):
+        the trunk over all steps at once, the cell step by step (training; same math as :meth:`forward`)."""
+        features = self.body((obs - self.obs_mean) * self.obs_inv_std)
+        states = []
+        for t in range(obs.shape[1]):
+            state = self.gru(features[:, t], state)
+            states.append(state)
+        return torch.tanh(self.head(torch.stack(states, dim=1))), state
+
+    def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None):
+        features = self.body((obs - self.obs_mean) * self.obs_inv_std)
+        if self.recurrent_size == 0:
+            return torch.tanh(self.head(features))
+        if state is None:
+            state = self.initial_state(obs.shape[0])
+        new_state = self.gru(features, state)
+        return torch.tanh(self.head(new_state)), new_state
 
 
 @dataclass(frozen=True)
@@ -129,6 +178,11 @@ def build_pose_student(architecture, hand: HandDescription, origin: Sequence[flo
     """
     scale = np.round((hand.upper - hand.lower) * DELTA_SCALE_FRACTION, 6)
     terms = pose_terms(architecture.history_length, origin)
+    recurrent = int(getattr(architecture, "recurrent_size", 0))
+    memory = {}
+    if recurrent > 0:       # the GRU state: fed back by the runtime, zeros at every reset (its initial_value)
+        memory = {"recurrent_inputs": [{"name": STATE_INPUT, "shape": [1, recurrent]}],
+                  "recurrent_state": [{"input": STATE_INPUT, "output": STATE_OUTPUT, "initial_value": 0.0}]}
     contract = PolicyContractV2.from_mapping({
         "contract_version": 2, "name": name, "control_rate_hz": float(control_rate_hz),
         "description": description or "pose student distilled from a privileged sampling-MPC expert: tracked "
@@ -137,15 +191,18 @@ def build_pose_student(architecture, hand: HandDescription, origin: Sequence[flo
         "inputs": [{"name": INPUT_NAME, "terms": [t["name"] for t in terms],
                     "description": "normalised inside the graph"}],
         "action": {"output": OUTPUT_NAME, "mode": "delta_previous_target", "scale": scale.tolist()},
-        "outputs": [{"name": OUTPUT_NAME, "shape": [1, hand.num_joints]}],
-        "provenance": {}})
+        "outputs": [{"name": OUTPUT_NAME, "shape": [1, hand.num_joints]}] + (
+            [{"name": STATE_OUTPUT, "shape": [1, recurrent], "meaning": "recurrent_state"}] if recurrent else []),
+        **memory, "provenance": {}})
     mean, std = feature_normalization(contract, hand)
     record = {"hidden": [int(h) for h in architecture.hidden], "history_length": int(architecture.history_length),
               "seed": int(seed), "obs_mean": mean.tolist(), "obs_std": std.tolist()}
+    if recurrent:           # absent for feed-forward students: their contracts stay as they were
+        record["recurrent_size"] = recurrent
     contract = contract.with_provenance(**{POSE_PROVENANCE_KEY: record}, **(provenance or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = PoseStudent(architecture.hidden, mean, std, hand.num_joints)
+        module = PoseStudent(architecture.hidden, mean, std, hand.num_joints, recurrent_size=recurrent)
         with torch.no_grad():            # start near "hold": a small delta
             module.head.weight.mul_(0.1)
             module.head.bias.zero_()
@@ -157,7 +214,8 @@ def pose_student_from_contract(contract: PolicyContractV2) -> PoseStudent:
     record = contract.provenance.get(POSE_PROVENANCE_KEY)
     if record is None:
         raise ValueError(f"contract '{contract.name}' has no '{POSE_PROVENANCE_KEY}' provenance: not a pose student")
-    return PoseStudent(record["hidden"], record["obs_mean"], record["obs_std"], contract.num_joints)
+    return PoseStudent(record["hidden"], record["obs_mean"], record["obs_std"], contract.num_joints,
+                       recurrent_size=int(record.get("recurrent_size", 0)))
 
 
 def delta_mapping(contract: PolicyContractV2, hand: HandDescription) -> DeltaMapping:
@@ -181,12 +239,17 @@ class TermInputs:
     features are the runtime's own :func:`assemble_inputs` on the same records.
     :meth:`commit` records what was executed: the student's action and target, or
     the expert's target (with the action that would have produced it).
+
+    A recurrent contract's state input is not mirrored here: it is the network's
+    own output fed back, which the runtime carries and training recomputes from
+    the recorded sequence (:func:`sequence_starts` finds where the runtime reset it).
+    :attr:`was_reset` says whether the last :meth:`feeds` reset.
     """
 
     def __init__(self, contract: PolicyContractV2, hand: HandDescription,
                  options: RuntimeOptions = RuntimeOptions()):
-        if contract.recurrent_inputs or any(s.normalizer is not None for s in contract.inputs):
-            raise ValueError("TermInputs mirrors feed-forward contracts without contract normalisers")
+        if any(s.normalizer is not None for s in contract.inputs):
+            raise ValueError("TermInputs mirrors contracts without contract normalisers")
         self.contract, self.hand = contract, hand
         self.index = resolve_joint_order(contract, hand)
         self.mapping = delta_mapping(contract, hand)
@@ -204,6 +267,7 @@ class TermInputs:
         self._last_stamp: int | None = None
         self._last_goal: np.ndarray | None = None
         self._pending: tuple | None = None
+        self.was_reset = False
 
     @property
     def base(self) -> np.ndarray:
@@ -224,6 +288,7 @@ class TermInputs:
                  or (self._last_goal is not None and not np.array_equal(goal, self._last_goal))
                  or (self._last_stamp is not None and (stamp < self._last_stamp
                                                        or stamp - self._last_stamp > self.gap_ns)))
+        self.was_reset = reset
         if reset:
             self._records.clear()
             self._prev_target = q.copy()
@@ -255,6 +320,50 @@ class TermInputs:
         """Someone else (the expert, or holding still) set this target: the action that would give it."""
         target = np.clip(np.asarray(target_canonical, dtype=np.float64), self.hand.lower, self.hand.upper)
         self.commit(self.mapping.action(target[self.index], self.base), target)
+
+
+def sequence_starts(contract: PolicyContractV2, obs: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """(S,) bool: the recorded rows at which TermPolicyRuntime reset its state (history and recurrent state).
+
+    The runtime resets on the first step, a new goal, a gap longer than
+    ``reset_after_gap_s`` and time going backwards (and after a failed inference,
+    which ends a rollout). Every such reset leaves one mark in the term vector it
+    feeds: the window is copies of the current record (the measured joint
+    history is one pose repeated) and the previous target is the measured pose,
+    bit for bit, which measured joints moving towards a commanded target never
+    give otherwise. Reading the mark from the recorded rows (rather than
+    re-deriving goal changes and stamps) makes training reset exactly where the
+    runtime did, for every reason, and in datasets recorded before this existed;
+    :func:`~.rollout.run_episode` checks the mark against :class:`TermInputs` on
+    every recorded row. ``keys`` (episode identity per row): a new key starts a
+    sequence too (rows are each episode's runtime steps in order).
+    """
+    starts = reset_marks(contract, obs)
+    if keys is not None and len(starts):
+        keys = np.asarray(keys)
+        starts |= np.r_[True, keys[1:] != keys[:-1]]
+    elif len(starts):
+        starts[0] = True
+    return starts
+
+
+def reset_marks(contract: PolicyContractV2, obs: np.ndarray) -> np.ndarray:
+    """(S,) bool: the rows whose term vector carries the runtime's reset mark (see :func:`sequence_starts`)."""
+    obs = np.asarray(obs)
+    index = {contract.term(n).kind: n for n in contract.inputs[0].terms}
+    offsets, start = {}, 0
+    for name in contract.inputs[0].terms:
+        size = contract.term(name).size(contract.num_joints)
+        offsets[name] = slice(start, start + size)
+        start += size
+    if "joint_position_history" not in index or "previous_targets" not in index:
+        raise ValueError("sequence_starts reads the joint_position_history and previous_targets terms")
+    j = contract.num_joints
+    joints = obs[:, offsets[index["joint_position_history"]]].reshape(len(obs), -1, j)
+    targets = obs[:, offsets[index["previous_targets"]]].reshape(len(obs), -1, j)
+    if joints.shape != targets.shape:
+        raise ValueError("sequence_starts needs equal joint and target history lengths")
+    return (joints == joints[:, -1:]).all(axis=(1, 2)) & (targets == joints).all(axis=(1, 2))
 
 
 # ------------------------------------------------------------------ symmetry
@@ -326,6 +435,9 @@ def export_pose_student(module: PoseStudent, contract: PolicyContractV2, output:
     consistent and matches the graph's inputs/outputs (``attach_contract_v2``),
     ``onnx.checker`` accepts the graph, and onnxruntime matches torch eager on
     seeded random inputs within ``tolerance``; ExportError otherwise, nothing written.
+    A recurrent student's ``trials`` inputs are one sequence, each side (torch,
+    onnxruntime) feeding its own state output back, as TermPolicyRuntime does;
+    actions and states are compared at every step.
     """
     import onnx
 
@@ -340,8 +452,16 @@ def export_pose_student(module: PoseStudent, contract: PolicyContractV2, output:
     shape = contract.input_shape(contract.inputs[0])
     if shape != (1, size):
         raise ExportError(f"contract input '{INPUT_NAME}' has shape {list(shape)}, the module takes [1, {size}]")
+    recurrent = module.recurrent_size
+    if recurrent and contract.graph_inputs() != [(INPUT_NAME, (1, size)), (STATE_INPUT, (1, recurrent))]:
+        raise ExportError(f"contract inputs {contract.graph_inputs()} are not the recurrent module's "
+                          f"[{INPUT_NAME} [1, {size}], {STATE_INPUT} [1, {recurrent}]]")
+    if not recurrent and contract.recurrent_inputs:
+        raise ExportError("the contract declares recurrent state, the module is feed-forward")
+    shapes = {INPUT_NAME: (1, size), **({STATE_INPUT: (1, recurrent)} if recurrent else {})}
+    outputs = [OUTPUT_NAME] + ([STATE_OUTPUT] if recurrent else [])
     try:
-        model = torch_to_onnx(module, {INPUT_NAME: (1, size)}, [OUTPUT_NAME], opset=opset)
+        model = torch_to_onnx(module, shapes, outputs, opset=opset)
         stamped = contract.with_provenance(exporter=f"dexterity_ros {__version__}", torch=torch.__version__,
                                            onnx=onnx.__version__, opset=opset)
         attach_contract_v2(model, stamped)
@@ -352,11 +472,20 @@ def export_pose_student(module: PoseStudent, contract: PolicyContractV2, output:
     rng = np.random.default_rng(seed)
     mean, std = module.obs_mean.numpy(), 1.0 / module.obs_inv_std.numpy()
     worst = 0.0
+    torch_state = np.zeros((1, recurrent), np.float32)
+    onnx_state = torch_state.copy()
     for trial in range(trials):
         x = (mean + std * rng.uniform(-1.5, 1.5, size)).astype(np.float32)[None]
-        with torch.inference_mode():
-            expected = module(torch.from_numpy(x)).numpy()
-        got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        if recurrent:
+            with torch.inference_mode():
+                action, state = module(torch.from_numpy(x), torch.from_numpy(torch_state))
+            expected, torch_state = action.numpy(), state.numpy()
+            got, onnx_state = session.run(outputs, {INPUT_NAME: x, STATE_INPUT: onnx_state})
+            worst = max(worst, float(np.max(np.abs(onnx_state.astype(np.float64) - torch_state))))
+        else:
+            with torch.inference_mode():
+                expected = module(torch.from_numpy(x)).numpy()
+            got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
         worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - expected))))
         if worst > tolerance:
             raise ExportError(f"onnxruntime and torch disagree: max |diff| {worst:.3g} > tolerance {tolerance:g}")

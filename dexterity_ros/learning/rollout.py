@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing as mp
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from ..sim.episodes import episode_seed
+from .backends import local_executor
 
 Driver = Literal["expert", "student", "hold"]
 SYMMETRY_FLIP_RAD = math.radians(20.0)     # tracked vs true orientation: this much more apart than modulo the
@@ -344,12 +343,18 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
                     raise RuntimeError(f"the student runtime refused valid inputs: {out.reason}")
                 student_target = out.target
                 if job.driver == "student":
-                    _check_same_feeds(path.feeds, runtime.last_inputs, job, steps)
+                    _check_same_feeds(path.feeds, runtime.last_inputs, job, steps,
+                                      state_inputs=[r.name for r in getattr(runtime.contract, "recurrent_inputs", ())])
             label = job.driver == "expert" or (job.label_every > 0 and (usable - 1) % job.label_every == 0)
             expert_target = expert.act(env) if label else None
             labelled += int(label)
             if job.record and expert_target is not None:
                 rows_now = path.row()             # before the commit: this step's inputs
+                if worker.setup.pose:             # recurrent training cuts sequences at this mark: it must be
+                    from .pose_student import reset_marks     # exactly where the runtime reset
+                    if bool(reset_marks(path.inputs.contract, rows_now["obs"][None])[0]) != path.inputs.was_reset:
+                        raise RuntimeError(f"episode {job.index} step {steps}: the recorded row's reset mark "
+                                           f"disagrees with the runtime's reset ({path.inputs.was_reset})")
             if job.driver == "expert":
                 target = expert_target
                 path.commit_target(expert_target)
@@ -405,8 +410,15 @@ _EMPTY = {"points": lambda shapes: shapes.get("points", (0, 3)),
 
 
 def _check_same_feeds(mine: dict[str, np.ndarray], runtime: dict[str, np.ndarray] | None, job: EpisodeJob,
-                      step: int) -> None:
-    """On student-driven steps the recorded inputs must be the runtime's, bit for bit."""
+                      step: int, state_inputs: Sequence[str] = ()) -> None:
+    """On student-driven steps the recorded inputs must be the runtime's, bit for bit.
+
+    ``state_inputs`` (a recurrent contract's state feeds) are left out: the state is
+    the network's own output fed back, not an observation; it is not recorded, and
+    training recomputes it over the recorded sequence from the same resets.
+    """
+    if runtime is not None:
+        runtime = {k: v for k, v in runtime.items() if k not in set(state_inputs)}
     if runtime is None or set(mine) != set(runtime) or not all(np.array_equal(mine[k], runtime[k]) for k in mine):
         raise RuntimeError(f"episode {job.index} step {step}: recorded student inputs differ from the "
                            "runtime's feeds (StudentInputs no longer mirrors PolicyRuntime)")
@@ -424,8 +436,13 @@ def _worker_for(setup: WorkerSetup) -> _Worker:
         for old in list(_WORKERS.values()):       # one setup per process at a time
             old.close()
         _WORKERS.clear()
+        import open3d
         import torch
         torch.set_num_threads(setup.torch_threads)
+        # Open3D's ICP (the pose tracker) sums over points in parallel TBB tasks whose order varies
+        # from run to run, which changes the tracked pose in the last bits (and, rarely, a float32
+        # observation); one thread makes an episode a pure function of its job on every backend.
+        open3d.utility.set_max_threads(1)
         worker = _WORKERS[key] = _Worker(setup)
     return worker
 
@@ -435,11 +452,12 @@ def _run_task(setup: WorkerSetup, job: EpisodeJob, model_bytes: bytes | None) ->
 
 
 def run_episodes(setup: WorkerSetup, tasks: Sequence[Task], workers: int = 0, progress: bool = False,
-                 description: str = "episodes", executor: ProcessPoolExecutor | None = None) -> list[EpisodeData]:
-    """Run ``tasks`` in-process (workers=0, no executor) or in worker processes; results in task order.
+                 description: str = "episodes", executor: Executor | None = None) -> list[EpisodeData]:
+    """Run ``tasks`` in-process (workers=0, no executor), in local worker processes or on the given
+    executor (backends: local processes or Ray); results in task order.
 
     Every episode is a pure function of its job and model, so the results do not
-    depend on the number of workers or on the order in which they finish.
+    depend on the backend, the number of workers or the order in which they finish.
     """
     from tqdm import tqdm
 
@@ -471,28 +489,8 @@ def run_episodes(setup: WorkerSetup, tasks: Sequence[Task], workers: int = 0, pr
 
 
 def make_executor(workers: int) -> ProcessPoolExecutor:
-    """Worker processes (forkserver: never fork MuJoCo/GL state); each keeps its env between episodes."""
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context(method),
-                               initializer=_count_mujoco_warnings)
-
-
-MUJOCO_WARNINGS = {"count": 0}
-
-
-def _count_mujoco_warnings() -> None:
-    """Worker processes: count MuJoCo's warnings instead of printing each one.
-
-    Coarse planner rollouts occasionally diverge (the expert scores them as the
-    worst case); MuJoCo would print a warning line for every one of them.
-    """
-    import mujoco
-
-    def handler(message: str) -> None:
-        MUJOCO_WARNINGS["count"] += 1
-
-    mujoco.set_mju_user_warning(handler)
+    """Local worker processes (backends.local_executor; Ray: backends.RayExecutor)."""
+    return local_executor(workers)
 
 
 def summarize(episodes: Sequence[EpisodeData]) -> dict[str, float]:

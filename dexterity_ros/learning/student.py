@@ -48,7 +48,7 @@ class StudentArchitecture:
     ``kind``: ``point_cloud`` (contract v1: the segmented cloud, this module's
     DistilledStudent) or ``pose`` (contract v2: the pose tracker's estimate of the
     object pose from that cloud, the goal and the joints; :mod:`.pose_student`,
-    which uses ``hidden`` and ``history_length`` only).
+    which uses ``hidden``, ``history_length`` and ``recurrent_size``).
     """
 
     kind: Literal["point_cloud", "pose"] = "point_cloud"
@@ -70,6 +70,11 @@ class StudentArchitecture:
                                        # history_length measured poses) and the graph feeds the network each
                                        # joint's motion over that window and the last target's tracking error
                                        # (target - measured: a finger pressing on the object lags its target)
+    recurrent_size: int = 0            # pose only: > 0 puts a GRU cell of this size between the MLP and the
+                                       # head, its state carried by the runtime (contract v2 recurrent_state),
+                                       # reset where the runtime resets, trained with truncated BPTT
+                                       # (train.bptt_steps); 0: feed-forward. The point-cloud student's
+                                       # network has a cell too, but it is not wired (fixed at 0)
 
     def __post_init__(self) -> None:
         if not self.point_widths or not self.hidden or min(*self.point_widths, *self.hidden) < 1:
@@ -87,6 +92,11 @@ class StudentArchitecture:
                 raise ValueError(f"student: {cloud_only} are options of the point_cloud student, not of kind pose "
                                  "(its action is a delta of the previous target, its inputs the tracked pose, "
                                  "the goal and the joint and target history)")
+        if self.recurrent_size < 0:
+            raise ValueError(f"student: recurrent_size must be >= 0 (0 = feed-forward), got {self.recurrent_size}")
+        if self.recurrent_size and self.kind != "pose":
+            raise ValueError("student: recurrent_size is wired for kind pose only (the point-cloud student is "
+                             "feed-forward)")
         if self.symmetry_augmentation and self.kind != "pose":
             raise ValueError("student: symmetry_augmentation is an option of kind pose (the tracked orientation)")
         if self.goal_object:
@@ -246,7 +256,7 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
         raise ValueError(f"build_student makes point-cloud students; kind {architecture.kind!r}: "
                          "learning.pose_student.build_pose_student")
     shape = {k: v for k, v in asdict(architecture).items()        # provenance as before the pose options
-             if k not in ("kind", "symmetry_augmentation")}
+             if k not in ("kind", "symmetry_augmentation", "recurrent_size")}
     record = {"architecture": _jsonable(shape), "seed": seed,
               "joint_mean": mean.tolist(), "joint_std": std.tolist()}
     contract = PolicyContract(

@@ -423,7 +423,10 @@ class PolicyContractV2:
                 lines.append(f"{'':<14}{offset:>7}{size:>6}  {name}: {t.describe()}")
                 offset += size
         for r in self.recurrent_inputs:
-            lines.append(f"{r.name:<14}{'':>7}{int(np.prod(r.shape)):>6}  recurrent state {list(r.shape)}")
+            pair = next((p for p in self.recurrent_state if p.input == r.name), None)
+            fed = (f", fed back from output '{pair.output}', starts at {pair.initial_value:g}, reset with the "
+                   "history") if pair is not None else ""
+            lines.append(f"{r.name:<14}{'':>7}{int(np.prod(r.shape)):>6}  recurrent state {list(r.shape)}{fed}")
         a = self.action
         scale = a.scale[0] if len(set(a.scale)) == 1 else list(a.scale)
         lines.append(f"action '{a.output}': mode {a.mode}, scale {scale}, input clip {a.input_clip}, "
