@@ -57,7 +57,8 @@ LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per
                  ("expert", "common_noise"): False, ("student", "goal_object"): "",
                  ("student", "joint_position_history"): False, ("student", "kind"): "point_cloud",
                  ("student", "symmetry_augmentation"): False, ("tracking", None): "",
-                 ("student", "recurrent_size"): 0, ("train", "bptt_steps"): 16}
+                 ("student", "recurrent_size"): 0, ("train", "bptt_steps"): 16, ("student", "pose_source"): "tracker",
+                 ("student", "object_velocity"): False}
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,20 @@ INPUT_NAME, OUTPUT_NAME = "obs", "action"
 STATE_INPUT, STATE_OUTPUT = "state_in", "state_out"     # recurrent students: the GRU state pair
 
 
-def pose_terms(history_length: int, origin: Sequence[float]) -> list[dict[str, Any]]:
-    """The contract-v2 terms the pose student reads, in input order."""
+LINEAR_VELOCITY_SCALE = 10.0      # m/s -> the input: 0.1 m/s (a fast slip) reads 1
+ANGULAR_VELOCITY_SCALE = 1.0      # rad/s as is: a turn of the goal's size in a second reads about 1
+
+
+def pose_terms(history_length: int, origin: Sequence[float], object_velocity: bool = False
+               ) -> list[dict[str, Any]]:
+    """The contract-v2 terms the pose student reads, in input order.
+
+    ``object_velocity`` adds the object's linear and angular velocity estimated from the last two
+    tracked poses (contract terms, so the runtime computes them exactly as in training): the
+    privileged expert acts on the object's velocity, which one pose does not show.
+    """
     h = int(history_length)
-    return [
+    terms = [
         {"name": "joint_positions", "kind": "joint_position_history", "length": h},
         {"name": "previous_targets", "kind": "previous_targets", "length": h},
         {"name": "object_position", "kind": "object_position", "origin": [float(v) for v in origin]},
@@ -59,6 +69,12 @@ def pose_terms(history_length: int, origin: Sequence[float]) -> list[dict[str, A
         {"name": "goal_orientation", "kind": "goal_orientation"},
         {"name": "orientation_error", "kind": "orientation_error_matrix", "rows": [0, 1, 2]},
     ]
+    if object_velocity:
+        terms += [{"name": "object_linear_velocity", "kind": "object_linear_velocity",
+                   "scale": LINEAR_VELOCITY_SCALE},
+                  {"name": "object_angular_velocity", "kind": "object_angular_velocity",
+                   "scale": ANGULAR_VELOCITY_SCALE}]
+    return terms
 
 
 def feature_normalization(contract: PolicyContractV2, hand: HandDescription) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +193,7 @@ def build_pose_student(architecture, hand: HandDescription, origin: Sequence[flo
     subtracted from the tracked position by the ``object_position`` term.
     """
     scale = np.round((hand.upper - hand.lower) * DELTA_SCALE_FRACTION, 6)
-    terms = pose_terms(architecture.history_length, origin)
+    terms = pose_terms(architecture.history_length, origin, getattr(architecture, "object_velocity", False))
     recurrent = int(getattr(architecture, "recurrent_size", 0))
     memory = {}
     if recurrent > 0:       # the GRU state: fed back by the runtime, zeros at every reset (its initial_value)
@@ -199,6 +215,8 @@ def build_pose_student(architecture, hand: HandDescription, origin: Sequence[flo
               "seed": int(seed), "obs_mean": mean.tolist(), "obs_std": std.tolist()}
     if recurrent:           # absent for feed-forward students: their contracts stay as they were
         record["recurrent_size"] = recurrent
+    if getattr(architecture, "pose_source", "tracker") != "tracker":   # a diagnostic student: say so
+        record["pose_source"] = architecture.pose_source
     contract = contract.with_provenance(**{POSE_PROVENANCE_KEY: record}, **(provenance or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

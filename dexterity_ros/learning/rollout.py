@@ -240,6 +240,9 @@ class _PoseInputs:
         self.runtime, self.mapping = runtime, mapping
         self.tracker = worker.tracker(worker.env.scene.object.name)
         self.tracker.reset()                 # a fresh stream, as a fresh pose_tracker_node would start
+        # student.pose_source "simulator": the true pose replaces the tracker's (a diagnostic of the
+        # tracker's cost); the student still acts only on frames with a usable cloud, as with the tracker
+        self.true_pose = worker.setup.student.pose_source == "simulator"
         self.symmetry = self.tracker.model.symmetry
         self._step = None
         self.feeds: dict[str, np.ndarray] = {}
@@ -252,18 +255,22 @@ class _PoseInputs:
     def observe(self, env, frame) -> bool:
         """Track the frame's cloud; False when there is no pose (no cloud, or the tracker is lost: the
         robot's tracker then publishes nothing and the pose-triggered student does not act)."""
-        from ..policy.runtime_v2 import ObjectPose, StepInputs
+        from ..policy.runtime_v2 import ObjectPose
 
         if frame is None or not frame.cloud.ok:
             return False
         self.clouds += 1
+        truth = env.privileged_state()
+        if self.true_pose:
+            self.tracked += 1
+            return self._use(ObjectPose(truth.object_position.copy(), truth.object_quaternion.copy(),
+                                        frame.stamp_ns), frame)
         t0 = time.perf_counter()
         result = self.tracker.update(frame.cloud.points, frame.stamp_ns, frame.palm_from_camera[:3, 3])
         self.track_seconds += time.perf_counter() - t0
         if not result.ok:
             return False
         self.tracked += 1
-        truth = env.privileged_state()
         if frame.render.step == truth.step:             # a held (frozen) frame shows an earlier step
             error = float(self.symmetry.distance(result.quaternion, truth.object_quaternion))
             self.rotation_errors.append(error)
@@ -272,7 +279,11 @@ class _PoseInputs:
             # student sees is off by the symmetry, the judge's error is not
             raw = 2.0 * math.acos(min(1.0, abs(float(np.dot(result.quaternion, truth.object_quaternion)))))
             self.flips += int(raw - error > SYMMETRY_FLIP_RAD)
-        pose = ObjectPose(result.position, result.quaternion, frame.stamp_ns)
+        return self._use(ObjectPose(result.position, result.quaternion, frame.stamp_ns), frame)
+
+    def _use(self, pose, frame) -> bool:
+        from ..policy.runtime_v2 import StepInputs
+
         self._step = StepInputs(joint_positions=frame.joint_positions, stamp_ns=frame.stamp_ns,
                                 goal_wxyz=frame.goal_wxyz, object_pose=pose)
         self.feeds = self.inputs.feeds(frame.joint_positions, pose, frame.goal_wxyz, frame.stamp_ns)

@@ -75,6 +75,13 @@ class StudentArchitecture:
                                        # reset where the runtime resets, trained with truncated BPTT
                                        # (train.bptt_steps); 0: feed-forward. The point-cloud student's
                                        # network has a cell too, but it is not wired (fixed at 0)
+    pose_source: Literal["tracker", "simulator"] = "tracker"   # pose only. "tracker": the robot's tracker on
+                                       # the rendered depth (what student_node gets). "simulator": the simulator's
+                                       # true object pose instead, a diagnostic that measures what the
+                                       # tracker's error costs (such a student was not trained on what the
+                                       # robot sees; its provenance says so)
+    object_velocity: bool = False      # pose only: also the object's linear and angular velocity from the last
+                                       # two tracked poses (contract terms object_linear/angular_velocity)
 
     def __post_init__(self) -> None:
         if not self.point_widths or not self.hidden or min(*self.point_widths, *self.hidden) < 1:
@@ -97,6 +104,12 @@ class StudentArchitecture:
         if self.recurrent_size and self.kind != "pose":
             raise ValueError("student: recurrent_size is wired for kind pose only (the point-cloud student is "
                              "feed-forward)")
+        if self.pose_source not in ("tracker", "simulator"):
+            raise ValueError(f"student: pose_source must be 'tracker' or 'simulator', got {self.pose_source!r}")
+        if self.pose_source != "tracker" and self.kind != "pose":
+            raise ValueError("student: pose_source is an option of kind pose")
+        if self.object_velocity and self.kind != "pose":
+            raise ValueError("student: object_velocity is an option of kind pose (the tracked pose's velocity)")
         if self.symmetry_augmentation and self.kind != "pose":
             raise ValueError("student: symmetry_augmentation is an option of kind pose (the tracked orientation)")
         if self.goal_object:
@@ -214,6 +227,9 @@ class ActionMapping:
         return np.clip(self.default + self.scale * np.asarray(action, dtype=np.float64), self.lower, self.upper)
 
 
+POSE_ONLY_OPTIONS = ("kind", "symmetry_augmentation", "recurrent_size", "pose_source", "object_velocity")
+
+
 def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *, hand: HandDescription,
                   perception: PerceptionConfig, seed: int = 0, control_rate_hz: float = DEFAULT_POLICY_RATE_HZ,
                   name: str = "distilled_student", description: str = "",
@@ -256,7 +272,7 @@ def build_student(architecture: StudentArchitecture, default_pose: np.ndarray, *
         raise ValueError(f"build_student makes point-cloud students; kind {architecture.kind!r}: "
                          "learning.pose_student.build_pose_student")
     shape = {k: v for k, v in asdict(architecture).items()        # provenance as before the pose options
-             if k not in ("kind", "symmetry_augmentation", "recurrent_size")}
+             if k not in POSE_ONLY_OPTIONS}
     record = {"architecture": _jsonable(shape), "seed": seed,
               "joint_mean": mean.tolist(), "joint_std": std.tolist()}
     contract = PolicyContract(

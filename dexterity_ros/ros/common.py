@@ -377,7 +377,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     that ignored SIGINT and SIGTERM before it kills it, so a hang names where it hung.
 
     The teardown (destroying the node's DDS entities, shutting rclpy down) is bounded by
-    ``TEARDOWN_GRACE_S``: a DDS participant that never finishes closing (Fast DDS can block on a
+    ``TEARDOWN_GRACE_S`` (environment: ``DEXTERITY_TEARDOWN_GRACE_S``): a DDS participant that never finishes closing (Fast DDS can block on a
     shared-memory port left behind by a killed process) must not turn a requested stop into a
     hang the launcher has to SIGKILL. Past the grace the node prints a warning with every
     thread's stack and leaves with the exit code it had already decided on.
@@ -437,6 +437,7 @@ def _say(text: str) -> None:
 
 
 TEARDOWN_GRACE_S = 4.0      # the launcher escalates after 5 s: a node ends its own teardown before that
+TEARDOWN_GRACE_ENV = "DEXTERITY_TEARDOWN_GRACE_S"   # overrides it (seconds > 0), e.g. with a longer --sigterm-timeout
 TEARDOWN_BACKSTOP_S = 0.5   # then, if even the watchdog thread cannot run (GIL held in C): faulthandler's exit
 
 
@@ -473,6 +474,14 @@ class _TeardownWatchdog:
         faulthandler.cancel_dump_traceback_later()
 
 
+def teardown_grace_s() -> float:
+    try:
+        value = float(os.environ.get(TEARDOWN_GRACE_ENV, TEARDOWN_GRACE_S))
+    except ValueError:
+        return TEARDOWN_GRACE_S
+    return value if value > 0 and value == value else TEARDOWN_GRACE_S
+
+
 def _close(node: Node | None, code: int = 0) -> None:
     """Destroy the node and shut rclpy down within TEARDOWN_GRACE_S; a second Ctrl-C meanwhile changes nothing."""
     who = "node"
@@ -481,7 +490,7 @@ def _close(node: Node | None, code: int = 0) -> None:
             who = node.get_name()
         except Exception:   # already destroyed: keep the generic word
             pass
-    watchdog = _TeardownWatchdog(TEARDOWN_GRACE_S, code, who)
+    watchdog = _TeardownWatchdog(teardown_grace_s(), code, who)
     try:
         _teardown(node)
     finally:

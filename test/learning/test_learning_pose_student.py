@@ -183,6 +183,9 @@ def test_a_point_cloud_model_is_refused_for_a_pose_config(tiny_run, capsys):
     ("{kind: pose, residual: 0.5}", r"residual.*point_cloud student"),
     ("{kind: pose, hiden: [8]}", r"unknown key.*hiden"),
     ("{kind: point_cloud, symmetry_augmentation: true}", r"symmetry_augmentation is an option of kind pose"),
+    ("{kind: point_cloud, pose_source: simulator}", r"pose_source is an option of kind pose"),
+    ("{kind: pose, pose_source: true}", r"pose_source"),
+    ("{kind: point_cloud, object_velocity: true}", r"object_velocity is an option of kind pose"),
 ])
 def test_bad_student_sections_are_rejected(tmp_path, student, message):
     path = tmp_path / "bad.yaml"
@@ -215,3 +218,70 @@ def test_term_inputs_mirror_the_runtime_reset_rules():
     inputs.commit_target(q + 0.1)
     inputs.feeds(q, pose, np.array([0.9, 0.0, 0.0, -0.43]), 2_083_000_000)   # a new goal: reset
     np.testing.assert_array_equal(inputs.base, q)
+
+
+def test_simulator_pose_source_replaces_the_tracker_with_the_true_pose():
+    """student.pose_source simulator (the diagnostic of docs/results.md section 10): the same episode, the
+    same frames with a usable cloud, but the object pose terms carry the simulator's pose (no tracker call);
+    the exported contract's provenance says which pose the student was trained on."""
+    import dataclasses
+
+    from dexterity_ros.hand_model import default_hand
+    from dexterity_ros.learning.pose_student import build_pose_student
+    from dexterity_ros.learning.rollout import EpisodeJob, WorkerSetup, _Worker, run_episode
+    from dexterity_ros.perception import load_perception_config
+    from dexterity_ros.sim.randomization import as_randomization_config
+
+    path = "config/experiments/pose_rotate_one_simulator_pose.yaml"
+    config = load_distill_config(path)
+    assert config.student.pose_source == "simulator"
+    assert load_distill_config("config/experiments/pose_rotate_one_reduced.yaml").digest() == "4df60498a3ab052b"
+    expert = dataclasses.replace(config.expert, num_samples=8, horizon_steps=4, num_knots=2)
+    runs = {}
+    for source in ("tracker", "simulator"):
+        student = dataclasses.replace(config.student, pose_source=source)
+        setup = WorkerSetup(config.build_sim_config(), as_randomization_config(config.randomization_value()),
+                            expert, student.history_length, load_perception_config(), student=student,
+                            tracking=config.tracker_config())
+        runs[source] = run_episode(_Worker(setup), EpisodeJob(3, 0, "expert", 6), None)
+    tracked, true = runs["tracker"], runs["simulator"]
+    assert true.summary["tracker_seconds"] == 0.0 and true.summary["pose_error_count"] == 0
+    assert true.summary["tracked_frames"] == true.summary["cloud_frames"] == tracked.summary["cloud_frames"] > 0
+    # every cloud frame acts (the tracker needs a frame or more to lock on): at least as many rows
+    assert true.summary["seed"] == tracked.summary["seed"] and len(true.obs) >= len(tracked.obs) > 0
+    assert not np.array_equal(true.obs[-len(tracked.obs):], tracked.obs)       # another pose in the terms
+    _, contract = build_pose_student(config.student, default_hand(), (0.05, 0.0, -0.04))
+    assert contract.provenance["pose_student"]["pose_source"] == "simulator"
+
+
+def test_object_velocity_terms_are_the_tracked_poses_finite_differences():
+    """student.object_velocity: two more contract terms, the last two tracked poses' linear (x10) and angular
+    velocity; zero right after a reset (one pose), unchanged by the symmetry variants (a body-fixed symmetry
+    turns both poses alike)."""
+    from dexterity_ros.hand_model import default_hand
+    from dexterity_ros.learning.pose_student import build_pose_student, symmetry_variants
+    from dexterity_ros.learning.student import StudentArchitecture
+    from dexterity_ros.objects.models import load_object_model
+    from dexterity_ros.policy.runtime_v2 import ObjectPose
+
+    hand = default_hand()
+    _, contract = build_pose_student(StudentArchitecture(kind="pose", hidden=(8,), object_velocity=True), hand,
+                                     (0.05, 0.0, -0.04))
+    names = contract.inputs[0].terms
+    assert names[-2:] == ("object_linear_velocity", "object_angular_velocity")
+    inputs = TermInputs(contract, hand)
+    q = (hand.lower + hand.upper) / 2
+    goal = np.array([0.9, 0.0, 0.0, 0.43])
+    angle = 0.1                                                     # about the palm z axis in 0.1 s: 1 rad/s
+    first = ObjectPose(np.array([0.05, 0.0, -0.04]), np.array([1.0, 0.0, 0.0, 0.0]), 0)
+    second = ObjectPose(np.array([0.051, 0.0, -0.04]), np.array([np.cos(angle / 2), 0, 0, np.sin(angle / 2)]),
+                        100_000_000)
+    obs0 = inputs.feeds(q, first, goal, 0)["obs"][0]
+    np.testing.assert_array_equal(obs0[-6:], 0.0)                   # a reset: one pose, no velocity
+    inputs.commit_target(q)
+    obs1 = inputs.feeds(q, second, goal, 100_000_000)["obs"][0]
+    np.testing.assert_allclose(obs1[-6:-3], [0.1, 0.0, 0.0], atol=1e-5)        # 0.01 m/s x 10
+    np.testing.assert_allclose(obs1[-3:], [0.0, 0.0, 1.0], atol=1e-4)          # 1 rad/s about z
+    variants = symmetry_variants(contract, obs1[None], load_object_model("cuboid_flat").symmetry)
+    assert len(variants) > 1 and np.ptp(variants[:, 0, -6:], axis=0).max() == 0.0
+    assert not np.array_equal(variants[1, 0], variants[0, 0])       # the orientation terms did change
