@@ -48,7 +48,8 @@ KIND_BY_FILE = {
         "core/test_packaging.py", "hil/test_hil_checks.py", "policy/test_import_isaacgymenvs.py",
         "policy/test_import_hora.py", "policy/test_import_isaaclab.py", "policy/test_import_playground.py",
         "perception/test_calibration_solve.py", "perception/test_calibration_solve_cli.py",
-        "perception/test_perception_calibration.py", "learning/test_learning_pose_student.py")},
+        "perception/test_perception_calibration.py", "learning/test_learning_pose_student.py",
+        "policy/test_import_dextreme.py")},
 }
 KINDS = ("unit", "graph", "hil", "slow")
 

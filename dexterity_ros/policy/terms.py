@@ -26,7 +26,9 @@ from ..config import ConfigError, from_dict
 from ..geometry import quat_conjugate, quat_multiply, quat_to_matrix
 
 QuatOrder = Literal["wxyz", "xyzw"]
-QuatSign = Literal["as_is", "w_nonnegative", "continuous"]
+QuatSign = Literal["as_is", "w_nonnegative", "continuous", "largest_positive"]
+# largest_positive: the largest-magnitude component >= 0, the sign a rotation matrix converted by
+# pytorch3d-style ``matrix_to_quaternion`` gets (IsaacGymEnvs torch_jit_utils, DeXtreme's wrist-frame poses)
 JointScaling = Literal["radians", "unit_limits"]
 HistoryOrder = Literal["oldest_first", "newest_first"]
 Frame = Literal["palm", "policy"]
@@ -109,10 +111,25 @@ def _window(records: Sequence[StepRecord], length: int) -> list[StepRecord]:
     return list(records)[-length:]
 
 
+def _largest_positive(q: np.ndarray) -> np.ndarray:
+    """q or -q, whichever has its largest-magnitude component positive (the first one on a tie, as argmax)."""
+    return -q if q[int(np.argmax(np.abs(q)))] < 0 else q
+
+
+def _input_signed(q: np.ndarray, sign: str) -> np.ndarray:
+    if sign == "w_nonnegative":
+        return -q if q[0] < 0 else q
+    if sign == "largest_positive":
+        return _largest_positive(q)
+    return q
+
+
 def _quat_out(q_wxyz: np.ndarray, order: str, sign: str, ctx: TermContext) -> np.ndarray:
     q = np.asarray(q_wxyz, dtype=np.float64)
     if sign == "w_nonnegative" and q[0] < 0:
         q = -q
+    elif sign == "largest_positive":
+        q = _largest_positive(q)
     elif sign == "continuous":
         last = ctx.quat_memory.get(ctx.current_term)     # per term: two terms never share a sign history
         if last is not None and float(np.dot(last, q)) < 0:
@@ -239,10 +256,21 @@ class GoalOrientation:
 
 @dataclass(frozen=True)
 class QuaternionDifference:
-    """q_object * conj(q_goal) (Isaac Lab/IGE ``quat_diff``), in the stated order."""
+    """q_object * conj(q_goal) (Isaac Lab/IGE ``quat_diff``), in the stated order.
+
+    ``input_sign`` signs both factors before the product (``as_is``, ``w_nonnegative`` or
+    ``largest_positive``): upstream multiplies the quaternions its own observation carries, so the
+    product's sign follows theirs (DeXtreme: both from ``matrix_to_quaternion``).
+    """
     frame: Frame = "palm"
     order: QuatOrder = "wxyz"
     sign: QuatSign = "as_is"
+    input_sign: QuatSign = "as_is"
+
+    def __post_init__(self) -> None:
+        if self.input_sign == "continuous":
+            raise TermError("quaternion_difference: input_sign 'continuous' is not supported (the factors keep no "
+                            "history); use as_is, w_nonnegative or largest_positive")
 
 
 @dataclass(frozen=True)
@@ -382,14 +410,15 @@ def _c_goal_orientation(p: GoalOrientation, recs, ctx):
     return _quat_out(q, p.order, p.sign, ctx)
 
 
-def _object_goal_delta(frame: str, recs, name: str, ctx) -> np.ndarray:
-    q_obj = _quat_to_frame(_require(recs[-1], "object_quat", name), frame, ctx)
-    q_goal = _quat_to_frame(_require(recs[-1], "goal", name), frame, ctx)
+def _object_goal_delta(frame: str, recs, name: str, ctx, input_sign: str = "as_is") -> np.ndarray:
+    q_obj = _input_signed(_quat_to_frame(_require(recs[-1], "object_quat", name), frame, ctx), input_sign)
+    q_goal = _input_signed(_quat_to_frame(_require(recs[-1], "goal", name), frame, ctx), input_sign)
     return quat_multiply(q_obj, quat_conjugate(q_goal))
 
 
 def _c_quaternion_difference(p: QuaternionDifference, recs, ctx):
-    return _quat_out(_object_goal_delta(p.frame, recs, "quaternion_difference", ctx), p.order, p.sign, ctx)
+    delta = _object_goal_delta(p.frame, recs, "quaternion_difference", ctx, p.input_sign)
+    return _quat_out(delta, p.order, p.sign, ctx)
 
 
 def _c_orientation_error_matrix(p: OrientationErrorMatrix, recs, ctx):

@@ -44,6 +44,7 @@ class Preset:
 PRESET_MODULES = {
     "isaaclab-allegro-repose": "isaaclab",
     "isaacgymenvs-allegro": "isaacgymenvs",
+    "isaacgymenvs-dextreme": "dextreme",
     "hora": "hora",
     "playground-leap-reorient": "playground",
 }

@@ -39,7 +39,8 @@ Upstream convention, read in isaac-sim/IsaacGymEnvs @aeed2986 and Denys88/rl_gam
   ``get_full_state_weights``: ``{'model', 'epoch', 'frame', 'optimizer', 'last_mean_rewards', ...}``
   (``torch_ext.load_checkpoint`` strips torch.compile's ``_orig_mod.``).
 
-DeXtreme (LSTM, dict observations) is not handled here: the recurrent import is a later issue.
+DeXtreme (an LSTM over its concatenated dict observations) is not handled here: it is the preset
+``isaacgymenvs-dextreme`` (:mod:`.dextreme`), to which this preset's refusal of recurrent checkpoints points.
 """
 from __future__ import annotations
 
@@ -193,12 +194,13 @@ def actor_layers(model: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]
     keys = [k for k in model if isinstance(k, str)]
     recurrent = [k for k in keys if k.startswith("a2c_network.rnn.") or ".rnn." in k]
     if recurrent:
-        raise ImportRefused(f"recurrent rl_games network (keys {describe_keys(recurrent, 4)}): an LSTM/GRU policy "
-                            "such as DeXtreme's is not supported by this preset yet (the recurrent import is a "
-                            "later issue)")
+        raise ImportRefused(f"recurrent rl_games network (keys {describe_keys(recurrent, 4)}): an LSTM policy "
+                            "such as DeXtreme's is not supported by this preset yet: import it with --preset "
+                            "isaacgymenvs-dextreme (GRU policies remain a later issue)")
     if any(k.startswith("running_mean_std.running_mean_std.") for k in keys):
         raise ImportRefused("dict observations (running_mean_std.running_mean_std.<key>.*, RunningMeanStdObs): "
-                            "a DeXtreme-style dict-observation policy is not supported by this preset")
+                            "a DeXtreme-style dict-observation policy is not supported by this preset; for "
+                            "DeXtreme's LSTM use --preset isaacgymenvs-dextreme")
     if any(k.startswith("a2c_network.actor_cnn.") for k in keys):
         raise ImportRefused("the network has a CNN (a2c_network.actor_cnn.*); AllegroHand policies are MLPs")
     actor = [k for k in keys if k.startswith("a2c_network.actor_mlp.")]
