@@ -26,7 +26,8 @@ from typing import Any
 from ..perception import PerceptionConfig, load_perception_config
 from ..sim.randomization import as_randomization_config
 from .config import DistillConfig
-from .rollout import EpisodeJob, WorkerSetup, make_executor, run_episodes, summaries, summarize
+from .backends import local_executor
+from .rollout import EpisodeJob, WorkerSetup, run_episodes, summaries, summarize
 
 
 def _setup(config: DistillConfig, perception: PerceptionConfig | None = None) -> WorkerSetup:
@@ -112,7 +113,7 @@ def expert_label_noise(config: DistillConfig, *, episodes: int = 2, steps: int =
 
 
 def _run(setup: WorkerSetup, tasks, workers: int, progress: bool, what: str):
-    executor = make_executor(workers) if workers > 0 else None
+    executor = local_executor(workers) if workers > 0 else None
     try:
         return run_episodes(setup, tasks, workers=workers, progress=progress, description=what,
                             executor=executor)

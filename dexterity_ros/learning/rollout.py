@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -486,7 +486,7 @@ def run_episodes(setup: WorkerSetup, tasks: Sequence[Task], workers: int = 0, pr
             for k, (job, model) in enumerate(tasks):
                 done(k, _run_task(setup, job, model))
         else:
-            pool = executor or make_executor(workers)
+            pool = executor or local_executor(workers)
             try:
                 futures = {pool.submit(_run_task, setup, job, model): k for k, (job, model) in enumerate(tasks)}
                 for future in as_completed(futures):
@@ -497,11 +497,6 @@ def run_episodes(setup: WorkerSetup, tasks: Sequence[Task], workers: int = 0, pr
     finally:
         bar.close()
     return [results[k] for k in range(len(tasks))]
-
-
-def make_executor(workers: int) -> ProcessPoolExecutor:
-    """Local worker processes (backends.local_executor; Ray: backends.RayExecutor)."""
-    return local_executor(workers)
 
 
 def summarize(episodes: Sequence[EpisodeData]) -> dict[str, float]:

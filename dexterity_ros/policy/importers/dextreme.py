@@ -59,8 +59,7 @@ from ..contract_v2 import PolicyContractV2
 from ..loading import attach_contract_v2
 from . import ImportRefused, ImportResult, Preset
 from . import isaacgymenvs as ige
-from .common import (as_array, check_size, describe_keys, load_checkpoint, normalizer_from_stats,
-                     strip_compile_prefix, torch_to_onnx)
+from .common import as_array, check_size, describe_keys, normalizer_from_stats, torch_to_onnx
 
 NAME = "isaacgymenvs-dextreme"
 UPSTREAM = ("isaac-sim/IsaacGymEnvs@aeed2986 isaacgymenvs/tasks/dextreme/{allegro_hand_dextreme,adr_vec_task}.py, "
@@ -327,15 +326,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build(path: Path, args: argparse.Namespace) -> ImportResult:
     inputs = _parse_inputs(args.inputs)
     goal_position = ige.parse_floats(args.goal_position, 3, "--goal-position")
-    checkpoint = load_checkpoint(path, "an rl_games .pth")
-    if not isinstance(checkpoint, Mapping) or "model" not in checkpoint:
-        found = describe_keys(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise ImportRefused(f"{path}: not an rl_games checkpoint: no 'model' entry (found {found})")
-    checkpoint = strip_compile_prefix(checkpoint)
-    model = checkpoint["model"]
-    if not isinstance(model, Mapping):
-        raise ImportRefused(f"{path}: checkpoint['model'] is a {type(model).__name__}, not a state dict")
-    model = strip_compile_prefix(model)
+    checkpoint, model = ige.load_rl_games_checkpoint(path)
     network = read_network(model)
     mean, var, source = input_normalizer(checkpoint, model, inputs)
     check_size(f"input normaliser size ({source})", OBS_SIZE, mean.size)

@@ -314,14 +314,8 @@ def _size_hint(size: int) -> str:
         f"no IGE observationType has {size} values ({OBS_SIZES})"
 
 
-def build(path: Path, args: argparse.Namespace) -> ImportResult:
-    obs_type = args.obs_type
-    if obs_type == "full_state":
-        raise ImportRefused("--obs-type full_state: its observation includes 16 dof forces (dof_force_tensor x 10, "
-                            "simulator joint torques) that the real hand does not measure; retrain with "
-                            "observationType full_no_vel or full")
-    if obs_type not in OBS_SIZES:
-        raise ImportRefused(f"--obs-type {obs_type}: one of {sorted(OBS_SIZES)}")
+def load_rl_games_checkpoint(path: Path) -> tuple[dict, dict]:
+    """An rl_games ``.pth`` and its ``checkpoint['model']`` state dict (torch.compile prefixes stripped)."""
     checkpoint = load_checkpoint(path, "an rl_games .pth")
     if not isinstance(checkpoint, Mapping) or "model" not in checkpoint:
         found = describe_keys(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
@@ -330,7 +324,18 @@ def build(path: Path, args: argparse.Namespace) -> ImportResult:
     model = checkpoint["model"]
     if not isinstance(model, Mapping):
         raise ImportRefused(f"{path}: checkpoint['model'] is a {type(model).__name__}, not a state dict")
-    model = strip_compile_prefix(model)
+    return checkpoint, strip_compile_prefix(model)
+
+
+def build(path: Path, args: argparse.Namespace) -> ImportResult:
+    obs_type = args.obs_type
+    if obs_type == "full_state":
+        raise ImportRefused("--obs-type full_state: its observation includes 16 dof forces (dof_force_tensor x 10, "
+                            "simulator joint torques) that the real hand does not measure; retrain with "
+                            "observationType full_no_vel or full")
+    if obs_type not in OBS_SIZES:
+        raise ImportRefused(f"--obs-type {obs_type}: one of {sorted(OBS_SIZES)}")
+    checkpoint, model = load_rl_games_checkpoint(path)
     layers = actor_layers(model)
     obs_size, num_actions = layers[0][0].shape[1], layers[-1][0].shape[0]
     check_size(f"observation size (--obs-type {obs_type})", OBS_SIZES[obs_type], obs_size,
