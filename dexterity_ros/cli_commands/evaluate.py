@@ -4,6 +4,8 @@
     dexterity-ros evaluate --expert --config config/experiments/distill_small.yaml
     dexterity-ros evaluate --hold --config config/experiments/distill_small.yaml     # hold-still baseline
     dexterity-ros evaluate --label-noise --config config/experiments/distill_small.yaml   # expert label noise
+    dexterity-ros evaluate --learnability --config config/experiments/pose_rotate_one.yaml --workers 2
+        # can a student predict the expert's labels at all? (cross-validated R^2, pose students)
 
 Seeds come from the config's evaluation section (held out from training) unless --seed is given.
 --json writes strict JSON: an undefined metric (NaN, e.g. action_error_rad without expert labels) is null.
@@ -29,6 +31,13 @@ def register(subparsers) -> None:
     who.add_argument("--label-noise", action="store_true",
                      help="plan states of expert rollouts --repeats times: how much of a label is noise "
                           "(--episodes default 2, --max-steps default 20)")
+    who.add_argument("--learnability", action="store_true",
+                     help="record --episodes (default 16) expert-driven training episodes of a pose-student run "
+                          "and cross-validate, by episode, how much of the expert's labels the student's inputs "
+                          "predict (R^2 of the mean, ridge, a small MLP; dexterity_ros/learning/learnability.py)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one option of the experiment file for this measurement (repeatable), "
+                             "e.g. --set expert.temperature=2")
     parser.add_argument("--repeats", type=int, default=6, help="plans per state for --label-noise (default 6)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes (default: the config's)")
     parser.add_argument("--seed", type=int, default=None, help="seed stream (default: the config's evaluation seed)")
@@ -44,13 +53,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..learning.config import load_distill_config
+    from ..learning.config import load_distill_config, with_overrides
     from ..learning.evaluate import evaluate_expert, evaluate_student, expert_label_noise, metrics_line, to_json
     from ..paths import models_path
     from ..policy.contract import PolicyError
 
     try:
-        config = load_distill_config(args.config)
+        config = with_overrides(load_distill_config(args.config), args.overrides)
         if args.label_noise:
             noise = expert_label_noise(config, episodes=args.episodes or 2, steps=args.max_steps or 20,
                                        repeats=args.repeats, seed=args.seed)
@@ -61,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(to_json(noise))
+            return 0
+        if args.learnability:
+            from ..learning.learnability import expert_learnability
+            result, metrics = expert_learnability(config, episodes=args.episodes or 16, workers=args.workers,
+                                                  progress=not args.no_progress)
+            print(metrics_line("expert (privileged), training seeds", metrics))
+            print(result.line())
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(to_json({"learnability": result.to_dict(), "expert": metrics}))
             return 0
         if args.expert or args.hold:
             driver = "expert" if args.expert else "hold"

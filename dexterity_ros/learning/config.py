@@ -156,3 +156,31 @@ def load_distill_config(path: str | Path) -> DistillConfig:
         return from_dict(DistillConfig, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def with_overrides(config: DistillConfig, assignments: list[str]) -> DistillConfig:
+    """``config`` with ``SECTION.KEY=VALUE`` assignments applied (values parsed as YAML), re-validated.
+
+    For one-off measurements (``dexterity-ros evaluate --set expert.temperature=2``) without a copy of
+    the experiment file; a key that does not exist, or a value of the wrong type, is refused like in a file.
+    """
+    import yaml
+
+    data = to_dict(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {assignment!r}: expected SECTION.KEY=VALUE, e.g. expert.temperature=2")
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"--set {assignment!r}: '{part}' is not a section of the experiment config")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"--set {assignment!r}: unknown key '{key.strip()}'")
+        node[leaf] = yaml.safe_load(text)
+    try:
+        return from_dict(DistillConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"--set: {exc}") from None

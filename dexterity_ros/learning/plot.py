@@ -1,10 +1,15 @@
 """Plot a distillation run: DAgger vs BC per iteration (PNG, drawn with matplotlib on the Agg canvas).
 
     .venv/bin/python -m dexterity_ros.learning.plot runs/distill_small/results.json -o docs/distill_small.png
+    .venv/bin/python -m dexterity_ros.learning.plot runs/A/results.json runs/B/results.json \
+        --labels "pose student" "point-cloud student" -o docs/compare.png
 
-Four panels over DAgger iterations (x: iteration, with the label count): success
+One run: four panels over DAgger iterations (x: iteration, with the label count): success
 rate, action error on the student's own states, drop rate and final rotation
 error, for DAgger, BC with the same number of labels, and the expert (dashed).
+Several runs (e.g. a pose and a point-cloud student on the same task and schedule):
+success rate and action error on own states of each run's DAgger (solid) and BC
+(dashed) students, and each run's expert (dotted), one colour per run.
 """
 from __future__ import annotations
 
@@ -71,6 +76,45 @@ def results_figure(results: dict, name: str | None = None, width: int = 1100, he
     return figure
 
 
+RUN_COLORS = ("#1f5fb4", "#c0392b", "#3ca03c", "#8e44ad", "#e6782a")
+COMPARE_PANELS = PANELS[:2]
+
+
+def comparison_figure(runs: list[tuple[str, dict]], width: int = 1100, height: int = 520) -> Figure:
+    """Success rate and action error of several runs' DAgger and BC students over iterations."""
+    if not runs:
+        raise ValueError("nothing to compare")
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    episodes = sorted({e["dagger"].get("episodes") for _, r in runs for e in r["iterations"]} - {None})
+    figure.suptitle("DAgger (solid) vs BC (dashed) per run, expert dotted; held-out episodes per point: "
+                    + ", ".join(str(n) for n in episodes), fontsize=12)
+    axes = figure.subplots(1, len(COMPARE_PANELS))
+    for ax, (key, title, y_range) in zip(axes, COMPARE_PANELS):
+        for (label, results), color in zip(runs, RUN_COLORS * (1 + len(runs) // len(RUN_COLORS))):
+            its = results["iterations"]
+            for method, style in (("dagger", "-"), ("bc", "--")):
+                points = [(e["iteration"], e[method].get(key)) for e in its if method in e]
+                points = [(i, v) for i, v in points if _finite(v)]
+                if points:
+                    ax.plot(*zip(*points), color=color, linestyle=style, marker="o", linewidth=2, markersize=5,
+                            label=f"{label}: {'DAgger' if method == 'dagger' else 'BC'}")
+            expert = results["expert"].get(key) if key != "action_error_rad" else None
+            if _finite(expert):
+                ax.axhline(expert, color=color, linestyle=":", linewidth=2, label=f"{label}: expert")
+        ax.set_title(title, fontsize=11, loc="left")
+        ax.set_xlabel("DAgger iteration")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if y_range is not None:
+            ax.set_ylim(y_range[0] - 0.02, y_range[1] + 0.02)
+        else:
+            ax.set_ylim(bottom=0.0)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(handles)), frameon=False, fontsize=10)
+    return figure
+
+
 def plot_results(results: dict, output: str | Path, width: int = 1100, height: int = 760,
                  name: str | None = None) -> Path:
     """Write the 2x2 figure of ``results`` (results.json of a distillation run) to ``output``;
@@ -83,20 +127,35 @@ def plot_results(results: dict, output: str | Path, width: int = 1100, height: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="results.json of a distillation run")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="results.json of a distillation run; several: a comparison of the runs")
     parser.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
     parser.add_argument("--name", default=None, help="run name in the title (default: the results' config name)")
+    parser.add_argument("--labels", nargs="+", default=None,
+                        help="comparison: one label per results.json (default: their config names)")
     args = parser.parse_args(argv)
-    try:
-        results = json.loads(args.results.read_text())
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read {args.results}: {exc}", file=sys.stderr)
+    loaded = []
+    for path in args.results:
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+            return 2
+        missing = [k for k in ("iterations", "expert", "config") if not isinstance(results, dict) or k not in results]
+        if missing:
+            print(f"error: {path} is not a distillation results.json (missing {missing})", file=sys.stderr)
+            return 2
+        loaded.append(results)
+    if args.labels is not None and len(args.labels) != len(loaded):
+        print(f"error: {len(args.labels)} labels for {len(loaded)} results files", file=sys.stderr)
         return 2
-    missing = [k for k in ("iterations", "expert", "config") if not isinstance(results, dict) or k not in results]
-    if missing:
-        print(f"error: {args.results} is not a distillation results.json (missing {missing})", file=sys.stderr)
-        return 2
-    path = plot_results(results, args.output, name=args.name)
+    if len(loaded) == 1:
+        path = plot_results(loaded[0], args.output, name=args.name)
+    else:
+        labels = args.labels or [r["config"] for r in loaded]
+        path = args.output
+        path.parent.mkdir(parents=True, exist_ok=True)
+        comparison_figure(list(zip(labels, loaded))).savefig(path, format="png")
     print(f"wrote {path}")
     return 0
 

@@ -202,6 +202,30 @@ def test_distillation_plot_refuses_a_file_that_is_not_results_json(tmp_path, cap
     assert not (tmp_path / "p.png").exists()
 
 
+def test_comparison_plot_draws_each_runs_dagger_bc_and_expert_in_one_colour(tmp_path):
+    from dexterity_ros.learning.plot import comparison_figure
+
+    pose, cloud = _results(), _results()
+    cloud["expert"]["success_rate"] = 0.5
+    figure = comparison_figure([("pose", pose), ("cloud", cloud)])
+    success, error = figure.axes[:2]
+    assert [line.get_label() for line in success.lines] == [
+        "pose: DAgger", "pose: BC", "pose: expert", "cloud: DAgger", "cloud: BC", "cloud: expert"]
+    assert [line.get_label() for line in error.lines] == ["pose: DAgger", "pose: BC", "cloud: DAgger", "cloud: BC"]
+    assert success.lines[0].get_color() == success.lines[2].get_color() != success.lines[3].get_color()
+    assert [line.get_linestyle() for line in success.lines[:3]] == ["-", "--", ":"]
+    assert list(success.lines[5].get_ydata()) == [0.5, 0.5]
+    out = tmp_path / "compare.png"
+    (tmp_path / "a.json").write_text(json.dumps(pose))
+    (tmp_path / "b.json").write_text(json.dumps(cloud))
+    assert plot_main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--labels", "pose", "cloud",
+                      "-o", str(out)]) == 0
+    assert _png_size(out.read_bytes()) == (1100, 520)
+    assert plot_main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--labels", "one",
+                      "-o", str(tmp_path / "x.png")]) == 2
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_the_demo_report_counts_as_the_printed_report_and_times_stages_on_source_times():
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
