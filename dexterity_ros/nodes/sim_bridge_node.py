@@ -33,6 +33,7 @@ from ..diagnostics import Level
 from ..hand.profiles import DriverProfileConfig
 from ..ros.common import DexterityNode, qos_profile, run_node
 
+MATCH_TIMEOUT_S = 3.0     # after ~/start: longest wait for DDS to match the graph's subscribers
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ class SimBridgeConfig(DriverProfileConfig):
     wait_for_subscribers: float = param(10.0, "s to wait for a depth subscriber before starting (0: start at once)",
                                         min=0.0)
     start_paused: bool = param(False, "wait for a call of ~/start (std_srvs/Trigger) before replaying "
-                                      "(tools that must see the whole episode start it when their graph is up)")
+                                      "(tools that must see the whole episode start it when their graph is up; "
+                                      "the replay then also waits, up to 3 s, until DDS has matched every "
+                                      "subscriber the graph shows, so none misses the first messages)")
     settle_time: float = param(1.0, "s to wait after the first subscriber appears (lets the rest of the graph "
                                     "discover each other)", min=0.0)
     # live mode
@@ -170,6 +173,7 @@ class SimBridgeNode(DexterityNode):
             while not self._start.is_set():
                 if self._stop.wait(0.05):
                     return
+            self._wait_for_matches()
             return
         depth_pub = self.routes[bag_topic(topics.DEPTH_IMAGE)][1]
         deadline = time.monotonic() + self.config.wait_for_subscribers
@@ -179,6 +183,27 @@ class SimBridgeNode(DexterityNode):
         if depth_pub.get_subscription_count() == 0 and self.config.wait_for_subscribers > 0:
             self.get_logger().warning("no depth subscriber appeared; replaying anyway")
         self._stop.wait(self.config.settle_time)
+
+    def _wait_for_matches(self) -> None:
+        """Until every subscriber this node's graph shows on a replayed topic is matched to its publisher.
+
+        Whoever called ~/start saw the subscribers in *its* view of the graph, but DDS matches each
+        publisher with each subscriber on its own, and a message published before that match is lost
+        for that subscriber (volatile durability): a student would miss the first joint states and act
+        from another history than its twin (the live parity of two students then fails). Bounded by
+        MATCH_TIMEOUT_S (an incompatible QoS never matches), then replay anyway with a warning.
+        """
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        while True:
+            unmatched = [publisher.topic_name for _, publisher in self.routes.values()
+                         if publisher.get_subscription_count() < self.count_subscribers(publisher.topic_name)]
+            if not unmatched or time.monotonic() >= deadline:
+                break
+            if self._stop.wait(0.02):
+                return
+        if unmatched:
+            self.get_logger().warning(f"replaying although subscribers of {', '.join(unmatched)} are not matched "
+                                      f"after {MATCH_TIMEOUT_S:g} s (incompatible QoS?): they may miss the start")
 
     def _warm_up(self) -> None:
         """Deserialize the first message of every replayed topic before the clock starts.

@@ -56,6 +56,37 @@ def test_replay_publishes_episode_with_fresh_stamps_and_clock(episode):
     assert len(clock) >= 12
 
 
+def test_a_started_replay_waits_until_its_publishers_match_the_graphs_subscribers(episode):
+    """~/start's caller sees subscribers in its own graph view; the bridge itself waits until DDS has matched
+    each of them to its publisher, so none misses the first messages (a student missing the first joint
+    states acts from another history: the live parity of two students failed so). A subscriber that can
+    never match (a RELIABLE reader of the best-effort depth) delays the start by at most MATCH_TIMEOUT_S,
+    named in a warning, and the matched ones still get every message from the first."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_srvs.srv import Trigger
+
+    from dexterity_ros.nodes.sim_bridge_node import MATCH_TIMEOUT_S
+
+    probe = RosProbe("bridge_match_probe")
+    joints = probe.subscribe(JointState, topics.JOINT_STATES.name, qos_profile(topics.JOINT_STATES))
+    probe.subscribe(Image, topics.DEPTH_IMAGE.name, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    with NodeProcess("sim_bridge_node", name="sim_bridge",
+                     params={"bag_path": str(episode), "start_paused": True}) as node:
+        assert node.wait_for_output("paused: waiting for ~/start", 20), node.output
+        assert probe.wait_for(lambda: probe.node.count_publishers(topics.JOINT_STATES.name) >= 1, 10)
+        started = time.monotonic()
+        assert probe.call(Trigger, "/sim_bridge/start", Trigger.Request()).success
+        assert node.wait_for_output("not matched after", MATCH_TIMEOUT_S + 5), node.output
+        waited = time.monotonic() - started
+        assert probe.wait_for(lambda: len(joints) >= 12, 10), (len(joints), node.output)
+        assert node.wait_for_output("replay finished", 5), node.output
+    probe.close()
+    warning = next(line for line in node.output.splitlines() if "not matched after" in line)
+    assert topics.DEPTH_IMAGE.name in warning and topics.JOINT_STATES.name not in warning
+    assert MATCH_TIMEOUT_S - 0.5 <= waited <= MATCH_TIMEOUT_S + 4
+    assert len(joints) == 12                      # the first joint state included
+
+
 def test_bridge_and_segmentation_make_clouds(episode):
     probe = RosProbe("bridge_seg_probe")
     clouds = probe.subscribe(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD))
