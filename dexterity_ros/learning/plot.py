@@ -125,6 +125,14 @@ def plot_results(results: dict, output: str | Path, width: int = 1100, height: i
     return output
 
 
+def plot_comparison(runs: list[tuple[str, dict]], output: str | Path) -> Path:
+    """Write the comparison figure of several ``(label, results)`` runs to ``output``."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    comparison_figure(runs).savefig(output, format="png")
+    return output
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+",
@@ -152,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(loaded) == 1:
         path = plot_results(loaded[0], args.output, name=args.name)
     else:
-        labels = args.labels or [r["config"] for r in loaded]
-        path = args.output
-        path.parent.mkdir(parents=True, exist_ok=True)
-        comparison_figure(list(zip(labels, loaded))).savefig(path, format="png")
+        path = plot_comparison(list(zip(args.labels or [r["config"] for r in loaded], loaded)), args.output)
     print(f"wrote {path}")
     return 0
 

@@ -311,3 +311,14 @@ def normalizer_from_stats(mean: np.ndarray, var: np.ndarray, what: str, clip_inp
                             f"(values {var[negative[:4]].tolist()}): not a RunningMeanStd")
     return {"mean": mean.tolist(), "std": np.sqrt(var).tolist(), "epsilon": RMS_EPSILON, "clip": RMS_CLIP,
             "clip_input": clip_input}
+
+
+def checkpoint_contract(spec: Mapping[str, Any]):
+    """The contract-v2 of an importer's ``spec``; a spec the checkpoint made invalid is refused, with why."""
+    from ..contract import ContractError
+    from ..contract_v2 import PolicyContractV2
+
+    try:
+        return PolicyContractV2.from_mapping(spec)
+    except ContractError as exc:
+        raise ImportRefused(f"the contract built from this checkpoint is invalid: {exc}") from None

@@ -54,12 +54,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..contract import ContractError
 from ..contract_v2 import PolicyContractV2
 from ..loading import attach_contract_v2
 from . import ImportRefused, ImportResult, Preset
 from . import isaacgymenvs as ige
-from .common import as_array, check_size, describe_keys, normalizer_from_stats, torch_to_onnx
+from .common import as_array, check_size, checkpoint_contract, describe_keys, normalizer_from_stats, torch_to_onnx
 
 NAME = "isaacgymenvs-dextreme"
 UPSTREAM = ("isaac-sim/IsaacGymEnvs@aeed2986 isaacgymenvs/tasks/dextreme/{allegro_hand_dextreme,adr_vec_task}.py, "
@@ -131,10 +130,7 @@ def build_contract(*, normalizer: dict, rnn_layers: int, rnn_units: int, palm_po
                        [{"name": name, "shape": state_shape, "meaning": "recurrent_state"} for name in STATE_OUTPUTS],
             "description": "IsaacGymEnvs DeXtreme (AllegroHandDextremeADR), rl_games LSTM checkpoint",
             "provenance": dict(provenance or {})}
-    try:
-        return PolicyContractV2.from_mapping(spec)
-    except ContractError as exc:
-        raise ImportRefused(f"the contract built from this checkpoint is invalid: {exc}") from None
+    return checkpoint_contract(spec)
 
 
 # ------------------------------------------------------------------- network

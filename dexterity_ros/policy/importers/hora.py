@@ -38,11 +38,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..contract import ContractError
 from ..contract_v2 import PolicyContractV2
 from ..loading import attach_contract_v2
 from . import ImportRefused, ImportResult, Preset
-from .common import as_array, check_size, describe_keys, load_checkpoint, normalizer_from_stats, torch_to_onnx
+from .common import (as_array, check_size, checkpoint_contract, describe_keys, load_checkpoint,
+                     normalizer_from_stats, torch_to_onnx)
 
 NAME = "hora"
 UPSTREAM = ("HaozhiQi/hora@410d9582 hora/algo/models/models.py, hora/algo/models/running_mean_std.py, "
@@ -183,10 +183,7 @@ def build_contract(*, obs_normalizer: dict | None, hist_normalizer: dict | None,
             "outputs": [{"name": "mu", "shape": [1, NUM_ACTIONS]}],
             "description": "HORA stage-2 (ProprioAdapt) in-hand rotation policy",
             "provenance": dict(provenance or {})}
-    try:
-        return PolicyContractV2.from_mapping(spec)
-    except ContractError as exc:
-        raise ImportRefused(f"the contract built from this checkpoint is invalid: {exc}") from None
+    return checkpoint_contract(spec)
 
 
 def _stats(checkpoint: Mapping, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -53,13 +53,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from ...geometry import axis_angle_to_quat, quat_multiply
-from ..contract import ContractError
 from ..contract_v2 import PolicyContractV2
 from ..loading import attach_contract_v2
 from . import ImportRefused, ImportResult, Preset
 from .common import (as_array, describe_keys, load_checkpoint, normalizer_from_stats,
                      strip_compile_prefix)
-from .common import check_size, torch_to_onnx
+from .common import check_size, checkpoint_contract, torch_to_onnx
 
 NAME = "isaacgymenvs-allegro"
 UPSTREAM = ("isaac-sim/IsaacGymEnvs@aeed2986 isaacgymenvs/tasks/allegro_hand.py, cfg/task/AllegroHand.yaml, "
@@ -179,10 +178,7 @@ def build_contract(obs_type: str, *, normalizer: dict | None, joint_limits: str 
             "action": action, "outputs": [{"name": "mu", "shape": [1, NUM_ACTIONS]}],
             "description": f"IsaacGymEnvs AllegroHand ({obs_type}), rl_games checkpoint",
             "provenance": dict(provenance or {})}
-    try:
-        return PolicyContractV2.from_mapping(spec)
-    except ContractError as exc:
-        raise ImportRefused(f"the contract built from this checkpoint is invalid: {exc}") from None
+    return checkpoint_contract(spec)
 
 
 # ------------------------------------------------------------------- network
