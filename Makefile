@@ -32,6 +32,7 @@ $(STAMP): requirements.txt requirements.lock setup.py package.xml
 
 demo: venv
 	$(VENV)/bin/dexterity-ros demo
+	$(VENV)/bin/dexterity-ros demo --live --report-dir runs/demo_live
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS) test

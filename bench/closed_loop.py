@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -40,34 +39,9 @@ from dexterity_ros.launcher import launch  # noqa: E402
 from dexterity_ros.paths import config_path, launch_path  # noqa: E402
 from dexterity_ros.ros.background import BackgroundNode  # noqa: E402
 from dexterity_ros.ros.common import qos_profile  # noqa: E402
+from dexterity_ros.ros.graph_monitor import JudgeLog  # noqa: E402
 
 EXPERT = "config/experiments/distill_rotate.yaml"
-
-
-@dataclass
-class JudgeLog:
-    """What one judge reported: its latest counters and the goals it counted as reached."""
-
-    latest: dict[str, str] = field(default_factory=dict)
-    reached_goals: list[str] = field(default_factory=list)
-    goals_seen: list[str] = field(default_factory=list)
-
-    def on_status(self, msg: DiagnosticStatus) -> None:
-        values = {kv.key: kv.value for kv in msg.values}
-        goal = values.get(M.GOAL)
-        previous = self.latest.get(M.GOAL)
-        if goal and goal != "none" and (not self.goals_seen or self.goals_seen[-1] != goal):
-            self.goals_seen.append(goal)
-        before = int(self.latest.get(M.GOALS_REACHED, "0"))
-        after = int(values.get(M.GOALS_REACHED, before))
-        if after > before:
-            # a success draws the next goal in the same message: the goal reached is the one shown before
-            reached = previous if previous not in (None, "none") and goal != previous else goal
-            self.reached_goals.extend([reached] * (after - before))
-        self.latest = values
-
-    def count(self, key: str) -> int:
-        return int(self.latest.get(key, "0"))
 
 
 def closed_loop_sim_config(directory: Path, object_name: str) -> Path:

@@ -135,6 +135,21 @@ def stage_latencies(frames: Iterable[Stamped], clouds: Iterable[Stamped], target
     return stages
 
 
+def publication_latencies(targets: Iterable[Stamped], command_times_ns: Iterable[int]) -> list[float]:
+    """Depth header stamp -> the DDS source time of the first hand command sent at or after each target (ms).
+
+    The graph's own latency: when hand_node published the command, not when some observer's
+    process got round to receiving it (an observer's wake-up on a loaded machine adds its own tail).
+    """
+    commands = sorted(command_times_ns)
+    out = []
+    for stamp, t in sorted(targets, key=lambda s: s[1]):
+        i = bisect.bisect_left(commands, t)
+        if i < len(commands):
+            out.append((commands[i] - stamp) * 1e-6)
+    return out
+
+
 def pipeline_counts(frames: Sequence[Stamped], clouds: Sequence[Stamped], targets: Sequence[Stamped],
                     commands: int) -> dict[str, int]:
     """Messages per stage and where they stopped (by stamp: a frame no cloud came from, ...)."""

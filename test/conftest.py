@@ -41,7 +41,8 @@ KIND_BY_FILE = {
         "policy/test_policy_node.py", "perception/test_graph_segmentation.py", "sim/test_graph_sim_bridge.py",
         "core/test_node_parameters.py", "task/test_goal_node.py", "tracking/test_graph_tracker.py",
         "graph/test_graph_student_v2.py", "graph/test_graph_import_parity.py", "graph/test_graph_view.py",
-        "graph/test_graph_visualization.py", "hand/test_operator_graph.py", "learning/test_learning_ray.py")},
+        "graph/test_graph_visualization.py", "hand/test_operator_graph.py", "learning/test_learning_ray.py",
+        "graph/test_demo_live.py")},
     **{f: "slow" for f in (
         "learning/test_learning_expert.py", "learning/test_learning_parity.py", "learning/test_learning_distill.py",
         "bags/test_bags_integrity.py", "sim/test_sim_randomization.py", "camera/test_camera.py",

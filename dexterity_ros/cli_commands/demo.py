@@ -6,6 +6,13 @@ seconds with a monitor attached, and prints what each stage did and the
 end-to-end latency (depth header stamp -> hand command). The same figures,
 with latency histograms per stage and the hand's state timeline, go into an
 HTML report (``--report-dir``, default runs/demo/; :mod:`dexterity_ros.report`).
+
+``--live`` closes the loop instead: ``launch/sim.launch.xml`` (the randomized
+simulator as camera and hand, the student driving it, pose_tracker and
+goal_node judging), and the report adds what the task judges counted: the
+goals the student reached (from the tracked pose, as on the robot, and from
+the true pose), episodes, drops and the longest run of consecutive successes.
+A replay cannot show that: the replayed episode does not react to the student.
 """
 from __future__ import annotations
 
@@ -24,20 +31,27 @@ if TYPE_CHECKING:
     from ..ros.graph_monitor import GraphReport
 
 DEFAULT_REPORT_DIR = Path("runs") / "demo"
+LIVE_DURATION_S = 30.0         # --live default: a few goal timeouts (8 s) of the shipped student
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the full graph on the built-in replay episode and report",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=None,
-                        help="seconds to replay (default: the whole episode, about 10 s)")
+                        help="seconds to replay (default: the whole episode, about 10 s; "
+                             f"--live: {LIVE_DURATION_S:g} s)")
+    parser.add_argument("--live", action="store_true",
+                        help="close the loop: sim.launch.xml (the student drives the simulated hand; goal_node "
+                             "judges from the tracked pose) and report the goals the student reached")
+    parser.add_argument("--seed", type=int, default=0, help="--live: seed of the simulated episodes (default 0)")
     parser.add_argument("--bag", type=Path, default=None,
                         help="episode bag to replay (default: the built-in demo episode, generated if missing)")
     parser.add_argument("--rate", type=_positive_rate, default=1.0,
                         help="replay speed factor (default 1.0; 3 plays the 10 Hz episode's depth at 30 Hz)")
     parser.add_argument("--driver-profile", default="allegro_v4", choices=("allegro_v4", "ros2_control", "leap"))
     parser.add_argument("--arg", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra replay.launch.xml argument (repeatable), e.g. prompt_command:=false")
+                        help="extra launch argument (repeatable), e.g. prompt_command:=false "
+                             "(replay.launch.xml; with --live sim.launch.xml, e.g. model:=my_policy.onnx)")
     parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
     parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR, metavar="DIR",
                         help="write report.html (images embedded) and its PNGs here "
@@ -98,44 +112,67 @@ def run(args: argparse.Namespace) -> int:
     from ..ros.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
     from ..launcher import launch, run_until_stopped
 
+    if args.live and (args.bag is not None or args.rate != 1.0):
+        print("error: --bag and --rate are for the replay; --live runs the simulator "
+              "(slower than real time: --arg real_time_factor:=0.5)", file=sys.stderr)
+        return 2
+    if args.duration is not None and not args.duration > 0:
+        print(f"error: --duration must be > 0 s, got {args.duration:g}", file=sys.stderr)
+        return 2
     try:
         prepare_report_dir(args.report_dir)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    bag = args.bag or ensure_demo_episode()
-    try:
-        with BagReader(bag) as reader:
-            episode_s = reader.duration_ns * 1e-9
-    except BagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     topic, msg_type = command_topic(args.driver_profile)
+    if args.live:
+        launch_file, title = "sim.launch.xml", f"sim.launch.xml (live), seed {args.seed}"
+        launch_args = [f"seed:={args.seed}", f"driver_profile:={args.driver_profile}", *args.arg]
+        requirements = live_graph_requirements(topic)
+        duration = args.duration or LIVE_DURATION_S
+    else:
+        bag = args.bag or ensure_demo_episode()
+        try:
+            with BagReader(bag) as reader:
+                episode_s = reader.duration_ns * 1e-9
+        except BagError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        launch_file, title = "replay.launch.xml", f"replay.launch.xml on {bag} at rate {args.rate:g}"
+        launch_args = [f"bag:={bag}", f"driver_profile:={args.driver_profile}", "start_paused:=true",
+                       f"rate:={args.rate:g}", *args.arg]
+        requirements = replay_graph_requirements(True, topic)
+        duration = args.duration or episode_s / args.rate + 1.5
     started_ns = time.time_ns()
-    monitor = GraphMonitor(topic, msg_type)
+    monitor = GraphMonitor(topic, msg_type, task=args.live)
     hand_states = DiagnosticHistory(monitor, "hand", Hand.STATE)
     pipeline = PipelineSamples(monitor, topic, msg_type)
-    handle = launch(launch_path("replay.launch.xml"),
-                    [f"bag:={bag}", f"driver_profile:={args.driver_profile}", "start_paused:=true",
-                     f"rate:={args.rate:g}", *args.arg],
-                    echo=not args.quiet)
+    handle = launch(launch_path(launch_file), launch_args, echo=not args.quiet)
     try:
         # start the replay once every node is up, so the report covers the whole episode
-        missing = wait_for_graph(monitor.node, replay_graph_requirements(True, topic), timeout=60.0)
+        missing = wait_for_graph(monitor.node, requirements, timeout=60.0)
         if missing:
             print(f"error: the graph did not come up within 60 s: {missing}", file=sys.stderr)
             handle.stop()
             return 1
-        start_replay(monitor)
-        code = run_until_stopped(handle, duration=args.duration or episode_s / args.rate + 1.5)
+        if not args.live:
+            start_replay(monitor)
+        code = run_until_stopped(handle, duration=duration)
     finally:
         time.sleep(0.2)
         report = monitor.report()
         states = hand_states.values()
         stamped = {name: pipeline.stamped(name) for name in ("frames", "clouds", "targets", "commands")}
         monitor.close()
-    lines = [f"== dexterity_ros demo: replay.launch.xml on {bag} at rate {args.rate:g}"]
+    lines = [f"== dexterity_ros demo: {title}"]
     lines += ["  " + line for line in report.lines()]
+    at = next((i for i, line in enumerate(lines) if "end-to-end latency" in line), len(lines) - 1)
+    lines.insert(at + 1, "  " + publication_line(stamped))
+    tracked = report.judges.get("tracked")
+    if args.live:
+        truth = report.judges["truth"]
+        lines += [f"  student's task, judged on the tracked pose (task/metrics): {tracked.summary()}",
+                  f"  the same goals judged on the true pose (task/metrics_truth): {truth.summary()}"]
     violations = report.diagnostic_value("hand", Hand.LIMIT_VIOLATIONS)
     lines.append(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
     problems = []
@@ -149,12 +186,19 @@ def run(args: argparse.Namespace) -> int:
                         "run without --quiet for their output)")
         lines.append("  " + problems[-1])
     ok = code == 0 and report.frames > 0 and report.clouds > 0 and report.targets > 0 and report.commands > 0
+    if tracked is not None and not tracked.messages:
+        problems.append("goal_node published no task metrics (task/metrics)")
+        lines.append("  " + problems[-1])
+        ok = False
     lines.append("  verdict: " + ("OK" if ok else "FAILED (see above)"))
     print("\n" + "\n".join(lines))
-    context = [f"replay.launch.xml on {bag} at rate {args.rate:g}, driver profile {args.driver_profile}"
+    context = [f"{title}, driver profile {args.driver_profile}"
                + (f", arguments {' '.join(args.arg)}" if args.arg else ""),
                f"run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; hand limit violations "
                f"(from /diagnostics): {violations if violations is not None else 'n/a'}"]
+    if args.live:
+        context += [f"the student's task, judged on the tracked pose: {report.judges['tracked'].summary()}",
+                    f"the same goals judged on the true pose: {report.judges['truth'].summary()}"]
     try:
         files = write_report(demo_report(report, stamped, states, started_ns, ok, problems, context,
                                          "\n".join(lines)), args.report_dir)
@@ -163,6 +207,25 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"  report: {files.html} (figures: {', '.join(str(p) for p in files.images.values())})")
     return 0 if ok else 1
+
+
+def publication_line(stamped: dict[str, list[tuple[int, int]]]) -> str:
+    """The end-to-end latency on the publishers' clock (depth stamp -> the command's DDS source time)."""
+    import numpy as np
+    from ..report import publication_latencies
+    values = publication_latencies(stamped["targets"], [t for _, t in stamped["commands"]])
+    if not values:
+        return "  at publication (depth stamp -> command's DDS source time): no samples"
+    return (f"  at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
+            f"p99 {np.percentile(values, 99):.1f} ms over {len(values)} targets")
+
+
+def live_graph_requirements(command: str) -> dict[str, tuple[int, int]]:
+    """Publishers/subscribers of sim.launch.xml's graph (monitor included) before the demo's clock starts."""
+    from .. import topics
+    return {topics.DEPTH_IMAGE.name: (1, 2), topics.OBJECT_CLOUD.name: (1, 2),
+            topics.JOINT_TARGETS.name: (1, 2), command: (1, 2),          # hand -> simulator + monitor
+            topics.TASK_METRICS.name: (1, 1), topics.TASK_METRICS_TRUTH.name: (1, 1)}
 
 
 def demo_counts(report: GraphReport) -> dict[str, int]:

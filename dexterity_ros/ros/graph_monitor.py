@@ -1,14 +1,17 @@
 """An observer of the running graph: counts every stage and measures end-to-end latency.
 
 Used by ``dexterity-ros demo`` (and the HIL scenarios) to report, from the
-outside, what the graph did: frames replayed, clouds, policy targets and hand
+outside, what the graph did: depth frames, clouds, policy targets and hand
 commands published, drops between stages, and the latency from a depth
 frame's header stamp to the first hand command sent after the policy target
-computed from that frame.
+computed from that frame. With ``task=True`` (the live graph, ``demo --live``)
+it also keeps what the two task judges said (:class:`JudgeLog`): goals
+reached, episodes, drops, consecutive successes.
 """
 from __future__ import annotations
 
 import bisect
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +24,58 @@ from . import conversions
 from .. import topics
 from .background import BackgroundNode
 from .common import qos_profile
-from ..diagnostic_keys import Segmentation, count
+from ..diagnostic_keys import Segmentation, TaskMetrics, count
+
+
+def _count(text: str | None) -> int:
+    """A counter from a DiagnosticStatus value; what is not a non-negative integer counts as 0."""
+    return int(text) if text is not None and text.isdigit() else 0
+
+
+@dataclass
+class JudgeLog:
+    """What one task judge reported (task/metrics: from the tracked pose; task/metrics_truth: from the true
+    pose): its latest counters, the goals it counted as reached and its longest run of consecutive successes."""
+
+    latest: dict[str, str] = field(default_factory=dict)
+    reached_goals: list[str] = field(default_factory=list)
+    goals_seen: list[str] = field(default_factory=list)
+    best_consecutive: int = 0
+    messages: int = 0
+
+    COUNTERS = (TaskMetrics.GOALS_REACHED, TaskMetrics.EPISODES, TaskMetrics.DROPS_SO_FAR, TaskMetrics.DROPS_LOST,
+                TaskMetrics.GOAL_TIMEOUTS, TaskMetrics.CONSECUTIVE_SUCCESSES)
+
+    def on_status(self, msg: DiagnosticStatus) -> None:
+        values = {kv.key: kv.value for kv in msg.values}
+        for key in self.COUNTERS:         # a counter that is not a count keeps its last value (never raises)
+            if key in values and not values[key].isdigit():
+                values[key] = self.latest.get(key, "0")
+        goal = values.get(TaskMetrics.GOAL)
+        previous = self.latest.get(TaskMetrics.GOAL)
+        if goal and goal != "none" and (not self.goals_seen or self.goals_seen[-1] != goal):
+            self.goals_seen.append(goal)
+        before = self.count(TaskMetrics.GOALS_REACHED)
+        after = _count(values.get(TaskMetrics.GOALS_REACHED)) if TaskMetrics.GOALS_REACHED in values else before
+        if after > before:
+            # a success draws the next goal in the same message: the goal reached is the one shown before
+            reached = previous if previous not in (None, "none") and goal != previous else goal
+            self.reached_goals.extend([reached or "none"] * (after - before))
+        self.best_consecutive = max(self.best_consecutive, _count(values.get(TaskMetrics.CONSECUTIVE_SUCCESSES)))
+        self.messages += 1
+        self.latest = values
+
+    def count(self, key: str) -> int:
+        return _count(self.latest.get(key))
+
+    def summary(self) -> str:
+        """One line: goals reached, episodes, best run of consecutive successes, drops, goal timeouts."""
+        if not self.messages:
+            return "no task metrics received"
+        m = TaskMetrics
+        return (f"{self.count(m.GOALS_REACHED)} goals reached in {self.count(m.EPISODES)} episode(s), "
+                f"best consecutive successes {self.best_consecutive}, drops {self.count(m.DROPS_SO_FAR)} "
+                f"({self.count(m.DROPS_LOST)} by lost object), goal timeouts {self.count(m.GOAL_TIMEOUTS)}")
 
 
 @dataclass
@@ -34,6 +88,7 @@ class GraphReport:
     latencies_ms: list[float] = field(default_factory=list)
     diagnostics: dict[str, DiagnosticStatus] = field(default_factory=dict)
     stage_ms: dict[str, list[float]] = field(default_factory=dict)   # per stage, matched by depth stamp
+    judges: dict[str, JudgeLog] = field(default_factory=dict)        # "tracked", "truth" (task=True only)
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -53,14 +108,14 @@ class GraphReport:
         dropped_policy = max(self.clouds - self.targets, 0)
         return [
             f"duration                      {self.duration_s:.1f} s",
-            f"depth frames replayed         {self.frames}",
+            f"depth frames published        {self.frames}",
             f"object clouds published       {self.clouds}   (frames without a cloud: {dropped_seg}; "
             f"skipped by max_cloud_rate: {skipped_by_rate})",
             f"policy targets published      {self.targets}   (clouds without a target: {dropped_policy})",
             f"hand commands published       {self.commands}",
             f"messages dropped              {dropped_seg + dropped_policy} "
             f"(frames {dropped_seg} at segmentation, clouds {dropped_policy} at the student)",
-            f"end-to-end latency (depth stamp -> hand command): p50 {self.percentile(50):.1f} ms, "
+            f"end-to-end latency (depth stamp -> hand command received here): p50 {self.percentile(50):.1f} ms, "
             f"p99 {self.percentile(99):.1f} ms over {len(self.latencies_ms)} targets",
         ] + [f"  {stage + ':':<32}p50 {np.percentile(v, 50):.1f} ms, p99 {np.percentile(v, 99):.1f} ms"
              for stage, v in self.stage_ms.items() if v]
@@ -69,7 +124,8 @@ class GraphReport:
 class GraphMonitor(BackgroundNode):
     """Subscribes to every stage of the graph in its own context and executor thread."""
 
-    def __init__(self, command_topic: str, command_type=JointState, name: str = "graph_monitor"):
+    def __init__(self, command_topic: str, command_type=JointState, name: str = "graph_monitor",
+                 task: bool = False):
         super().__init__(name)
         self._lock = self.lock
         self.frames = 0
@@ -86,7 +142,18 @@ class GraphMonitor(BackgroundNode):
                               qos_profile(topics.JOINT_TARGETS))
         n.create_subscription(command_type, command_topic, self._on_command, qos_profile(topics.QosClass.RELIABLE))
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diag, qos_profile(topics.DIAGNOSTICS))
+        self.judges: dict[str, JudgeLog] = {}
+        if task:
+            for label, topic in (("tracked", topics.TASK_METRICS), ("truth", topics.TASK_METRICS_TRUTH)):
+                judge = self.judges[label] = JudgeLog()
+                n.create_subscription(DiagnosticStatus, topic.name, self._judge_callback(judge), qos_profile(topic))
         self._t0 = time.monotonic()
+
+    def _judge_callback(self, judge: JudgeLog):
+        def on_status(msg: DiagnosticStatus) -> None:
+            with self._lock:
+                judge.on_status(msg)
+        return on_status
 
     def _on_frame(self, msg) -> None:
         now = time.time_ns()
@@ -132,8 +199,9 @@ class GraphMonitor(BackgroundNode):
                 stages["depth stamp -> depth received"].append((received - stamp) * 1e-6)
             for stamp, received in self.cloud_received.items():
                 stages["depth stamp -> cloud received"].append((received - stamp) * 1e-6)
+            judges = {label: copy.deepcopy(judge) for label, judge in self.judges.items()}
             return GraphReport(time.monotonic() - self._t0, self.frames, self.clouds, len(self.target_events),
-                               len(commands), latencies, dict(self.diagnostics), stages)
+                               len(commands), latencies, dict(self.diagnostics), stages, judges)
 
 
 def wait_for_graph(node: Node, requirements: dict[str, tuple[int, int]], timeout: float) -> list[str]:

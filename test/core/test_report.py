@@ -251,3 +251,36 @@ def test_the_demo_report_counts_as_the_printed_report_and_times_stages_on_source
     assert run.observation.latencies_ms[rp.SEGMENTATION] == pytest.approx([7, 6])
     assert run.observation.latencies_ms[rp.END_TO_END] == pytest.approx([11])
     assert run.observation.states == [(1.0, "HOLD"), (2.5, "ACTIVE")]
+
+
+def test_judge_log_counts_goals_reached_runs_and_survives_garbage_values():
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+    from dexterity_ros.diagnostic_keys import TaskMetrics as M
+    from dexterity_ros.ros.graph_monitor import JudgeLog
+
+    def status(**values):
+        return DiagnosticStatus(name="task", values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    judge = JudgeLog()
+    assert judge.summary() == "no task metrics received"
+    keys = {"goal": M.GOAL, "reached": M.GOALS_REACHED, "run": M.CONSECUTIVE_SUCCESSES, "episodes": M.EPISODES,
+            "drops": M.DROPS_SO_FAR}
+    for goal, reached, run, episodes, drops in [("[1, 0, 0, 0]", "0", "0", "1", "0"),
+                                                ("[0, 1, 0, 0]", "1", "1", "1", "0"),      # first goal reached
+                                                ("[0, 0, 1, 0]", "2", "2", "1", "0"),      # and the second
+                                                ("[0, 0, 0, 1]", "2", "0", "2", "1"),      # a drop: run over
+                                                ("[0, 0, 0, 1]", "garbage", "-3", "2", "1")]:
+        judge.on_status(status(**{keys["goal"]: goal, keys["reached"]: reached, keys["run"]: run,
+                                  keys["episodes"]: episodes, keys["drops"]: drops}))
+    assert judge.reached_goals == ["[1, 0, 0, 0]", "[0, 1, 0, 0]"]           # the goal shown before each success
+    assert judge.best_consecutive == 2 and judge.messages == 5
+    assert judge.count(M.GOALS_REACHED) == 2        # a garbage counter keeps its last value, no exception
+    assert judge.summary().startswith("2 goals reached in 2 episode(s), best consecutive successes 2, drops 1")
+
+
+def test_publication_latency_is_depth_stamp_to_the_first_command_sent_after_each_target():
+    ms = 1_000_000
+    targets = [(100 * ms, 105 * ms), (200 * ms, 212 * ms), (300 * ms, 330 * ms)]     # (depth stamp, sent)
+    commands = [101 * ms, 106 * ms, 215 * ms, 216 * ms]                                 # none after the third
+    assert rp.publication_latencies(targets, commands) == pytest.approx([6.0, 15.0])
+    assert rp.publication_latencies([], commands) == []
