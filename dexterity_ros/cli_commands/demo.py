@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     parser.add_argument("--live", action="store_true",
                         help="close the loop: sim.launch.xml (the student drives the simulated hand; goal_node "
                              "judges from the tracked pose) and report the goals the student reached")
-    parser.add_argument("--seed", type=int, default=0, help="--live: seed of the simulated episodes (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="--live: seed of the simulated episodes (default 0)")
     parser.add_argument("--bag", type=Path, default=None,
                         help="episode bag to replay (default: the built-in demo episode, generated if missing)")
     parser.add_argument("--rate", type=_positive_rate, default=1.0,
@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         print("error: --bag and --rate are for the replay; --live runs the simulator "
               "(slower than real time: --arg real_time_factor:=0.5)", file=sys.stderr)
         return 2
+    if not args.live and args.seed is not None:
+        print("error: --seed is for --live (the replay's episode is the bag's)", file=sys.stderr)
+        return 2
+    seed = 0 if args.seed is None else args.seed
     if args.duration is not None and not args.duration > 0:
         print(f"error: --duration must be > 0 s, got {args.duration:g}", file=sys.stderr)
         return 2
@@ -126,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     topic, msg_type = command_topic(args.driver_profile)
     if args.live:
-        launch_file, title = "sim.launch.xml", f"sim.launch.xml (live), seed {args.seed}"
-        launch_args = [f"seed:={args.seed}", f"driver_profile:={args.driver_profile}", *args.arg]
+        launch_file, title = "sim.launch.xml", f"sim.launch.xml (live), seed {seed}"
+        launch_args = [f"seed:={seed}", f"driver_profile:={args.driver_profile}", *args.arg]
         requirements = live_graph_requirements(topic)
         duration = args.duration or LIVE_DURATION_S
     else:

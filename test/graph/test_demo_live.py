@@ -31,9 +31,13 @@ def test_live_demo_reports_the_students_goals_from_both_judges(tmp_path):
         "the student's task, judged on the tracked pose" in html
 
 
-def test_live_demo_refuses_replay_options_with_a_clear_error(tmp_path):
+def test_demo_refuses_the_other_modes_options_with_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "demo", "--live", "--rate", "3",
                         "--report-dir", str(tmp_path / "report")],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "--bag and --rate are for the replay" in r.stderr, r
     assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "demo", "--seed", "3",
+                        "--report-dir", str(tmp_path / "report")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "--seed is for --live" in r.stderr and "Traceback" not in r.stderr, r
