@@ -11,7 +11,7 @@ SUMMARY = re.compile(r"(\d+) goals reached in (\d+) episode\(s\), best consecuti
 
 
 def test_live_demo_reports_the_students_goals_from_both_judges(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "demo", "--live", "--quiet", "--duration", "10",
+    r = subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "demo", "--live", "--quiet", "--duration", "6",
                         "--report-dir", str(tmp_path / "report")],
                        capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
