@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -62,7 +63,34 @@ class Cli:
         self.proc = subprocess.Popen([sys.executable, "-m", "dexterity_ros.cli", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
 
+        self._lines: list[str] | None = None          # stdout read so far, once wait_for_output started reading
+        self._reader: threading.Thread | None = None
+
+    def wait_for_output(self, text: str, timeout: float = 60.0) -> bool:
+        """Until ``text`` appears on stdout (read by a thread from then on; result() still returns all of it)."""
+        if self._reader is None:
+            self._lines = []
+            self._reader = threading.Thread(target=lambda: self._lines.extend(iter(self.proc.stdout.readline, "")),
+                                            daemon=True)
+            self._reader.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in "".join(self._lines):
+                return True
+            time.sleep(0.05)
+        return False
+
     def result(self, timeout: float = 90.0) -> Result:
+        if self._reader is not None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self._reader.join(10)
+            out, err = "".join(self._lines), self.proc.stderr.read()
+            if self.proc.returncode is None or self.proc.returncode == -9:
+                pytest.fail(f"dexterity-ros {' '.join(self.args)} did not finish in {timeout} s:\n{out}\n{err}")
+            return Result(self.proc.returncode, out, err, time.monotonic() - self.t0)
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -351,6 +379,9 @@ def test_goal_set_reaches_the_student_and_bad_goals_publish_nothing(graph):
     assert probe.wait_for(lambda: (probe.value("student", Student.GOAL) or "").replace(" ", "")
                           .startswith("[0.707,0.,0.,0.707]"), 10), probe.value("student", Student.GOAL)
     late = graph_cli("topic", "echo", "goal/orientation", "--once", "--wait", "60").result()
+    # Ctrl-C once it holds: before that it may still wait for its subscribers' acknowledgements (a CI run
+    # sent the signal 2 s after the start, while it waited, and it had printed nothing yet)
+    assert held.wait_for_output("holding the goal latched", 60), held.proc.poll()
     held.proc.send_signal(signal.SIGINT)
     r = held.result()
     assert late.rc == 0, late
