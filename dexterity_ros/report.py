@@ -126,12 +126,12 @@ def stage_latencies(frames: Iterable[Stamped], clouds: Iterable[Stamped], target
         cloud = latest_before(cloud_index, stamp, t)
         if cloud is not None:
             stages[STUDENT].append((t - cloud) * 1e-6)
-        i = bisect.bisect_left(commands, t)
-        if i < len(commands):
-            stages[HAND].append((commands[i] - t) * 1e-6)
+        command = _first_at_or_after(commands, t)
+        if command is not None:
+            stages[HAND].append((command - t) * 1e-6)
             frame = latest_before(frame_index, stamp, t)
             if frame is not None:
-                stages[END_TO_END].append((commands[i] - frame) * 1e-6)
+                stages[END_TO_END].append((command - frame) * 1e-6)
     return stages
 
 
@@ -144,10 +144,16 @@ def publication_latencies(targets: Iterable[Stamped], command_times_ns: Iterable
     commands = sorted(command_times_ns)
     out = []
     for stamp, t in sorted(targets, key=lambda s: s[1]):
-        i = bisect.bisect_left(commands, t)
-        if i < len(commands):
-            out.append((commands[i] - stamp) * 1e-6)
+        command = _first_at_or_after(commands, t)
+        if command is not None:
+            out.append((command - stamp) * 1e-6)
     return out
+
+
+def _first_at_or_after(sorted_times: Sequence[int], t: int) -> int | None:
+    """The first of ``sorted_times`` at or after ``t`` (a target's command), None if there is none."""
+    i = bisect.bisect_left(sorted_times, t)
+    return sorted_times[i] if i < len(sorted_times) else None
 
 
 def pipeline_counts(frames: Sequence[Stamped], clouds: Sequence[Stamped], targets: Sequence[Stamped],

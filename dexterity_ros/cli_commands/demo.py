@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..diagnostic_keys import Hand, Segmentation, count
+from ..diagnostic_keys import Hand
 from ..paths import data_directory, launch_path
 
 if TYPE_CHECKING:
@@ -169,14 +169,12 @@ def run(args: argparse.Namespace) -> int:
         stamped = {name: pipeline.stamped(name) for name in ("frames", "clouds", "targets", "commands")}
         monitor.close()
     lines = [f"== dexterity_ros demo: {title}"]
-    lines += ["  " + line for line in report.lines()]
-    at = next((i for i, line in enumerate(lines) if "end-to-end latency" in line), len(lines) - 1)
-    lines.insert(at + 1, "  " + publication_line(stamped))
+    lines += ["  " + line for line in report.lines(at_publication=publication_line(stamped))]
     tracked = report.judges.get("tracked")
-    if args.live:
-        truth = report.judges["truth"]
-        lines += [f"  student's task, judged on the tracked pose (task/metrics): {tracked.summary()}",
-                  f"  the same goals judged on the true pose (task/metrics_truth): {truth.summary()}"]
+    task = [] if tracked is None else [
+        ("the student's task, judged on the tracked pose", "task/metrics", tracked.summary()),
+        ("the same goals judged on the true pose", "task/metrics_truth", report.judges["truth"].summary())]
+    lines += [f"  {what} ({topic}): {summary}" for what, topic, summary in task]
     violations = report.diagnostic_value("hand", Hand.LIMIT_VIOLATIONS)
     lines.append(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
     problems = []
@@ -200,9 +198,7 @@ def run(args: argparse.Namespace) -> int:
                + (f", arguments {' '.join(args.arg)}" if args.arg else ""),
                f"run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; hand limit violations "
                f"(from /diagnostics): {violations if violations is not None else 'n/a'}"]
-    if args.live:
-        context += [f"the student's task, judged on the tracked pose: {report.judges['tracked'].summary()}",
-                    f"the same goals judged on the true pose: {report.judges['truth'].summary()}"]
+    context += [f"{what}: {summary}" for what, _, summary in task]
     try:
         files = write_report(demo_report(report, stamped, states, started_ns, ok, problems, context,
                                          "\n".join(lines)), args.report_dir)
@@ -219,8 +215,8 @@ def publication_line(stamped: dict[str, list[tuple[int, int]]]) -> str:
     from ..report import publication_latencies
     values = publication_latencies(stamped["targets"], [t for _, t in stamped["commands"]])
     if not values:
-        return "  at publication (depth stamp -> command's DDS source time): no samples"
-    return (f"  at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
+        return "at publication (depth stamp -> command's DDS source time): no samples"
+    return (f"at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
             f"p99 {np.percentile(values, 99):.1f} ms over {len(values)} targets")
 
 
@@ -234,8 +230,7 @@ def live_graph_requirements(command: str) -> dict[str, tuple[int, int]]:
 
 def demo_counts(report: GraphReport) -> dict[str, int]:
     """Messages per stage and where they stopped, as the printed report counts them."""
-    skipped = report.diagnostic_value("segmentation", count(Segmentation.FRAMES_SKIPPED_RATE))
-    skipped_by_rate = int(skipped) if skipped is not None and skipped.isdigit() else 0
+    skipped_by_rate = report.frames_skipped_by_rate()
     return {"depth frames": report.frames, "object clouds": report.clouds, "policy targets": report.targets,
             "hand commands": report.commands,
             "frames skipped by max_cloud_rate": skipped_by_rate,

@@ -27,7 +27,7 @@ from .common import qos_profile
 from ..diagnostic_keys import Segmentation, TaskMetrics, count
 
 
-def _count(text: str | None) -> int:
+def counter_value(text: str | None) -> int:
     """A counter from a DiagnosticStatus value; what is not a non-negative integer counts as 0."""
     return int(text) if text is not None and text.isdigit() else 0
 
@@ -56,17 +56,17 @@ class JudgeLog:
         if goal and goal != "none" and (not self.goals_seen or self.goals_seen[-1] != goal):
             self.goals_seen.append(goal)
         before = self.count(TaskMetrics.GOALS_REACHED)
-        after = _count(values.get(TaskMetrics.GOALS_REACHED)) if TaskMetrics.GOALS_REACHED in values else before
+        after = counter_value(values.get(TaskMetrics.GOALS_REACHED, str(before)))
         if after > before:
             # a success draws the next goal in the same message: the goal reached is the one shown before
             reached = previous if previous not in (None, "none") and goal != previous else goal
             self.reached_goals.extend([reached or "none"] * (after - before))
-        self.best_consecutive = max(self.best_consecutive, _count(values.get(TaskMetrics.CONSECUTIVE_SUCCESSES)))
+        self.best_consecutive = max(self.best_consecutive, counter_value(values.get(TaskMetrics.CONSECUTIVE_SUCCESSES)))
         self.messages += 1
         self.latest = values
 
     def count(self, key: str) -> int:
-        return _count(self.latest.get(key))
+        return counter_value(self.latest.get(key))
 
     def summary(self) -> str:
         """One line: goals reached, episodes, best run of consecutive successes, drops, goal timeouts."""
@@ -101,9 +101,13 @@ class GraphReport:
                         return kv.value
         return None
 
-    def lines(self) -> list[str]:
-        skipped = self.diagnostic_value("segmentation", count(Segmentation.FRAMES_SKIPPED_RATE))
-        skipped_by_rate = int(skipped) if skipped is not None and skipped.isdigit() else 0
+    def frames_skipped_by_rate(self) -> int:
+        """Frames segmentation_node skipped on purpose (max_cloud_rate), from its /diagnostics."""
+        return counter_value(self.diagnostic_value("segmentation", count(Segmentation.FRAMES_SKIPPED_RATE)))
+
+    def lines(self, at_publication: str | None = None) -> list[str]:
+        """The printed report; ``at_publication``: a line placed under the end-to-end latency."""
+        skipped_by_rate = self.frames_skipped_by_rate()
         dropped_seg = max(self.frames - self.clouds - skipped_by_rate, 0)
         dropped_policy = max(self.clouds - self.targets, 0)
         return [
@@ -117,7 +121,7 @@ class GraphReport:
             f"(frames {dropped_seg} at segmentation, clouds {dropped_policy} at the student)",
             f"end-to-end latency (depth stamp -> hand command received here): p50 {self.percentile(50):.1f} ms, "
             f"p99 {self.percentile(99):.1f} ms over {len(self.latencies_ms)} targets",
-        ] + [f"  {stage + ':':<32}p50 {np.percentile(v, 50):.1f} ms, p99 {np.percentile(v, 99):.1f} ms"
+        ] + ([f"  {at_publication}"] if at_publication else []) + [f"  {stage + ':':<32}p50 {np.percentile(v, 50):.1f} ms, p99 {np.percentile(v, 99):.1f} ms"
              for stage, v in self.stage_ms.items() if v]
 
 
