@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+ACTIONS_QUEUE_DEPTH = 1000          # the monitor's keep-last depth for actions: more than an episode holds
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("parity", help="check that the live graph reproduces an episode's recorded actions",
@@ -33,6 +35,10 @@ def register(subparsers) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     parser.add_argument("--max-input-age", type=float, default=2.0,
                         help="student input staleness limit during the check (s; the robot uses 0.2)")
+    parser.add_argument("--input-queue-depth", type=int, default=100,
+                        help="segmentation's and the students' keep-last depth per input during the check "
+                             "(default 100, so a busy CPU delays inputs instead of dropping them and both "
+                             "students act on the same frames; the robot uses 5)")
     parser.add_argument("--per-step", action="store_true", help="print one line per step")
     parser.add_argument("--quiet", action="store_true", help="do not echo the nodes' output")
     parser.set_defaults(func=run)
@@ -58,12 +64,15 @@ def _parity_monitor():
             self.reference: dict[int, np.ndarray] = {}
             self.arrival: dict[str, dict[int, int]] = {"depth": {}, "cloud": {}, "target": {}}
             n = self.node
+            # every action counts: a deep queue, so a slow wake-up of this process delays them and drops none
+            keep = ACTIONS_QUEUE_DEPTH
             n.create_subscription(JointState, topics.JOINT_TARGETS.name, lambda m: self._targets(m, self.live, True),
-                                  qos_profile(topics.JOINT_TARGETS))
+                                  qos_profile(topics.JOINT_TARGETS, keep))
             n.create_subscription(JointState, RECORDED_TARGETS.name, lambda m: self._targets(m, self.recorded),
-                                  qos_profile(RECORDED_TARGETS))
+                                  qos_profile(RECORDED_TARGETS, keep))
             n.create_subscription(JointState, topics.REFERENCE_TARGETS.name,
-                                  lambda m: self._targets(m, self.reference), qos_profile(topics.REFERENCE_TARGETS))
+                                  lambda m: self._targets(m, self.reference),
+                                  qos_profile(topics.REFERENCE_TARGETS, keep))
             n.create_subscription(Image, topics.DEPTH_IMAGE.name, lambda m: self._arrive("depth", m),
                                   qos_profile(topics.DEPTH_IMAGE))
             n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, lambda m: self._arrive("cloud", m),
@@ -139,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     # Parity compares numbers, not timing: a cold start on a loaded machine must not make the
     # student skip the first frame as stale (its history would then differ for the whole episode).
     launch_args = [f"bag:={bag}", f"rate:={args.rate}", "hand:=false", "start_paused:=true",
-                   f"max_input_age:={args.max_input_age}"]
+                   f"max_input_age:={args.max_input_age}", f"input_queue_depth:={args.input_queue_depth}"]
     if args.model:
         launch_args.append(f"model:={args.model}")
     if args.reference:

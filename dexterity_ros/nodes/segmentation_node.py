@@ -60,6 +60,10 @@ class SegmentationNodeConfig:
     debug_image_rate_hz: float = param(2.0, "Hz; at most this many segmentation debug images per second on "
                                             "perception/debug_image, drawn only while someone subscribes "
                                             "(0: never)", min=0.0, max=30.0)
+    input_queue_depth: int = param(5, "messages kept per input subscription (sensor QoS keep-last depth): 5 on "
+                                      "the robot, where an old frame is worth nothing; a replay that must see "
+                                      "every frame (parity) raises it so a busy CPU delays frames instead of "
+                                      "dropping them", min=1, max=1000, read_only=True)
 
     def __post_init__(self) -> None:
         if self.frame_prefix.startswith("/") or any(c.isspace() for c in self.frame_prefix):
@@ -87,9 +91,12 @@ class SegmentationNode(DexterityNode):
         self.debug_pub = self.create_publisher(Image, topics.DEBUG_IMAGE.name, qos_profile(topics.DEBUG_IMAGE))
         self._debug_period_ns = debug_period_ns(cfg.debug_image_rate_hz)
         self._last_debug_ns: int | None = None
-        self.create_subscription(Image, topics.DEPTH_IMAGE.name, self.on_depth, qos_profile(topics.DEPTH_IMAGE))
-        self.create_subscription(CameraInfo, topics.DEPTH_INFO.name, self.on_info, qos_profile(topics.DEPTH_INFO))
-        self.create_subscription(JointState, topics.JOINT_STATES.name, self.on_joints, qos_profile(topics.JOINT_STATES))
+        depth = cfg.input_queue_depth
+        self.create_subscription(Image, topics.DEPTH_IMAGE.name, self.on_depth, qos_profile(topics.DEPTH_IMAGE, depth))
+        self.create_subscription(CameraInfo, topics.DEPTH_INFO.name, self.on_info,
+                                 qos_profile(topics.DEPTH_INFO, depth))
+        self.create_subscription(JointState, topics.JOINT_STATES.name, self.on_joints,
+                                 qos_profile(topics.JOINT_STATES, depth))
         self.create_timer(0.01, self.flush_pending)
         if cfg.publish_tf_static:
             self.publish_extrinsic()

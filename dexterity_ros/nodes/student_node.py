@@ -92,18 +92,19 @@ class StudentNode(DexterityNode):
 
         self.target_pub = self.create_publisher(JointState, topics.JOINT_TARGETS.name,
                                                 qos_profile(topics.JOINT_TARGETS))
-        plan, subscriptions = self.plan, {}
+        plan, subscriptions, depth = self.plan, {}, self.config.input_queue_depth
         if plan.needs("object_points"):
             subscriptions["object_points"] = self.create_subscription(
-                PointCloud2, topics.OBJECT_CLOUD.name, self.on_cloud, qos_profile(topics.OBJECT_CLOUD))
+                PointCloud2, topics.OBJECT_CLOUD.name, self.on_cloud, qos_profile(topics.OBJECT_CLOUD, depth))
         subscriptions["joint_states"] = self.create_subscription(
-            JointState, topics.JOINT_STATES.name, self.on_joints, qos_profile(topics.JOINT_STATES))
+            JointState, topics.JOINT_STATES.name, self.on_joints, qos_profile(topics.JOINT_STATES, depth))
         if plan.needs("goal"):
             subscriptions["goal"] = self.create_subscription(QuaternionStamped, topics.GOAL.name, self.on_goal,
                                                              qos_profile(topics.GOAL))
         if plan.needs("object_pose"):
             subscriptions["object_pose"] = self.create_subscription(
-                PoseStamped, self.config.object_pose_topic, self.on_pose, qos_profile(topics.OBJECT_POSE_TRACKED))
+                PoseStamped, self.config.object_pose_topic, self.on_pose,
+                qos_profile(topics.OBJECT_POSE_TRACKED, depth))
         self.source_topics = {source: sub.topic_name for source, sub in subscriptions.items()}
         self.create_timer(0.01, self.flush_pending)
         self.add_on_set_parameters_callback(self.on_set_parameters)

@@ -54,6 +54,10 @@ class StudentNodeConfig:
     source_wait: float = param(5.0, "s after start within which every topic a version-2 contract reads must have a "
                                     "publisher, else the node exits (code 2) naming the topic and the term that "
                                     "needs it; 0: no check", min=0.0, max=120.0, read_only=True)
+    input_queue_depth: int = param(5, "messages kept per input subscription (sensor QoS keep-last depth): 5 on "
+                                      "the robot, where an old frame is worth nothing; a replay that must see "
+                                      "every message (parity) raises it so a busy CPU delays inputs instead of "
+                                      "dropping them", min=1, max=1000, read_only=True)
 
 
 def build_runtime(cfg: StudentNodeConfig) -> AnyRuntime:

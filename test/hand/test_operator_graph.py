@@ -167,7 +167,9 @@ class Probe(RosProbe):
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diagnostics,
                               qos_profile(topics.DIAGNOSTICS))
         cmd = self.profile.command_topic
-        n.create_subscription(JointState, cmd.name, self._on_command, qos_profile(cmd))
+        # every command counts (the homing test checks each step): a queue deeper than the 100 Hz stream can
+        # fill while this process waits for the CPU, so a late wake-up delays commands and drops none
+        n.create_subscription(JointState, cmd.name, self._on_command, qos_profile(cmd, 1000))
         n.create_subscription(QuaternionStamped, topics.GOAL.name, self._on_goal, qos_profile(topics.GOAL))
         self.targets = n.create_publisher(JointState, topics.JOINT_TARGETS.name, qos_profile(topics.JOINT_TARGETS))
         self.metrics = n.create_publisher(DiagnosticStatus, topics.TASK_METRICS.name, qos_profile(topics.TASK_METRICS))
