@@ -58,7 +58,14 @@ class ReplaySchedule:
                 return
             loop += 1
 
-    def remap_stamp(self, recorded_stamp_ns: int, loop_index: int, origin_ns: int) -> int:
-        """Header stamp -> replay time: origin + (stamp - bag start + loops) / rate."""
+    def remap_stamp(self, recorded_stamp_ns: int, loop_index: int, origin_ns: int, replay_clock: bool = False) -> int:
+        """Header stamp -> replay time: origin + (stamp - bag start + loops) / rate on the wall clock.
+
+        ``replay_clock``: the graph runs on a published replay clock (use_sim_time), which itself
+        runs ``rate`` times as fast as the wall, so stamps keep their recorded spacing: origin +
+        (stamp - bag start + loops). Anything judged on stamp differences (a policy's rate gate,
+        its gap reset, a velocity) then sees the recording's times at any replay rate, as
+        ``ros2 bag play --rate R --clock`` gives; on the wall clock the spacing shrinks by the rate.
+        """
         offset = recorded_stamp_ns - self.start_ns + loop_index * self.loop_length_ns
-        return origin_ns + int(offset / self.options.rate)
+        return origin_ns + (offset if replay_clock else int(offset / self.options.rate))

@@ -34,6 +34,7 @@ from ..hand.profiles import DriverProfileConfig
 from ..ros.common import DexterityNode, qos_profile, run_node
 
 MATCH_TIMEOUT_S = 3.0     # after ~/start: longest wait for DDS to match the graph's subscribers
+CLOCK_LEAD_S = 0.2       # replay clock: published this long before the first message (use_sim_time graphs)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class SimBridgeConfig(DriverProfileConfig):
     rate: float = param(1.0, "playback speed factor", min=0.01, max=100.0)
     start_offset: float = param(0.0, "s of the bag to skip at the start", min=0.0)
     loop: bool = param(False, "restart the episode when it ends")
-    publish_clock: bool = param(False, "publish /clock with the replay time (for use_sim_time graphs)")
+    publish_clock: bool = param(False, "publish /clock with the replay time (for use_sim_time graphs): it runs at "
+                                       "rate x the wall clock and restamped stamps keep the recorded spacing")
     restamp: bool = param(True, "map recorded header stamps onto this node's clock (false: keep recorded stamps)")
     publish_privileged: bool = param(True, "also publish privileged sim state (object pose/twist, physics)")
     publish_recorded_targets: bool = param(True, "publish the recorded actions on sim/recorded_targets")
@@ -227,6 +229,12 @@ class SimBridgeNode(DexterityNode):
         self._warm_up()
         self._wait_for_graph()
         origin_ns = self.now_ns()
+        if self.clock_pub is not None:
+            # the replay clock starts before the first message: a node that got a message stamped on a clock it
+            # has not yet heard of would see it as from the future (and a stateful policy would start a step late)
+            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(origin_ns)))
+            if self._stop.wait(CLOCK_LEAD_S):
+                return
         wall0 = time.monotonic()
         try:
             for due in self.schedule:
@@ -267,7 +275,8 @@ class SimBridgeNode(DexterityNode):
         if hasattr(msg, "header"):
             stamp = conversions.stamp_to_ns(msg.header.stamp)
             if self.config.restamp:
-                restamped_ns = self.schedule.remap_stamp(stamp, due.loop_index, origin_ns)
+                restamped_ns = self.schedule.remap_stamp(stamp, due.loop_index, origin_ns,
+                                                          replay_clock=self.clock_pub is not None)
                 msg.header.stamp = conversions.ns_to_stamp(restamped_ns)
             else:
                 restamped_ns = stamp

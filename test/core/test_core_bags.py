@@ -86,6 +86,10 @@ def test_replay_schedule_rate_offset_loop(tmp_path):
     assert [d.loop_index for d in first9] == [0, 0, 0, 0, 1, 1, 1, 1, 2]
     assert first9[4].due_s == pytest.approx(0.4)       # 0.3 s of bag + 0.1 s gap
     assert looping.remap_stamp(10**9 + 10**8, 1, origin_ns=0) == int(0.5e9)
+    # on the wall clock a faster replay squeezes the stamps; on its own published clock they keep the recording's
+    fast = ReplaySchedule(reader, ReplayOptions(rate=2.0))
+    assert fast.remap_stamp(10**9 + 10**8, 0, origin_ns=7) == 7 + int(0.05e9)
+    assert fast.remap_stamp(10**9 + 10**8, 0, origin_ns=7, replay_clock=True) == 7 + 10**8
     with pytest.raises(ValueError, match="rate"):
         ReplayOptions(rate=0)
     with pytest.raises(ValueError, match="beyond"):

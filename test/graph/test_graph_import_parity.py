@@ -62,9 +62,8 @@ def imported_and_native(preset: str, tmp: Path, extra: list[str] = ()) -> tuple[
 
 
 def parity(model: Path, reference: Path) -> subprocess.CompletedProcess:
-    """Replay at twice the speed: segmentation keeps one frame per control period of stamp time, so both
-    models act on every other frame (about 60 of the 117); they see the same inputs, which is what the
-    comparison needs, in 7 s less than at the recorded speed."""
+    """Replay at twice the speed, on the replay's clock: the stamps keep the recorded spacing, so both models
+    act on every recorded step (113 of the 117 frames; 120 joint states for HORA) in 7 s less than at 1x."""
     from dexterity_ros.cli_commands.demo import ensure_demo_episode
 
     return subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "parity", str(ensure_demo_episode()),
@@ -81,7 +80,7 @@ def test_imported_policy_acts_like_its_native_original_through_the_live_graph(pr
     assert "verdict: PASS" in result.stdout
     assert "missing live: 0, extra live: 0" in result.stdout
     live = int(result.stdout.split("live actions")[1].split()[0])
-    assert live >= 50, f"only {live} live actions compared"
+    assert live >= 110, f"only {live} live actions compared"
 
 
 def test_a_wrong_joint_order_fails_the_live_parity(tmp_path):
