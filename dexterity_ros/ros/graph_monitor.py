@@ -26,6 +26,8 @@ from .background import BackgroundNode
 from .common import qos_profile
 from ..diagnostic_keys import Segmentation, TaskMetrics, count
 
+ACTION_QUEUE_DEPTH = 1000      # keep-last depth for targets and commands: more than a run delivers in a stall
+
 
 def counter_value(text: str | None) -> int:
     """A counter from a DiagnosticStatus value; what is not a non-negative integer counts as 0."""
@@ -142,9 +144,11 @@ class GraphMonitor(BackgroundNode):
         n = self.node
         n.create_subscription(Image, topics.DEPTH_IMAGE.name, self._on_frame, qos_profile(topics.DEPTH_IMAGE))
         n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, self._on_cloud, qos_profile(topics.OBJECT_CLOUD))
+        # targets and commands are counted and timed one by one: a deep queue, so a late wake-up drops none
         n.create_subscription(JointState, topics.JOINT_TARGETS.name, self._on_target,
-                              qos_profile(topics.JOINT_TARGETS))
-        n.create_subscription(command_type, command_topic, self._on_command, qos_profile(topics.QosClass.RELIABLE))
+                              qos_profile(topics.JOINT_TARGETS, ACTION_QUEUE_DEPTH))
+        n.create_subscription(command_type, command_topic, self._on_command,
+                              qos_profile(topics.QosClass.RELIABLE, ACTION_QUEUE_DEPTH))
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diag, qos_profile(topics.DIAGNOSTICS))
         self.judges: dict[str, JudgeLog] = {}
         if task:

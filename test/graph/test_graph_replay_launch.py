@@ -22,6 +22,8 @@ from dexterity_ros.paths import launch_path
 from dexterity_ros.launcher import launch
 from dexterity_ros.ros.bags.generate import generate_stream
 
+KEEP_ALL_OF_A_RUN = 1000    # keep-last depth of the counting subscriptions: a starved test process delays, never drops
+
 
 @pytest.fixture(scope="module")
 def episode(tmp_path_factory):
@@ -43,10 +45,10 @@ def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
     commands, targets = [], []
     monitor.node.create_subscription(JointState, profile.command_topic.name,
                                      lambda m: commands.append((time.monotonic(), list(m.name), np.array(m.position))),
-                                     qos_profile(profile.command_topic))
+                                     qos_profile(profile.command_topic, KEEP_ALL_OF_A_RUN))
     monitor.node.create_subscription(JointState, topics.JOINT_TARGETS.name,
                                      lambda m: targets.append((time.monotonic(), list(m.name), np.array(m.position))),
-                                     qos_profile(topics.JOINT_TARGETS))
+                                     qos_profile(topics.JOINT_TARGETS, KEEP_ALL_OF_A_RUN))
     with BagReader(episode) as reader:
         frames_in_bag = reader.topics()[bag_topic(topics.DEPTH_IMAGE)].count
         recorded_ns = reader.start_ns
