@@ -45,3 +45,4 @@ def test_shipped_student_episode_replays_through_the_live_graph(tmp_path, capsys
     text = capsys.readouterr().out
     assert code == 0, text
     assert "verdict: PASS" in text and "missing live: 0, extra live: 0" in text
+    assert "latency depth stamp -> target (end to end)" in text          # 1x: stamps are wall-clock times
