@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-ACTIONS_QUEUE_DEPTH = 1000          # the monitor's keep-last depth for actions: more than an episode holds
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("parity", help="check that the live graph reproduces an episode's recorded actions",
@@ -57,6 +55,7 @@ def _parity_monitor():
     from ..hand_model import default_hand
     from ..ros.background import BackgroundNode
     from ..ros.common import qos_profile
+    from ..ros.graph_monitor import ACTION_QUEUE_DEPTH
     from ..topics import RECORDED_TARGETS
 
     class ParityMonitor(BackgroundNode):
@@ -69,7 +68,7 @@ def _parity_monitor():
             self.arrival: dict[str, dict[int, int]] = {"depth": {}, "cloud": {}, "target": {}}
             n = self.node
             # every action counts: a deep queue, so a slow wake-up of this process delays them and drops none
-            keep = ACTIONS_QUEUE_DEPTH
+            keep = ACTION_QUEUE_DEPTH
             n.create_subscription(JointState, topics.JOINT_TARGETS.name, lambda m: self._targets(m, self.live, True),
                                   qos_profile(topics.JOINT_TARGETS, keep))
             n.create_subscription(JointState, RECORDED_TARGETS.name, lambda m: self._targets(m, self.recorded),

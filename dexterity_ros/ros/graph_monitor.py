@@ -123,8 +123,9 @@ class GraphReport:
             f"(frames {dropped_seg} at segmentation, clouds {dropped_policy} at the student)",
             f"end-to-end latency (depth stamp -> hand command received here): p50 {self.percentile(50):.1f} ms, "
             f"p99 {self.percentile(99):.1f} ms over {len(self.latencies_ms)} targets",
-        ] + ([f"  {at_publication}"] if at_publication else []) + [f"  {stage + ':':<32}p50 {np.percentile(v, 50):.1f} ms, p99 {np.percentile(v, 99):.1f} ms"
-             for stage, v in self.stage_ms.items() if v]
+        ] + ([f"  {at_publication}"] if at_publication else []) + [
+            f"  {stage + ':':<32}p50 {np.percentile(v, 50):.1f} ms, p99 {np.percentile(v, 99):.1f} ms"
+            for stage, v in self.stage_ms.items() if v]
 
 
 class GraphMonitor(BackgroundNode):

@@ -16,13 +16,12 @@ from dexterity_ros.bags.io import BagReader
 from dexterity_ros.diagnostic_keys import Hand, Segmentation, Student, count
 from dexterity_ros.hand.profiles import make_profile
 from dexterity_ros.hand_model import default_hand
-from dexterity_ros.ros.graph_monitor import GraphMonitor, replay_graph_requirements, start_replay, wait_for_graph
+from dexterity_ros.ros.graph_monitor import (ACTION_QUEUE_DEPTH, GraphMonitor, replay_graph_requirements, start_replay,
+                                              wait_for_graph)
 from dexterity_ros.ros.common import qos_profile
 from dexterity_ros.paths import launch_path
 from dexterity_ros.launcher import launch
 from dexterity_ros.ros.bags.generate import generate_stream
-
-KEEP_ALL_OF_A_RUN = 1000    # keep-last depth of the counting subscriptions: a starved test process delays, never drops
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +44,10 @@ def test_replay_graph_commands_in_limits_and_mapped_by_name(episode):
     commands, targets = [], []
     monitor.node.create_subscription(JointState, profile.command_topic.name,
                                      lambda m: commands.append((time.monotonic(), list(m.name), np.array(m.position))),
-                                     qos_profile(profile.command_topic, KEEP_ALL_OF_A_RUN))
+                                     qos_profile(profile.command_topic, ACTION_QUEUE_DEPTH))
     monitor.node.create_subscription(JointState, topics.JOINT_TARGETS.name,
                                      lambda m: targets.append((time.monotonic(), list(m.name), np.array(m.position))),
-                                     qos_profile(topics.JOINT_TARGETS, KEEP_ALL_OF_A_RUN))
+                                     qos_profile(topics.JOINT_TARGETS, ACTION_QUEUE_DEPTH))
     with BagReader(episode) as reader:
         frames_in_bag = reader.topics()[bag_topic(topics.DEPTH_IMAGE)].count
         recorded_ns = reader.start_ns

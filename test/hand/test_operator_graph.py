@@ -35,7 +35,7 @@ from dexterity_ros.operator_format import random_goals
 from dexterity_ros.paths import launch_path
 from dexterity_ros.ros.bags.generate import generate_stream
 from dexterity_ros.ros.common import qos_profile
-from dexterity_ros.ros.graph_monitor import wait_for_graph
+from dexterity_ros.ros.graph_monitor import ACTION_QUEUE_DEPTH, wait_for_graph
 from dexterity_ros.ros.operator import Operator
 from ros_harness import ROOT, RosProbe
 
@@ -169,7 +169,7 @@ class Probe(RosProbe):
         cmd = self.profile.command_topic
         # every command counts (the homing test checks each step): a queue deeper than the 100 Hz stream can
         # fill while this process waits for the CPU, so a late wake-up delays commands and drops none
-        n.create_subscription(JointState, cmd.name, self._on_command, qos_profile(cmd, 1000))
+        n.create_subscription(JointState, cmd.name, self._on_command, qos_profile(cmd, ACTION_QUEUE_DEPTH))
         n.create_subscription(QuaternionStamped, topics.GOAL.name, self._on_goal, qos_profile(topics.GOAL))
         self.targets = n.create_publisher(JointState, topics.JOINT_TARGETS.name, qos_profile(topics.JOINT_TARGETS))
         self.metrics = n.create_publisher(DiagnosticStatus, topics.TASK_METRICS.name, qos_profile(topics.TASK_METRICS))
