@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     replay_clock = args.rate != 1.0
     launch_args = [f"bag:={bag}", f"rate:={args.rate}", "hand:=false", "start_paused:=true",
                    f"max_input_age:={args.max_input_age}", f"input_queue_depth:={args.input_queue_depth}",
-                   f"use_sim_time:={str(replay_clock).lower()}"]
+                   f"use_sim_time:={str(replay_clock).lower()}",
+                   # a frame waits for its own joint state however long the CPU keeps segmentation waiting
+                   "joint_state_wait:=1.0"]
     if args.model:
         launch_args.append(f"model:={args.model}")
     if args.reference:

@@ -229,7 +229,7 @@ class SimBridgeNode(DexterityNode):
         self._warm_up()
         self._wait_for_graph()
         origin_ns = self.now_ns()
-        if self.clock_pub is not None:
+        if self.clock_pub is not None and self.config.restamp:
             # the replay clock starts before the first message: a node that got a message stamped on a clock it
             # has not yet heard of would see it as from the future (and a stateful policy would start a step late)
             self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(origin_ns)))
