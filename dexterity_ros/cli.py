@@ -24,7 +24,7 @@ COMMAND_MODULES = (
     "play",
     "reindex",
     "doctor",
-    "distill", "evaluate",
+    "distill", "evaluate", "gait_search",
     "hil",
     "object",
     # operator commands: bring-up and inspection of a running graph without the ros2 CLI

@@ -50,7 +50,7 @@ KIND_BY_FILE = {
         "policy/test_import_hora.py", "policy/test_import_isaaclab.py", "policy/test_import_playground.py",
         "perception/test_calibration_solve.py", "perception/test_calibration_solve_cli.py",
         "perception/test_perception_calibration.py", "learning/test_learning_pose_student.py",
-        "policy/test_import_dextreme.py", "learning/test_learning_learnability.py")},
+        "policy/test_import_dextreme.py", "learning/test_learning_learnability.py", "learning/test_learning_gait.py")},
 }
 KINDS = ("unit", "graph", "hil", "slow")
 

@@ -3,6 +3,8 @@
 | module | what it does |
 |---|---|
 | ``expert.py`` | ``SamplingExpert``: MPPI / predictive sampling with MuJoCo rollouts from the true state |
+| ``gait.py`` | ``GaitExpert``: a fitted finger gait whose label is a function of the previous command, pose and goal |
+| ``gait_search.py`` | CMA-ES search of the gait on the simulator's reward (``dexterity-ros gait-search``) |
 | ``student.py`` | the point-cloud student network, its contract, the action mapping, the runtime's exact inputs |
 | ``pose_student.py`` | the pose student (tracked pose + goal + joints, contract v2), its mirror of TermPolicyRuntime, export |
 | ``rollout.py`` | one episode: render, perceive, run the student through PolicyRuntime, label, drive |

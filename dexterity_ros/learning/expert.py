@@ -88,7 +88,8 @@ class CostWeights:
 class ExpertConfig:
     """Planner settings (config/experiments/distill_*.yaml, section ``expert``)."""
 
-    method: Literal["predictive_sampling", "mppi"] = "mppi"
+    method: Literal["predictive_sampling", "mppi", "gait"] = "mppi"   # gait: learning/gait.py (no planning)
+    gait: str = ""                     # method gait: the gait file (a path, or a name in config/gaits/)
     num_samples: int = 16              # rollouts per control step (incl. the plan and "hold")
     horizon_steps: int = 8             # policy steps planned ahead (8 = 0.67 s at 12 Hz)
     num_knots: int = 3                 # spline knots over the horizon
@@ -125,6 +126,8 @@ class ExpertConfig:
                 or self.plans_per_action < 1):
             raise ValueError("expert: need num_samples >= 2, horizon_steps >= 1, num_knots >= 1, iterations >= 1, "
                              "plans_per_action >= 1")
+        if self.method == "gait" and not self.gait:
+            raise ValueError("expert: method gait needs a gait file (expert.gait)")
         if self.hold not in ("applied", "commanded"):
             raise ValueError(f"expert: hold must be 'applied' or 'commanded', got {self.hold!r}")
         if self.noise_std < 0 or self.temperature <= 0 or self.planner_substeps < 1:
@@ -370,6 +373,15 @@ class SamplingExpert:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def make_expert(config: ExpertConfig):
+    """The expert ``config`` names: the sampling planner, or a fitted gait (learning/gait.py)."""
+    if config.method == "gait":
+        from .gait import GaitExpert, load_gait
+
+        return GaitExpert(load_gait(config.gait))
+    return SamplingExpert(config)
 
 
 class HoldStillPolicy:

@@ -111,13 +111,13 @@ class _Worker:
     def __init__(self, setup: WorkerSetup):
         from ..sim.env import ReorientEnv
         from ..sim.student_view import StudentView
-        from .expert import SamplingExpert
+        from .expert import make_expert
 
         self.setup = setup
         self.env = ReorientEnv(setup.sim_config, setup.randomization, seed=0)
         self.perception = setup.perception
         self.view = StudentView(self.perception)
-        self.expert = SamplingExpert(setup.expert)
+        self.expert = make_expert(setup.expert)
         self.hand = self.env.hand             # the simulated hand (the sim config's robot description)
         self._runtimes: dict[str, Any] = {}
         self._trackers: dict[str, Any] = {}

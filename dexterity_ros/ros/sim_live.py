@@ -72,8 +72,8 @@ class LiveSimulation:
         self.expert = None
         if cfg.expert_config:
             from ..learning.config import load_distill_config
-            from ..learning.expert import SamplingExpert
-            self.expert = SamplingExpert(load_distill_config(cfg.expert_config).expert)
+            from ..learning.expert import make_expert
+            self.expert = make_expert(load_distill_config(cfg.expert_config).expert)
             node.health.set_value(K.DRIVER, f"privileged expert ({cfg.expert_config}); hand commands ignored")
         self.profile = make_profile(cfg, self.env.hand)
         self.endpoint = DriverEndpoint(node, self.profile, self._on_command, self._on_protocol_error,

@@ -264,6 +264,12 @@ class ReorientEnv:
         return self._seed
 
     @property
+    def commanded_targets(self) -> np.ndarray:
+        """The last action given to :meth:`step` (before bias, noise, delay, backlash): what a policy
+        that repeats its previous command sends; the settled grasp's targets before the first step."""
+        return self._commanded_targets.copy()
+
+    @property
     def initial_joint_positions(self) -> np.ndarray:
         """The mount's start joint targets (canonical order, rad): a "hold still" action."""
         return self._initial_joints.copy()
