@@ -12,7 +12,10 @@ student sees. This teacher's action is exactly that:
   goal about the palm normal, and within ``hold_threshold_rad`` of the goal the teacher
   repeats its previous command (hold);
 * next target = the cycle one phase step (``omega``) on from that phase, clipped into the
-  joint limits.
+  joint limits;
+* optionally (``position_gain``), plus a linear correction on the object's offset from its
+  grasp position (palm frame), another student input: feedback that keeps the object on the
+  palm; the phase is then read from the previous command less the correction for the offset now.
 
 It is privileged only in that it reads the simulator's true object pose (the student reads
 the tracker's). The cycles are fitted, not hand-written: :mod:`.gait_search` runs CMA-ES
@@ -67,6 +70,7 @@ class Gait:
     lower: np.ndarray                 # (J,) the joint limits the cycle is clipped into
     upper: np.ndarray
     provenance: dict[str, Any] | None = None
+    position_gain: np.ndarray | None = None   # (J, 3) rad per m of object offset from the grasp position
 
     def __post_init__(self) -> None:
         joints = len(self.joint_names)
@@ -80,6 +84,11 @@ class Gait:
             if value.shape != (joints,):
                 raise ValueError(f"gait: {name} must have {joints} values")
             object.__setattr__(self, name, value)
+        gain = np.zeros((joints, 3)) if self.position_gain is None else \
+            np.asarray(self.position_gain, dtype=np.float64)
+        if gain.shape != (joints, 3) or not np.all(np.isfinite(gain)):
+            raise ValueError(f"gait: position_gain must be {joints} x 3 finite values, got shape {gain.shape}")
+        object.__setattr__(self, "position_gain", gain)
         if not (0.0 < self.omega < math.pi) or not (0.0 <= self.hold_threshold_rad < math.pi):
             raise ValueError(f"gait: need 0 < omega < pi and 0 <= hold_threshold_rad < pi, got {self.omega}, "
                              f"{self.hold_threshold_rad}")
@@ -102,13 +111,21 @@ class Gait:
         sine, cosine = self._pinv[row] @ (np.asarray(command, dtype=np.float64) - self.base[row])
         return math.atan2(sine, cosine)
 
-    def next_target(self, previous_command: np.ndarray, rotation_distance: float, signed_turn: float) -> np.ndarray:
-        """The teacher's action from its previous command and the object's turn to the goal."""
+    def next_target(self, previous_command: np.ndarray, rotation_distance: float, signed_turn: float,
+                    object_offset: np.ndarray | None = None) -> np.ndarray:
+        """The teacher's action from its previous command, the object's turn to the goal and (with a
+        position gain) the object's offset from its grasp position (m, palm frame)."""
         previous = np.asarray(previous_command, dtype=np.float64)
         if rotation_distance <= self.hold_threshold_rad:
             return previous.copy()
         sense = +1 if signed_turn >= 0 else -1
-        return self.target(sense, self.phase_of(sense, previous) + self.omega)
+        correction = self.position_gain @ np.asarray(object_offset, dtype=np.float64) \
+            if object_offset is not None else np.zeros(len(previous))
+        phase = self.phase_of(sense, previous - correction) + self.omega
+        row = SENSES.index(sense)
+        raw = (self.base[row] + self.sin_amplitude[row] * math.sin(phase)
+               + self.cos_amplitude[row] * math.cos(phase) + correction)
+        return np.clip(raw, self.lower, self.upper)
 
     # ------------------------------------------------------------------ file
     def to_json(self) -> dict[str, Any]:
@@ -117,20 +134,22 @@ class Gait:
                 "base": self.base.tolist(), "sin_amplitude": self.sin_amplitude.tolist(),
                 "cos_amplitude": self.cos_amplitude.tolist(), "omega": self.omega,
                 "hold_threshold_rad": self.hold_threshold_rad, "lower": self.lower.tolist(),
-                "upper": self.upper.tolist(), "provenance": self.provenance or {}}
+                "upper": self.upper.tolist(), "position_gain": self.position_gain.tolist(),
+                "provenance": self.provenance or {}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Gait":
         if not isinstance(data, dict) or data.get("format") != GAIT_FORMAT:
             raise ValueError(f"not a gait file (format must be {GAIT_FORMAT!r})")
         known = {"format", "joint_names", "senses", "base", "sin_amplitude", "cos_amplitude", "omega",
-                 "hold_threshold_rad", "lower", "upper", "provenance"}
+                 "hold_threshold_rad", "lower", "upper", "provenance", "position_gain"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"gait file: unknown keys {unknown}")
         return cls(tuple(data["joint_names"]), np.array(data["base"]), np.array(data["sin_amplitude"]),
                    np.array(data["cos_amplitude"]), float(data["omega"]), float(data["hold_threshold_rad"]),
-                   np.array(data["lower"]), np.array(data["upper"]), data.get("provenance") or None)
+                   np.array(data["lower"]), np.array(data["upper"]), data.get("provenance") or None,
+                   np.array(data["position_gain"]) if "position_gain" in data else None)
 
 
 def gait_path(name: str) -> Path:
@@ -181,7 +200,8 @@ class GaitExpert:
         """Next target from the true pose, the goal and the env's last command (not the applied target)."""
         state = env.privileged_state()
         distance, turn = signed_turn_about_palm_normal(state.object_quaternion, state.goal_quaternion)
-        return self.gait.next_target(env.commanded_targets, distance, turn)
+        offset = state.object_position - np.asarray(env.config.mount_config().object_position, dtype=np.float64)
+        return self.gait.next_target(env.commanded_targets, distance, turn, offset)
 
     def hold_targets(self, env_state: dict) -> np.ndarray:
         return np.asarray(env_state["commanded_targets"], dtype=np.float64)
@@ -191,12 +211,18 @@ class GaitExpert:
 
 
 def gait_from_vector(theta: Sequence[float], initial: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                     joint_names: Sequence[str], hold_threshold_rad: float, provenance: dict | None = None) -> Gait:
+                     joint_names: Sequence[str], hold_threshold_rad: float, provenance: dict | None = None,
+                     position_feedback: bool = False) -> Gait:
     """The search's parameter vector (per sense: base offset from ``initial``, sin, cos; then omega's
     logit) as a :class:`Gait`; a vector of one sense only is mirrored (the other sense runs it backwards:
-    sin(-phase) = -sin(phase))."""
+    sin(-phase) = -sin(phase)). With ``position_feedback`` the last 3 x J values before omega's logit are the
+    position gain in units of GAIN_SCALE rad/m."""
     theta = np.asarray(theta, dtype=np.float64)
     joints = len(joint_names)
+    gain = None
+    if theta.shape in ((6 * joints + 1,), (9 * joints + 1,)) and position_feedback:
+        gain = theta[-1 - 3 * joints:-1].reshape(joints, 3) * GAIN_SCALE
+        theta = np.concatenate([theta[:-1 - 3 * joints], theta[-1:]])
     if theta.shape == (3 * joints + 1,):          # mirrored: the -x cycle is the +x cycle run backwards
         forward = theta[:3 * joints].reshape(3, joints)
         theta = np.concatenate([forward.reshape(-1), (forward * np.array([1.0, -1.0, 1.0])[:, None]).reshape(-1),
@@ -207,7 +233,8 @@ def gait_from_vector(theta: Sequence[float], initial: np.ndarray, lower: np.ndar
     per_sense = theta[:6 * joints].reshape(2, 3, joints)
     omega = OMEGA_MIN + (OMEGA_MAX - OMEGA_MIN) / (1.0 + math.exp(-float(theta[-1])))
     return Gait(tuple(joint_names), initial[None] + per_sense[:, 0], per_sense[:, 1], per_sense[:, 2], omega,
-                hold_threshold_rad, lower, upper, provenance)
+                hold_threshold_rad, lower, upper, provenance, gain)
 
 
 OMEGA_MIN, OMEGA_MAX = 0.3, 0.8        # rad per 12 Hz step: a cycle of 0.65-1.75 s
+GAIN_SCALE = 20.0                      # rad per m per unit of the search vector: 1 cm offset -> 0.2 rad

@@ -37,6 +37,7 @@ class GaitSearchConfig:
     posture: tuple[float, ...] = ()    # the cycles' first centre, rad in canonical joint order (empty: the
                                        # mount's start grasp); e.g. the MPC expert's mean target
     held_out_episodes: int = 48        # scored at the end on the evaluation seed stream
+    position_feedback: bool = False    # also fit a linear correction on the object's offset from its grasp position
     mirror: bool = True                # search one cycle; the other sense runs it backwards (half the parameters)
     drop_cost: float = 1.0             # fitness = goals reached + progress (rad) / 5 - drop_cost x drops: the
                                        # task's own reward (drop -20, goal +5) makes a timid gait that never
@@ -79,10 +80,10 @@ def gait_episode(env, gait: Gait, seed: int, steps: int) -> dict[str, float]:
 
 
 def _score(args) -> dict[str, float]:
-    setup, theta, hold, drop_cost, seeds, steps = args
+    setup, theta, hold, drop_cost, feedback, seeds, steps = args
     env = _env(setup)
     gait = gait_from_vector(theta, env.initial_joint_positions, env.action_low, env.action_high,
-                            env.joint_names, hold)
+                            env.joint_names, hold, position_feedback=feedback)
     runs = [gait_episode(env, gait, s, steps) for s in seeds]
     return {"fitness": float(np.mean([r["goals"] + r["progress"] / 5.0 - drop_cost * r["dropped"] for r in runs])),
             "return": float(np.mean([r["return"] for r in runs])),
@@ -119,7 +120,9 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
         x0 = vector_of(load_gait(search.initial), initial)
         if search.mirror:
             x0 = np.concatenate([x0[:3 * joints], x0[-1:]])
-    else:       # no motion yet, but two independent harmonics of 0.05 rad so the phase is readable
+        start_gain = load_gait(search.initial).position_gain
+    else:
+        start_gain = np.zeros((joints, 3))       # no motion yet, but two independent harmonics of 0.05 rad so the phase is readable
         x0 = np.zeros(6 * joints + 1)
         if search.posture:
             if len(search.posture) != joints:
@@ -130,6 +133,10 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
         x0[2 * joints:3 * joints] = x0[5 * joints:6 * joints] = np.linspace(-0.05, 0.05, joints)
         if search.mirror:
             x0 = np.concatenate([x0[:3 * joints], x0[-1:]])
+    if search.position_feedback:
+        from .gait import GAIN_SCALE
+
+        x0 = np.concatenate([x0[:-1], (start_gain / GAIN_SCALE).reshape(-1), x0[-1:]])
     strategy = cma.CMAEvolutionStrategy(x0, search.sigma, {"popsize": search.population, "seed": search.seed + 1,
                                                            "verbose": -9})
     hold = search.hold_threshold_rad
@@ -141,7 +148,7 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
         candidates = strategy.ask()
         seeds = [SEARCH_SEED_OFFSET + search.seed * 100_000 + generation * search.episodes + k
                  for k in range(search.episodes)]
-        scores = list(mapper(_score, [(setup, x, hold, search.drop_cost, seeds, steps) for x in candidates]))
+        scores = list(mapper(_score, [(setup, x, hold, search.drop_cost, search.position_feedback, seeds, steps) for x in candidates]))
         strategy.tell(candidates, [-s["fitness"] for s in scores])
         row = {"generation": generation, "seconds": time.perf_counter() - started,
                "mean_fitness": float(np.mean([s["fitness"] for s in scores])),
@@ -154,10 +161,11 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
             f"best {row['best_fitness']:.2f}, episodes with a goal {row['mean_success']:.2f}, sigma {row['sigma']:.3f}")
     held_out = [config.evaluation.seed + k for k in range(search.held_out_episodes)]
     chunks = [chunk for chunk in (held_out[k::4] for k in range(4)) if chunk]     # spread over the workers
-    parts = list(mapper(_score, [(setup, strategy.mean, hold, search.drop_cost, chunk, steps) for chunk in chunks]))
+    parts = list(mapper(_score, [(setup, strategy.mean, hold, search.drop_cost, search.position_feedback, chunk, steps) for chunk in chunks]))
     weights = np.array([len(c) for c in chunks], dtype=np.float64)
     score = {key: float(np.average([p[key] for p in parts], weights=weights)) for key in parts[0]}
-    gait = gait_from_vector(strategy.mean, initial, env.action_low, env.action_high, env.joint_names, hold)
+    gait = gait_from_vector(strategy.mean, initial, env.action_low, env.action_high, env.joint_names, hold,
+                            position_feedback=search.position_feedback)
     return gait, {"history": history, "held_out": score, "held_out_episodes": len(held_out)}
 
 

@@ -71,11 +71,13 @@ def test_signed_turn_about_the_palm_normal(angle):
 
 
 def test_gait_file_round_trip_and_bad_files(tmp_path):
-    gait = _gait(provenance={"command": "test"})
+    gait = _gait(provenance={"command": "test"}, position_gain=np.full((JOINTS, 3), 0.5))
     path = tmp_path / "g.json"
     save_gait(gait, path)
     again = load_gait(str(path))
     assert np.array_equal(again.base, gait.base) and again.omega == gait.omega
+    assert np.array_equal(again.position_gain, gait.position_gain)
+    assert np.array_equal(load_gait("rotate_cuboid_flat").position_gain, np.zeros((JOINTS, 3)))  # no gain key
     assert again.provenance == {"command": "test"}
     data = json.loads(path.read_text())
     (tmp_path / "extra.json").write_text(json.dumps({**data, "speed": 1}))
@@ -104,9 +106,10 @@ def test_the_expert_on_the_simulator_labels_from_the_previous_command_and_the_tr
     with ReorientEnv(config.build_sim_config(), as_randomization_config(config.randomization_value()),
                      seed=4) as env:
         env.reset()
-        vector = np.random.default_rng(0).normal(0.0, 0.1, 6 * JOINTS + 1)
+        vector = np.random.default_rng(0).normal(0.0, 0.1, 6 * JOINTS + 1)     # mirrored, with a position gain
         gait = gait_from_vector(vector, env.initial_joint_positions, env.action_low, env.action_high,
-                                env.joint_names, hold_threshold_rad=0.15)
+                                env.joint_names, hold_threshold_rad=0.15, position_feedback=True)
+        assert np.any(gait.position_gain != 0)
         expert = GaitExpert(gait)
         expert.reset(env)
         first = expert.act(env)
@@ -118,7 +121,9 @@ def test_the_expert_on_the_simulator_labels_from_the_previous_command_and_the_tr
         state = env.privileged_state()
         distance, turn = signed_turn_about_palm_normal(state.object_quaternion, state.goal_quaternion)
         assert np.array_equal(env.commanded_targets, other)
-        assert np.array_equal(expert.act(env), gait.next_target(other, distance, turn))
+        offset = state.object_position - np.array(env.config.mount_config().object_position)
+        assert np.array_equal(expert.act(env), gait.next_target(other, distance, turn, offset))
+        assert not np.allclose(expert.act(env), gait.next_target(other, distance, turn, offset + 0.01))
         with pytest.raises(ValueError, match="joints"):
             GaitExpert(_gait()).reset(env)
 
@@ -144,6 +149,11 @@ def test_search_is_seeded_and_writes_a_usable_gait(tmp_path):
         parse_overrides(["speed=3"])
     with pytest.raises(ValueError, match="is not a int"):
         parse_overrides(["generations=many"])
+    warm = GaitSearchConfig(generations=1, population=4, episodes=1, held_out_episodes=1, initial="rotate_cuboid_flat",
+                            position_feedback=True, sigma=0.01)
+    refined, _ = search_gait(config, warm, log=lambda line: None)       # from the packaged gait, gain added
+    assert refined.position_gain.shape == (JOINTS, 3) and np.any(refined.position_gain != 0)
+    assert np.allclose(refined.base, load_gait("rotate_cuboid_flat").base, atol=0.1)
     with pytest.raises(ValueError, match="posture needs 16 values"):
         search_gait(config, GaitSearchConfig(generations=1, population=4, episodes=1, posture=(0.1, 0.2)),
                     log=lambda line: None)
@@ -187,3 +197,17 @@ def test_cli_refuses_bad_settings_and_configs_with_one_line(tmp_path, capsys):
                  "--set", "population=2"]) == 2
     assert "population >= 4" in capsys.readouterr().err
     assert not (tmp_path / "g.json").exists()
+
+
+def test_the_position_correction_is_added_and_left_out_of_the_phase():
+    rng = np.random.default_rng(8)
+    gain = rng.normal(0, 3.0, (JOINTS, 3))
+    gait = _gait(position_gain=gain)
+    offset = np.array([0.01, -0.02, 0.005])
+    for phase in (-2.0, 0.4, 2.5):
+        previous = gait.target(+1, phase) + gain @ offset          # the last command, made at this offset
+        expected = gait.target(+1, phase + gait.omega) + gain @ offset
+        assert np.allclose(gait.next_target(previous, 0.8, 0.8, offset), expected)
+    assert np.array_equal(gait.next_target(previous, 0.1, 0.1, offset), previous)      # hold: no correction
+    with pytest.raises(ValueError, match="position_gain"):
+        _gait(position_gain=np.zeros((JOINTS, 2)))
