@@ -20,9 +20,13 @@ def register(subparsers) -> None:
     parser.add_argument("--config", type=Path, required=True,
                         help="distillation YAML: task, objects, randomization, episode length, held-out seeds")
     parser.add_argument("--out", type=Path, required=True, help="gait file to write (JSON)")
+    import dataclasses
+
+    from ..learning.gait_search import GaitSearchConfig
+
+    settings = ", ".join(f.name for f in dataclasses.fields(GaitSearchConfig))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="search setting (generations, population, episodes, sigma, hold_threshold_rad, seed, "
-                             "initial, held_out_episodes)")
+                        help=f"search setting ({settings}; posture: comma-separated rad)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2; 0: in-process)")
     parser.set_defaults(func=run)
 

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..geometry import quat_multiply
+from ..geometry import quat_conjugate, quat_multiply
 from ..paths import config_path
 
 GAIT_FORMAT = "dexterity_ros/gait/v1"
@@ -46,8 +46,8 @@ def signed_turn_about_palm_normal(object_quaternion: np.ndarray, goal_quaternion
     Both quaternions are w, x, y, z in the palm frame; the turn is goal * object^-1, the
     rotation the goal sampler applies for ``goal_axis: palm_normal`` (task/goals.py).
     """
-    q = np.asarray(object_quaternion, dtype=np.float64)
-    turn = quat_multiply(np.asarray(goal_quaternion, dtype=np.float64), q * np.array([1.0, -1.0, -1.0, -1.0]))
+    turn = quat_multiply(np.asarray(goal_quaternion, dtype=np.float64),
+                         quat_conjugate(np.asarray(object_quaternion, dtype=np.float64)))
     if turn[0] < 0:
         turn = -turn
     sine = float(np.linalg.norm(turn[1:]))
@@ -99,11 +99,13 @@ class Gait:
         object.__setattr__(self, "_pinv", np.linalg.pinv(harmonics))                  # (2, 2, J)
 
     # ------------------------------------------------------------------ the cycle
+    def _cycle(self, sense: int, phase: float) -> np.ndarray:
+        row = SENSES.index(sense)
+        return self.base[row] + self.sin_amplitude[row] * math.sin(phase) + self.cos_amplitude[row] * math.cos(phase)
+
     def target(self, sense: int, phase: float) -> np.ndarray:
         """The cycle of ``sense`` (+1 / -1) at ``phase``, clipped into the joint limits."""
-        row = SENSES.index(sense)
-        raw = self.base[row] + self.sin_amplitude[row] * math.sin(phase) + self.cos_amplitude[row] * math.cos(phase)
-        return np.clip(raw, self.lower, self.upper)
+        return np.clip(self._cycle(sense, phase), self.lower, self.upper)
 
     def phase_of(self, sense: int, command: np.ndarray) -> float:
         """The phase of the point on the cycle of ``sense`` nearest ``command`` (least squares)."""
@@ -122,10 +124,7 @@ class Gait:
         correction = self.position_gain @ np.asarray(object_offset, dtype=np.float64) \
             if object_offset is not None else np.zeros(len(previous))
         phase = self.phase_of(sense, previous - correction) + self.omega
-        row = SENSES.index(sense)
-        raw = (self.base[row] + self.sin_amplitude[row] * math.sin(phase)
-               + self.cos_amplitude[row] * math.cos(phase) + correction)
-        return np.clip(raw, self.lower, self.upper)
+        return np.clip(self._cycle(sense, phase) + correction, self.lower, self.upper)
 
     # ------------------------------------------------------------------ file
     def to_json(self) -> dict[str, Any]:
@@ -190,18 +189,20 @@ class GaitExpert:
     def __init__(self, gait: Gait):
         self.gait = gait
         self.stats = GaitStats()
+        self._grasp_position = np.zeros(3)
 
     def reset(self, env) -> None:
         if tuple(env.joint_names) != self.gait.joint_names:
             raise ValueError(f"gait joints {list(self.gait.joint_names)} differ from the simulator's "
                              f"{list(env.joint_names)}")
+        self._grasp_position = np.asarray(env.config.mount_config().object_position, dtype=np.float64)
 
     def act(self, env, noise_rng: np.random.Generator | None = None) -> np.ndarray:
         """Next target from the true pose, the goal and the env's last command (not the applied target)."""
         state = env.privileged_state()
         distance, turn = signed_turn_about_palm_normal(state.object_quaternion, state.goal_quaternion)
-        offset = state.object_position - np.asarray(env.config.mount_config().object_position, dtype=np.float64)
-        return self.gait.next_target(env.commanded_targets, distance, turn, offset)
+        return self.gait.next_target(env.commanded_targets, distance, turn,
+                                     state.object_position - self._grasp_position)
 
     def hold_targets(self, env_state: dict) -> np.ndarray:
         return np.asarray(env_state["commanded_targets"], dtype=np.float64)

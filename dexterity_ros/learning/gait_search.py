@@ -1,6 +1,7 @@
 """Fit a :class:`~.gait.Gait` with CMA-ES on the simulator's reward (privileged), every randomization term on.
 
-Why CMA-ES: the gait has 6 x 16 + 1 parameters and its return is a noisy, non-differentiable
+Why CMA-ES: the gait has 3 x 16 + 1 parameters (mirrored; 6 x 16 + 1 with a cycle per sense,
+plus 3 x 16 position gains with ``position_feedback``) and its return is a noisy, non-differentiable
 function of them (contacts, drops, randomized physics), which is what a derivative-free
 evolution strategy is for; the ``cma`` package (Hansen's reference implementation) is the
 well-kept one. Each candidate drives the same ``episodes`` training episodes of a generation
