@@ -8,7 +8,8 @@ with latency histograms per stage and the hand's state timeline, go into an
 HTML report (``--report-dir``, default runs/demo/; :mod:`dexterity_ros.report`).
 
 ``--live`` closes the loop instead: ``launch/sim.launch.xml`` (the randomized
-simulator as camera and hand, the student driving it, pose_tracker and
+simulator as camera and hand, a shipped student driving it on the task it was
+trained for (``--student``: the pose student by default), pose_tracker and
 goal_node judging), and the report adds what the task judges counted: the
 goals the student reached (from the tracked pose, as on the robot, and from
 the true pose), episodes, drops and the longest run of consecutive successes.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..diagnostic_keys import Hand
-from ..paths import data_directory, launch_path
+from ..paths import config_path, data_directory, launch_path, models_path
 
 if TYPE_CHECKING:
     from ..report import Report
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
 
 DEFAULT_REPORT_DIR = Path("runs") / "demo"
 LIVE_DURATION_S = 30.0         # --live default: a few goal timeouts (8 s) of the shipped student
+# --live --student: each shipped student on the task it was trained for (sim.launch.xml arguments; --arg overrides)
+LIVE_STUDENTS = {
+    # the pose student (models/README.md): cuboid_flat turned about the palm normal, the tracker's pose
+    "pose": lambda: {"model": str(models_path("pose_student.onnx")),
+                     "sim_config": str(config_path("sim_rotate_one.yaml")), "object": "cuboid_flat"},
+    # the point-cloud student: sim.launch.xml's defaults (models/student.onnx, config/sim.yaml, the cube)
+    "cloud": lambda: {},
+}
 
 
 def register(subparsers) -> None:
@@ -44,6 +53,10 @@ def register(subparsers) -> None:
                         help="close the loop: sim.launch.xml (the student drives the simulated hand; goal_node "
                              "judges from the tracked pose) and report the goals the student reached")
     parser.add_argument("--seed", type=int, default=None, help="--live: seed of the simulated episodes (default 0)")
+    parser.add_argument("--student", choices=tuple(LIVE_STUDENTS), default=None,
+                        help="--live: which shipped student drives, on the task it was trained for: pose "
+                             "(default; models/pose_student.onnx, cuboid_flat turned about the palm normal, "
+                             "config/sim_rotate_one.yaml) or cloud (models/student.onnx, sim.launch.xml's defaults)")
     parser.add_argument("--bag", type=Path, default=None,
                         help="episode bag to replay (default: the built-in demo episode, generated if missing)")
     parser.add_argument("--rate", type=_positive_rate, default=1.0,
@@ -116,9 +129,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: --bag and --rate are for the replay; --live runs the simulator "
               "(slower than real time: --arg real_time_factor:=0.5)", file=sys.stderr)
         return 2
-    if not args.live and args.seed is not None:
-        print("error: --seed is for --live (the replay's episode is the bag's)", file=sys.stderr)
+    if not args.live and (args.seed is not None or args.student is not None):
+        print("error: --seed and --student are for --live (the replay's episode and student are the bag's "
+              "and replay.launch.xml's)", file=sys.stderr)
         return 2
+    student = args.student or "pose"
     seed = 0 if args.seed is None else args.seed
     if args.duration is not None and not args.duration > 0:
         print(f"error: --duration must be > 0 s, got {args.duration:g}", file=sys.stderr)
@@ -130,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     topic, msg_type = command_topic(args.driver_profile)
     if args.live:
-        launch_file, title = "sim.launch.xml", f"sim.launch.xml (live), seed {seed}"
-        launch_args = [f"seed:={seed}", f"driver_profile:={args.driver_profile}", *args.arg]
+        launch_file, title = "sim.launch.xml", f"sim.launch.xml (live), seed {seed}, {student} student"
+        launch_args = [f"seed:={seed}", f"driver_profile:={args.driver_profile}",
+                       *(f"{name}:={value}" for name, value in LIVE_STUDENTS[student]().items()), *args.arg]
         requirements = live_graph_requirements(topic)
         duration = args.duration or LIVE_DURATION_S
     else:
@@ -150,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     started_ns = time.time_ns()
     monitor = GraphMonitor(topic, msg_type, task=args.live)
     hand_states = DiagnosticHistory(monitor, "hand", Hand.STATE)
+    hand_reasons = DiagnosticHistory(monitor, "hand", Hand.STATE_REASON)
     pipeline = PipelineSamples(monitor, topic, msg_type)
     handle = launch(launch_path(launch_file), launch_args, echo=not args.quiet)
     try:
@@ -166,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(0.2)
         report = monitor.report()
         states = hand_states.values()
+        reasons = hand_reasons.values()
         stamped = {name: pipeline.stamped(name) for name in ("frames", "clouds", "targets", "commands")}
         monitor.close()
     lines = [f"== dexterity_ros demo: {title}"]
@@ -177,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
     lines += [f"  {what} ({topic}): {summary}" for what, topic, summary in task]
     violations = report.diagnostic_value("hand", Hand.LIMIT_VIOLATIONS)
     lines.append(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
-    problems = []
+    lines.append("  hand states (from /diagnostics): " + hand_state_line(states, reasons, started_ns))
+    problems = [f"hand {state} at {t:.1f} s: {reason}" for t, state, reason in hand_stops(states, reasons, started_ns)]
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:
         problems.append(f"processes that died: {crashed}")
@@ -218,6 +237,38 @@ def publication_line(stamped: dict[str, list[tuple[int, int]]]) -> str:
         return "at publication (depth stamp -> command's DDS source time): no samples"
     return (f"at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
             f"p99 {np.percentile(values, 99):.1f} ms over {len(values)} targets")
+
+
+STOPPED_STATES = ("FAULT", "ESTOP")
+
+
+def hand_state_changes(states: list[tuple[int, str]], reasons: list[tuple[int, str]],
+                       started_ns: int) -> list[tuple[float, str, str]]:
+    """(s since ``started_ns``, state, reason) at every change of the hand's state.
+
+    ``states`` and ``reasons``: (DDS source time, value) of hand_node's ``state`` and ``state reason``
+    /diagnostics values; both travel in the same message, so a state's reason is the one with its time."""
+    reason_at = dict(reasons)
+    changes: list[tuple[float, str, str]] = []
+    for t_ns, state in sorted(states):
+        if not changes or changes[-1][1] != state:
+            changes.append(((t_ns - started_ns) * 1e-9, state, reason_at.get(t_ns, "reason not received")))
+    return changes
+
+
+def hand_stops(states: list[tuple[int, str]], reasons: list[tuple[int, str]],
+               started_ns: int) -> list[tuple[float, str, str]]:
+    """The changes into FAULT or ESTOP (the hand stopped commanding), with their reasons."""
+    return [c for c in hand_state_changes(states, reasons, started_ns) if c[1] in STOPPED_STATES]
+
+
+def hand_state_line(states: list[tuple[int, str]], reasons: list[tuple[int, str]], started_ns: int) -> str:
+    """The hand's states as /diagnostics showed them, with when (s) and, for FAULT/ESTOP, why."""
+    changes = hand_state_changes(states, reasons, started_ns)
+    if not changes:
+        return "none received"
+    return " -> ".join(f"{state} at {t:.1f} s" + (f" ({reason})" if state in STOPPED_STATES else "")
+                       for t, state, reason in changes)
 
 
 def live_graph_requirements(command: str) -> dict[str, tuple[int, int]]:

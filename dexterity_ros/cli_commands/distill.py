@@ -105,10 +105,13 @@ def ship(results: dict, config, args: argparse.Namespace, out: Path) -> None:
                  heldout_metrics={"student": last["dagger"], "expert": results["expert"]},
                  heldout_seed=config.evaluation.seed)
     if config.student.kind == "pose":
-        from ..learning.pose_student import export_pose_student, load_torch_pose_student, without_export_provenance
+        from ..learning.pose_student import (export_pose_student, load_torch_pose_student, pose_student_description,
+                                             teacher_phrase, without_export_provenance)
         module, contract = load_torch_pose_student(final)
-        _, report = export_pose_student(module, without_export_provenance(contract).with_provenance(**stamp),
-                                        args.ship)
+        # the description names the teacher (also for runs trained before it did)
+        contract = dataclasses.replace(without_export_provenance(contract),
+                                       description=pose_student_description(teacher_phrase(config.expert)))
+        _, report = export_pose_student(module, contract.with_provenance(**stamp), args.ship)
     else:
         from ..learning.student import load_torch_student
         from ..policy.export import export_policy

@@ -232,6 +232,16 @@ class SafetyFilter:
         self.command = self.limits.clamp_hard(np.array(measured, dtype=np.float64))
         self._smoothed = self.limits.clamp(self.command)
 
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """The filter's state (a simulator saving an episode mid-way), for :meth:`restore`."""
+        if self.command is None:
+            raise RuntimeError("SafetyFilter.snapshot before reset(measured)")
+        return self.command.copy(), self._smoothed.copy()
+
+    def restore(self, snapshot: tuple[np.ndarray, np.ndarray]) -> None:
+        command, smoothed = snapshot
+        self.command, self._smoothed = np.array(command, dtype=np.float64), np.array(smoothed, dtype=np.float64)
+
     def hold(self) -> np.ndarray:
         """Keep the last command; the EMA restarts from it so resuming does not jump."""
         self._smoothed = self.limits.clamp(self.command)

@@ -189,10 +189,12 @@ class Distiller:
     def _train_pose(self, stage: str, data: Dataset, folder: Path, onnx_path: Path, report_path: Path
                     ) -> tuple[bytes, dict]:
         """The pose student (contract v2): the same training, exported with its v2 contract."""
-        from .pose_student import build_pose_student, delta_mapping, export_pose_student
+        from .pose_student import (build_pose_student, delta_mapping, export_pose_student, pose_student_description,
+                                   teacher_phrase)
         c = self.config
         module, contract = build_pose_student(
             c.student, self.hand, self.object_origin, seed=c.train.seed, control_rate_hz=self.control_rate_hz,
+            description=pose_student_description(teacher_phrase(c.expert)),
             provenance={"distill": {"config": c.name, "config_digest": c.digest(), "stage": stage,
                                     "labels": len(data)}})
         variants = None

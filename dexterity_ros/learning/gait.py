@@ -113,17 +113,38 @@ class Gait:
         sine, cosine = self._pinv[row] @ (np.asarray(command, dtype=np.float64) - self.base[row])
         return math.atan2(sine, cosine)
 
+    def phase_step(self, sense: int, phase: float, max_step: np.ndarray | None = None) -> float:
+        """``omega``, or the largest smaller step that moves no joint's target by more than ``max_step``
+        (rad per policy step: hand_node's speed limits), so the hand can follow the cycle's shape
+        instead of a speed-clipped distortion of it; a function of the phase alone (bisection)."""
+        if max_step is None:
+            return self.omega
+        start = self.target(sense, phase)
+
+        def fits(step: float) -> bool:
+            return bool(np.all(np.abs(self.target(sense, phase + step) - start) <= max_step))
+
+        if fits(self.omega):
+            return self.omega
+        low, high = 0.0, self.omega
+        for _ in range(PHASE_STEP_BISECTIONS):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if fits(middle) else (low, middle)
+        return low
+
     def next_target(self, previous_command: np.ndarray, rotation_distance: float, signed_turn: float,
-                    object_offset: np.ndarray | None = None) -> np.ndarray:
+                    object_offset: np.ndarray | None = None, max_step: np.ndarray | None = None) -> np.ndarray:
         """The teacher's action from its previous command, the object's turn to the goal and (with a
-        position gain) the object's offset from its grasp position (m, palm frame)."""
+        position gain) the object's offset from its grasp position (m, palm frame); with ``max_step``
+        the phase advances no faster than the hand's speed limits let it follow (:meth:`phase_step`)."""
         previous = np.asarray(previous_command, dtype=np.float64)
         if rotation_distance <= self.hold_threshold_rad:
             return previous.copy()
         sense = +1 if signed_turn >= 0 else -1
         correction = self.position_gain @ np.asarray(object_offset, dtype=np.float64) \
             if object_offset is not None else np.zeros(len(previous))
-        phase = self.phase_of(sense, previous - correction) + self.omega
+        phase = self.phase_of(sense, previous - correction)
+        phase += self.phase_step(sense, phase, max_step)
         return np.clip(self._cycle(sense, phase) + correction, self.lower, self.upper)
 
     # ------------------------------------------------------------------ file
@@ -202,7 +223,7 @@ class GaitExpert:
         state = env.privileged_state()
         distance, turn = signed_turn_about_palm_normal(state.object_quaternion, state.goal_quaternion)
         return self.gait.next_target(env.commanded_targets, distance, turn,
-                                     state.object_position - self._grasp_position)
+                                     state.object_position - self._grasp_position, env.hand_command_max_step)
 
     def hold_targets(self, env_state: dict) -> np.ndarray:
         return np.asarray(env_state["commanded_targets"], dtype=np.float64)
@@ -213,11 +234,12 @@ class GaitExpert:
 
 def gait_from_vector(theta: Sequence[float], initial: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                      joint_names: Sequence[str], hold_threshold_rad: float, provenance: dict | None = None,
-                     position_feedback: bool = False) -> Gait:
+                     position_feedback: bool = False, omega_range: tuple[float, float] | None = None) -> Gait:
     """The search's parameter vector (per sense: base offset from ``initial``, sin, cos; then omega's
     logit) as a :class:`Gait`; a vector of one sense only is mirrored (the other sense runs it backwards:
     sin(-phase) = -sin(phase)). With ``position_feedback`` the last 3 x J values before omega's logit are the
-    position gain in units of GAIN_SCALE rad/m."""
+    position gain in units of GAIN_SCALE rad/m. Omega's logit maps into ``omega_range`` (default
+    OMEGA_MIN..OMEGA_MAX)."""
     theta = np.asarray(theta, dtype=np.float64)
     joints = len(joint_names)
     gain = None
@@ -232,10 +254,12 @@ def gait_from_vector(theta: Sequence[float], initial: np.ndarray, lower: np.ndar
         raise ValueError(f"gait vector: expected {6 * joints + 1} values (or {3 * joints + 1} mirrored), "
                          f"got {theta.shape}")
     per_sense = theta[:6 * joints].reshape(2, 3, joints)
-    omega = OMEGA_MIN + (OMEGA_MAX - OMEGA_MIN) / (1.0 + math.exp(-float(theta[-1])))
+    low, high = omega_range or (OMEGA_MIN, OMEGA_MAX)
+    omega = low + (high - low) / (1.0 + math.exp(-float(theta[-1])))
     return Gait(tuple(joint_names), initial[None] + per_sense[:, 0], per_sense[:, 1], per_sense[:, 2], omega,
                 hold_threshold_rad, lower, upper, provenance, gain)
 
 
+PHASE_STEP_BISECTIONS = 12             # omega / 4096: far finer than any speed limit needs
 OMEGA_MIN, OMEGA_MAX = 0.3, 0.8        # rad per 12 Hz step: a cycle of 0.65-1.75 s
 GAIN_SCALE = 20.0                      # rad per m per unit of the search vector: 1 cm offset -> 0.2 rad

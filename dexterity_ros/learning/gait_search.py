@@ -43,11 +43,20 @@ class GaitSearchConfig:
     drop_cost: float = 1.0             # fitness = goals reached + progress (rad) / 5 - drop_cost x drops: the
                                        # task's own reward (drop -20, goal +5) makes a timid gait that never
                                        # drops score above one that turns the object and sometimes drops it
+    omega_min: float = 0.3             # the phase step's range (rad per policy step; 0.3-0.8: a 0.65-1.75 s cycle
+    omega_max: float = 0.8             # at 12 Hz); under hand_node's speed limits slower cycles can move further
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "posture", tuple(float(v) for v in self.posture))
         if self.generations < 1 or self.population < 4 or self.episodes < 1 or self.sigma <= 0:
             raise ValueError("gait search: need generations >= 1, population >= 4, episodes >= 1, sigma > 0")
+        if not 0.0 < self.omega_min < self.omega_max < math.pi:
+            raise ValueError(f"gait search: need 0 < omega_min < omega_max < pi, got {self.omega_min}, "
+                             f"{self.omega_max}")
+
+    @property
+    def omega_range(self) -> tuple[float, float]:
+        return self.omega_min, self.omega_max
 
 
 _ENVS: dict[str, Any] = {}
@@ -81,10 +90,10 @@ def gait_episode(env, gait: Gait, seed: int, steps: int) -> dict[str, float]:
 
 
 def _score(args) -> dict[str, float]:
-    setup, theta, hold, drop_cost, feedback, seeds, steps = args
+    setup, theta, hold, drop_cost, feedback, omega_range, seeds, steps = args
     env = _env(setup)
     gait = gait_from_vector(theta, env.initial_joint_positions, env.action_low, env.action_high,
-                            env.joint_names, hold, position_feedback=feedback)
+                            env.joint_names, hold, position_feedback=feedback, omega_range=omega_range)
     runs = [gait_episode(env, gait, s, steps) for s in seeds]
     return {"fitness": float(np.mean([r["goals"] + r["progress"] / 5.0 - drop_cost * r["dropped"] for r in runs])),
             "return": float(np.mean([r["return"] for r in runs])),
@@ -93,11 +102,12 @@ def _score(args) -> dict[str, float]:
             "dropped": float(np.mean([r["dropped"] for r in runs]))}
 
 
-def vector_of(gait: Gait, initial: np.ndarray) -> np.ndarray:
+def vector_of(gait: Gait, initial: np.ndarray, omega_range: tuple[float, float] | None = None) -> np.ndarray:
     """Inverse of :func:`~.gait.gait_from_vector` (the search's warm start)."""
     from .gait import OMEGA_MAX, OMEGA_MIN
 
-    fraction = (gait.omega - OMEGA_MIN) / (OMEGA_MAX - OMEGA_MIN)
+    low, high = omega_range or (OMEGA_MIN, OMEGA_MAX)
+    fraction = (gait.omega - low) / (high - low)
     fraction = min(max(fraction, 1e-6), 1 - 1e-6)
     per_sense = np.stack([gait.base - initial[None], gait.sin_amplitude, gait.cos_amplitude], axis=1)
     return np.concatenate([per_sense.reshape(-1), [math.log(fraction / (1 - fraction))]])
@@ -118,7 +128,7 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
     initial = env.initial_joint_positions
     joints = env.num_joints
     if search.initial:
-        x0 = vector_of(load_gait(search.initial), initial)
+        x0 = vector_of(load_gait(search.initial), initial, search.omega_range)
         if search.mirror:
             x0 = np.concatenate([x0[:3 * joints], x0[-1:]])
         start_gain = load_gait(search.initial).position_gain
@@ -149,7 +159,8 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
         candidates = strategy.ask()
         seeds = [SEARCH_SEED_OFFSET + search.seed * 100_000 + generation * search.episodes + k
                  for k in range(search.episodes)]
-        scores = list(mapper(_score, [(setup, x, hold, search.drop_cost, search.position_feedback, seeds, steps) for x in candidates]))
+        scores = list(mapper(_score, [(setup, x, hold, search.drop_cost, search.position_feedback,
+                                       search.omega_range, seeds, steps) for x in candidates]))
         strategy.tell(candidates, [-s["fitness"] for s in scores])
         row = {"generation": generation, "seconds": time.perf_counter() - started,
                "mean_fitness": float(np.mean([s["fitness"] for s in scores])),
@@ -162,11 +173,12 @@ def search_gait(config, search: GaitSearchConfig, executor: Executor | None = No
             f"best {row['best_fitness']:.2f}, episodes with a goal {row['mean_success']:.2f}, sigma {row['sigma']:.3f}")
     held_out = [config.evaluation.seed + k for k in range(search.held_out_episodes)]
     chunks = [chunk for chunk in (held_out[k::4] for k in range(4)) if chunk]     # spread over the workers
-    parts = list(mapper(_score, [(setup, strategy.mean, hold, search.drop_cost, search.position_feedback, chunk, steps) for chunk in chunks]))
+    parts = list(mapper(_score, [(setup, strategy.mean, hold, search.drop_cost, search.position_feedback,
+                                  search.omega_range, chunk, steps) for chunk in chunks]))
     weights = np.array([len(c) for c in chunks], dtype=np.float64)
     score = {key: float(np.average([p[key] for p in parts], weights=weights)) for key in parts[0]}
     gait = gait_from_vector(strategy.mean, initial, env.action_low, env.action_high, env.joint_names, hold,
-                            position_feedback=search.position_feedback)
+                            position_feedback=search.position_feedback, omega_range=search.omega_range)
     return gait, {"history": history, "held_out": score, "held_out_episodes": len(held_out)}
 
 

@@ -184,6 +184,19 @@ class DeltaMapping:
         return self.action(targets, bases).astype(np.float32)
 
 
+def pose_student_description(teacher: str) -> str:
+    """The contract's one-line description, naming the teacher the student was distilled from."""
+    return (f"pose student distilled from {teacher}: tracked object pose (perception/object_pose), goal and "
+            "joints -> target change")
+
+
+def teacher_phrase(expert) -> str:
+    """How an experiment's ``expert`` section reads in a model's description (ExpertConfig)."""
+    if expert.method == "gait":
+        return f"a privileged finger gait ({expert.gait}, fitted by CMA-ES)"
+    return f"a privileged sampling-MPC expert ({expert.method})"
+
+
 def build_pose_student(architecture, hand: HandDescription, origin: Sequence[float], *, seed: int = 0,
                        control_rate_hz: float = 12.0, name: str = "pose_student", description: str = "",
                        provenance: dict[str, Any] | None = None) -> tuple[PoseStudent, PolicyContractV2]:
@@ -201,8 +214,7 @@ def build_pose_student(architecture, hand: HandDescription, origin: Sequence[flo
                   "recurrent_state": [{"input": STATE_INPUT, "output": STATE_OUTPUT, "initial_value": 0.0}]}
     contract = PolicyContractV2.from_mapping({
         "contract_version": 2, "name": name, "control_rate_hz": float(control_rate_hz),
-        "description": description or "pose student distilled from a privileged sampling-MPC expert: tracked "
-                                      "object pose (perception/object_pose), goal and joints -> target change",
+        "description": description or pose_student_description("a privileged teacher"),
         "joint_names": list(hand.joint_names), "terms": terms,
         "inputs": [{"name": INPUT_NAME, "terms": [t["name"] for t in terms],
                     "description": "normalised inside the graph"}],

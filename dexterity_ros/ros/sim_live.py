@@ -67,6 +67,8 @@ class LiveSimulation:
         sim_config = load_sim_config(cfg.sim_config or None)
         if cfg.object:
             sim_config = sim_config.with_overrides(objects=(cfg.object,))
+        if not cfg.expert_config:       # hand_node's commands drive the hand: its own filter is in the loop
+            sim_config = sim_config.with_overrides(hand_command__filter=False)
         self.env = ReorientEnv(sim_config, cfg.randomization_config or None, seed=cfg.seed,
                                external_goals=self.topic_goals)
         self.expert = None

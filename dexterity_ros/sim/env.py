@@ -26,6 +26,7 @@ import numpy as np
 from ..camera_model import Intrinsics
 from ..config import ConfigError
 from ..extrinsics import Extrinsic
+from ..hand.safety import SafetyFilter, SafetyLimits, load_hand_parameters, load_safety_tables
 from ..geometry import (make_transform, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix,
                         random_quaternion)
 from ..objects.models import SIM_OBJECT_SYMMETRY
@@ -225,6 +226,7 @@ class ReorientEnv:
         self.policy_period_ns = int(round(self.policy_period_s * 1e9))
         self.action_low = self.hand.lower.copy()
         self.action_high = self.hand.upper.copy()
+        self._hand_filter = hand_command_filter(self.config, self.hand)      # None: targets go to the actuators
         mount = self.config.mount_config()
         self._initial_joints = self._initial_pose(mount.initial_joints)
         self._clock_ns = 0
@@ -268,6 +270,16 @@ class ReorientEnv:
         """The last action given to :meth:`step` (before bias, noise, delay, backlash): what a policy
         that repeats its previous command sends; the settled grasp's targets before the first step."""
         return self._commanded_targets.copy()
+
+    @property
+    def hand_command(self) -> np.ndarray | None:
+        """hand_node's command for the last target (``hand_command.filter``; None when the filter is off)."""
+        return None if self._hand_filter is None else self._hand_filter.command.copy()
+
+    @property
+    def hand_command_max_step(self) -> np.ndarray | None:
+        """How far hand_node lets each joint's command move in one policy period (rad; None: filter off)."""
+        return None if self._hand_filter is None else self._hand_filter.limits.max_velocity * self.policy_period_s
 
     @property
     def initial_joint_positions(self) -> np.ndarray:
@@ -319,6 +331,8 @@ class ReorientEnv:
         self._observation_terms = self._rand.step_terms("observation", start)
         self._applied_targets = start.copy()
         self._commanded_targets = start.copy()     # the last action given to step() (before noise/delay)
+        if self._hand_filter is not None:
+            self._hand_filter.reset(start)         # hand_node starts from the measured pose
         self._step = 0
         self._done = False
         self._clock_ns += self.policy_period_ns
@@ -432,6 +446,8 @@ class ReorientEnv:
         m, d = slot.model, slot.data
         action = np.clip(action, self.action_low, self.action_high)
         self._commanded_targets = action.copy()
+        if self._hand_filter is not None:       # hand_node's clamp and speed limit, as on the robot
+            action = self._hand_filter.step(action, self.policy_period_s).command
         # the active action terms (randomization.STEP_ORDER): bias, noise, delay, backlash, object wrench,
         # this step's duration
         act = ActionTarget(action, float(m.body_mass[scene.object_body_id]), substeps=scene.substeps)
@@ -584,6 +600,7 @@ class ReorientEnv:
                "distance": self._distance, "judge": self._judge.snapshot(),      # success/drop/timeout state
                "applied_targets": self._applied_targets.copy(), "commanded_targets": self._commanded_targets.copy(),
                "last_obs": self._last_obs, "clock_ns": self._clock_ns,
+               "hand_filter": None if self._hand_filter is None else self._hand_filter.snapshot(),
                # each active step-time term's own state (delay queue, backlash, wrench, freeze count)
                "terms": {t.name: copy.deepcopy(t.state) for t in self._action_terms + self._observation_terms},
                # read-only copies for planners (learning/expert.py): commands still delayed, object wrench
@@ -609,6 +626,8 @@ class ReorientEnv:
         self._judge.restore(e["judge"])
         self._applied_targets = e["applied_targets"].copy()
         self._commanded_targets = e["commanded_targets"].copy()
+        if self._hand_filter is not None:
+            self._hand_filter.restore(e["hand_filter"])
         for term in self._action_terms + self._observation_terms:
             term.state = copy.deepcopy(e["terms"][term.name])
         self._last_obs, self._clock_ns = e["last_obs"], e["clock_ns"]
@@ -626,6 +645,15 @@ class ReorientEnv:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def hand_command_filter(config: SimConfig, hand) -> SafetyFilter | None:
+    """hand_node's safety filter built from its own parameter file, or None (``hand_command.filter`` off)."""
+    if not config.hand_command.filter:
+        return None
+    path = config.hand_command.hand_config_path()
+    velocity_scale = float(load_hand_parameters(path).get("velocity_scale", 1.0))
+    return SafetyFilter(SafetyLimits.from_tables(load_safety_tables(path), hand, velocity_scale))
 
 
 def _held(prev: Observation, time_ns: int, step: int, goal: np.ndarray) -> Observation:

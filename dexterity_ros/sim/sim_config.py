@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ..config import ConfigError, config_hash, load_config
+from ..config import ConfigError, config_hash, from_dict, load_section_with_base
 from ..paths import config_path
 
 Mount = Literal["palm_up", "palm_down"]
@@ -141,6 +141,28 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class HandCommandConfig:
+    """What the robot's hand_node does to a policy target before the driver gets it, modelled in the simulator.
+
+    On the robot every target passes hand_node's safety filter (``hand/safety.SafetyFilter``): it is clamped
+    into the margin-shrunk joint limits and moved at most ``max_velocity`` per second. A policy trained
+    without it is deployed through a command path it never saw (docs/results.md section 13: a gait whose
+    targets sweep at up to 12 rad/s, which hand_node cuts to 1-1.5 rad/s). With ``filter: true`` the simulator
+    runs the same filter, with hand_node's own tables, on every target once per policy period (the robot
+    ramps over the period at 100 Hz; the simulator applies the period's end point at once). The live
+    simulation (sim_bridge_node) turns it off while hand_node's commands drive it: the real filter is then in
+    the loop.
+    """
+
+    filter: bool = False                   # off: targets reach the actuators as given (every run before section 13)
+    hand_config: str = "hand.yaml"         # hand_node's parameter file (config/ or absolute): margins, speed limits
+
+    def hand_config_path(self) -> Path:
+        path = Path(self.hand_config)
+        return path if path.is_absolute() else config_path(str(path))
+
+
+@dataclass(frozen=True)
 class SimConfig:
     robot_description: str = "robots/allegro_right.yaml"   # relative to config/ or absolute
     mount: Mount = "palm_up"
@@ -151,6 +173,7 @@ class SimConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     palm_up: MountConfig = field(default_factory=MountConfig)
     palm_down: MountConfig = field(default_factory=MountConfig)
+    hand_command: HandCommandConfig = field(default_factory=HandCommandConfig)
 
     def __post_init__(self) -> None:
         if not self.objects:
@@ -190,12 +213,17 @@ def default_sim_config_path() -> Path:
 
 
 def load_sim_config(path: str | Path | None = None) -> SimConfig:
-    """Load ``config/sim.yaml`` (or ``path``): section ``sim``, unknown keys rejected."""
-    return load_config(SimConfig, path or default_sim_config_path(), section="sim")
+    """Load ``config/sim.yaml`` (or ``path``): section ``sim``, unknown keys rejected; ``sim.base: OTHER.yaml``
+    inherits OTHER's section (a task variant states only what differs, e.g. ``config/sim_rotate_one.yaml``)."""
+    path = path or default_sim_config_path()
+    data = load_section_with_base(path, "sim")
+    try:
+        return from_dict(SimConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def as_sim_config(value: SimConfig | str | Path | Mapping | None) -> SimConfig:
-    from ..config import from_dict
     if value is None:
         return load_sim_config()
     if isinstance(value, SimConfig):

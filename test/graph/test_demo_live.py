@@ -16,7 +16,7 @@ def test_live_demo_reports_the_students_goals_from_both_judges(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     out = r.stdout
-    assert "== dexterity_ros demo: sim.launch.xml (live), seed 0" in out, out
+    assert "== dexterity_ros demo: sim.launch.xml (live), seed 0, pose student" in out, out
     tracked = re.search(r"judged on the tracked pose \(task/metrics\): " + SUMMARY.pattern, out)
     truth = re.search(r"judged on the true pose \(task/metrics_truth\): " + SUMMARY.pattern, out)
     assert tracked and truth, out
@@ -40,4 +40,4 @@ def test_demo_refuses_the_other_modes_options_with_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "demo", "--seed", "3",
                         "--report-dir", str(tmp_path / "report")],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert r.returncode == 2 and "--seed is for --live" in r.stderr and "Traceback" not in r.stderr, r
+    assert r.returncode == 2 and "--seed and --student are for --live" in r.stderr and "Traceback" not in r.stderr, r

@@ -211,3 +211,35 @@ def test_the_position_correction_is_added_and_left_out_of_the_phase():
     assert np.array_equal(gait.next_target(previous, 0.1, 0.1, offset), previous)      # hold: no correction
     with pytest.raises(ValueError, match="position_gain"):
         _gait(position_gain=np.zeros((JOINTS, 2)))
+
+
+def test_under_speed_limits_the_phase_advances_only_as_fast_as_the_hand_can_follow():
+    gait = _gait(sin_amplitude=np.full((2, JOINTS), 1.2), cos_amplitude=np.tile(np.linspace(-0.4, 0.4, JOINTS), (2, 1)))
+    max_step = np.full(JOINTS, 0.125)            # 1.5 rad/s at 12 Hz, hand_node's default
+    for phase in np.linspace(-3.1, 3.1, 40):
+        previous = gait.target(+1, phase)
+        limited = gait.next_target(previous, 0.8, +0.8, max_step=max_step)
+        assert np.all(np.abs(limited - previous) <= max_step + 1e-12)
+        step = gait.phase_step(+1, phase, max_step)
+        assert 0 < step < gait.omega and np.allclose(limited, gait.target(+1, phase + step))
+        # the largest such step (to the bisection's resolution): a little more would break a limit
+        assert np.any(np.abs(gait.target(+1, phase + step + gait.omega / 1000) - previous) > max_step)
+    # loose limits, or none: the full omega
+    assert gait.phase_step(+1, 0.3, np.full(JOINTS, 10.0)) == gait.omega == gait.phase_step(+1, 0.3, None)
+
+
+def test_the_expert_reads_the_hand_filters_limits_from_the_simulator():
+    from dexterity_ros.sim.env import ReorientEnv
+    from dexterity_ros.sim.sim_config import load_sim_config
+    from dexterity_ros.paths import config_path
+
+    env = ReorientEnv(load_sim_config(config_path("sim_rotate_one.yaml")), None, seed=2)
+    expert = GaitExpert(load_gait("rotate_cuboid_flat"))
+    env.reset()
+    expert.reset(env)
+    env.step(expert.act(env))               # the first step moves from the start grasp onto the cycle
+    for _ in range(12):
+        previous = env.commanded_targets
+        target = expert.act(env)
+        assert np.all(np.abs(target - previous) <= env.hand_command_max_step + 1e-9)
+        env.step(target)

@@ -1,0 +1,37 @@
+"""`dexterity-ros demo` names why the hand stopped commanding: the FAULT/ESTOP reason from hand_node's
+/diagnostics (``state reason``, sent in the same message as ``state``), so a failed run says its cause."""
+from dexterity_ros.cli_commands.demo import hand_state_changes, hand_state_line, hand_stops
+
+T0 = 1_000_000_000_000
+
+
+def at(s: float) -> int:
+    return T0 + round(s * 1e9)
+
+
+STATES = [(at(0.5), "DISABLED"), (at(1.2), "HOLD"), (at(1.3), "HOLD"), (at(1.46), "FAULT"), (at(2.5), "FAULT")]
+REASONS = [(at(0.5), "starts disabled: call ~/enable"),
+           (at(1.2), "enabled, holding the measured position until a policy target arrives"),
+           (at(1.3), "enabled, holding the measured position until a policy target arrives"),
+           (at(1.46), "no feedback from the driver for 0.255 s (feedback_timeout 0.25 s)"),
+           (at(2.5), "no feedback from the driver for 0.255 s (feedback_timeout 0.25 s)")]
+
+
+def test_the_fault_reason_is_the_one_sent_with_the_state():
+    (t, state, reason), = hand_stops(list(reversed(STATES)), REASONS, T0)      # any arrival order
+    assert state == "FAULT" and abs(t - 1.46) < 1e-6
+    assert reason == "no feedback from the driver for 0.255 s (feedback_timeout 0.25 s)"
+
+
+def test_the_state_line_shows_every_change_and_why_the_hand_stopped():
+    line = hand_state_line(STATES, REASONS, T0)
+    assert line == ("DISABLED at 0.5 s -> HOLD at 1.2 s -> FAULT at 1.5 s "
+                    "(no feedback from the driver for 0.255 s (feedback_timeout 0.25 s))")
+    assert [s for _, s, _ in hand_state_changes(STATES, REASONS, T0)] == ["DISABLED", "HOLD", "FAULT"]
+
+
+def test_no_states_and_a_missing_reason_are_said_plainly():
+    assert hand_state_line([], [], T0) == "none received"
+    (_, state, reason), = hand_stops([(at(3.0), "ESTOP")], [], T0)
+    assert (state, reason) == ("ESTOP", "reason not received")
+    assert hand_stops(STATES[:3], REASONS[:3], T0) == []
