@@ -146,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     topic, msg_type = command_topic(args.driver_profile)
     if args.live:
         launch_file, title = "sim.launch.xml", f"sim.launch.xml (live), seed {seed}, {student} student"
-        launch_args = [f"seed:={seed}", f"driver_profile:={args.driver_profile}",
+        # the hand is enabled once the student's targets flow (enable_hand_when_targets_flow), as an operator
+        # enables it after bring-up: not while the graph's start-up still loads the machine
+        launch_args = [f"seed:={seed}", f"driver_profile:={args.driver_profile}", "enable_on_start:=false",
                        *(f"{name}:={value}" for name, value in LIVE_STUDENTS[student]().items()), *args.arg]
         requirements = live_graph_requirements(topic)
         duration = args.duration or LIVE_DURATION_S
@@ -168,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     hand_states = DiagnosticHistory(monitor, "hand", Hand.STATE)
     hand_reasons = DiagnosticHistory(monitor, "hand", Hand.STATE_REASON)
     pipeline = PipelineSamples(monitor, topic, msg_type)
+    enabled, enabling = True, ""
     handle = launch(launch_path(launch_file), launch_args, echo=not args.quiet)
     try:
         # start the replay once every node is up, so the report covers the whole episode
@@ -178,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if not args.live:
             start_replay(monitor)
+        else:
+            enabled, enabling = enable_hand_when_targets_flow(monitor, pipeline, ENABLE_TIMEOUT_S)
         code = run_until_stopped(handle, duration=duration)
     finally:
         time.sleep(0.2)
@@ -197,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"  hand limit violations (from /diagnostics): {violations if violations is not None else 'n/a'}")
     lines.append("  hand states (from /diagnostics): " + hand_state_line(states, reasons, started_ns))
     problems = [f"hand {state} at {t:.1f} s: {reason}" for t, state, reason in hand_stops(states, reasons, started_ns)]
+    if enabling:
+        lines.append("  " + enabling)
+    if not enabled:
+        problems.append(enabling)
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:
         problems.append(f"processes that died: {crashed}")
@@ -206,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"launch exit code {code} (processes that did not stop cleanly: {killed or 'none'}; "
                         "run without --quiet for their output)")
         lines.append("  " + problems[-1])
-    ok = code == 0 and report.frames > 0 and report.clouds > 0 and report.targets > 0 and report.commands > 0
+    ok = (code == 0 and report.frames > 0 and report.clouds > 0 and report.targets > 0 and report.commands > 0
+          and enabled)
     if tracked is not None and not tracked.messages:
         problems.append("goal_node published no task metrics (task/metrics)")
         lines.append("  " + problems[-1])
@@ -237,6 +247,34 @@ def publication_line(stamped: dict[str, list[tuple[int, int]]]) -> str:
         return "at publication (depth stamp -> command's DDS source time): no samples"
     return (f"at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
             f"p99 {np.percentile(values, 99):.1f} ms over {len(values)} targets")
+
+
+ENABLE_TIMEOUT_S = 60.0        # --live: the first policy target must arrive within this after the graph is up
+
+
+def enable_hand_when_targets_flow(monitor, pipeline, timeout: float, hand: str = "/hand") -> tuple[bool, str]:
+    """Enable hand_node (its ~/enable service) once the monitor has seen a policy target: (enabled, what happened).
+
+    On the robot an operator enables the hand after bring-up; the live demo does the same instead of
+    ``enable_on_start``, so the hand does not start commanding (and watching its driver's feedback against
+    ``feedback_timeout``) while the rest of the graph is still starting and loading the machine."""
+    from std_srvs.srv import SetBool
+
+    started = time.monotonic()
+    deadline = started + timeout
+    while not pipeline.stamped("targets"):
+        if time.monotonic() >= deadline:
+            return False, f"hand not enabled: no policy target within {timeout:g} s of the graph coming up"
+        time.sleep(0.05)
+    try:
+        response = monitor.call_service(SetBool, f"{hand}/enable", SetBool.Request(data=True),
+                                        max(deadline - time.monotonic(), 5.0))
+    except TimeoutError as exc:
+        return False, f"hand not enabled: {exc}"
+    if not response.success:
+        return False, f"hand not enabled: {response.message}"
+    return True, (f"hand enabled {time.monotonic() - started:.1f} s after the graph came up, once the student's "
+                  f"targets flowed ({response.message})")
 
 
 STOPPED_STATES = ("FAULT", "ESTOP")

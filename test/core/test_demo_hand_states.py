@@ -35,3 +35,14 @@ def test_no_states_and_a_missing_reason_are_said_plainly():
     (_, state, reason), = hand_stops([(at(3.0), "ESTOP")], [], T0)
     assert (state, reason) == ("ESTOP", "reason not received")
     assert hand_stops(STATES[:3], REASONS[:3], T0) == []
+
+
+def test_the_live_demo_says_so_when_no_target_ever_comes_to_enable_the_hand_for():
+    from dexterity_ros.cli_commands.demo import enable_hand_when_targets_flow
+
+    class NoTargets:                 # what PipelineSamples holds before the student publishes anything
+        def stamped(self, name):
+            return []
+
+    enabled, problem = enable_hand_when_targets_flow(monitor=None, pipeline=NoTargets(), timeout=0.2)
+    assert not enabled and problem == "hand not enabled: no policy target within 0.2 s of the graph coming up"

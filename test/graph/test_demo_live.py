@@ -25,6 +25,8 @@ def test_live_demo_reports_the_students_goals_from_both_judges(tmp_path):
     # the verdict requires goal_node's task/metrics to have arrived (episodes may still be 0 if the tracker
     # has not found the object yet on a loaded machine)
     assert "hand limit violations (from /diagnostics): 0" in out and "verdict: OK" in out, out
+    # the demo enables the hand itself once targets flow (enable_on_start:=false), as an operator would
+    assert re.search(r"hand enabled [\d.]+ s after the graph came up, once the student's targets flowed", out), out
     assert re.search(r"at publication \(depth stamp -> command's DDS source time\): p50 [\d.]+ ms", out), out
     html = (tmp_path / "report" / "report.html").read_text()
     assert "the student&#x27;s task, judged on the tracked pose" in html or \
