@@ -26,9 +26,9 @@ import numpy as np
 from ..camera_model import Intrinsics
 from ..config import ConfigError
 from ..extrinsics import Extrinsic
-from ..hand.safety import SafetyFilter, SafetyLimits, load_hand_parameters, load_safety_tables
 from ..geometry import (make_transform, matrix_to_quat, quat_conjugate, quat_multiply, quat_to_matrix,
                         random_quaternion)
+from ..hand.safety import SafetyFilter, SafetyLimits, load_hand_parameters, load_safety_tables
 from ..objects.models import SIM_OBJECT_SYMMETRY
 from ..objects.symmetry import Symmetry, parse_symmetry
 from ..task import GoalSampler, TaskJudge, TaskMetrics, TaskRules
