@@ -13,7 +13,6 @@ never loses a sample in the reader. It also drives the graph: parameters
 """
 from __future__ import annotations
 
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState, PointCloud2
 
 from .. import topics
+from ..ros.conversions import cdr_stamp_ns
 from ..ros.messages import message_class
 from ..ros.background import BackgroundNode
 from ..hand.profiles import DriverProfile
@@ -39,18 +39,6 @@ def _qos(reliable: bool, depth: int, latched: bool = False) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-
-
-def cdr_stamp_ns(data: bytes) -> int:
-    """The leading builtin_interfaces/Time of a serialized message (a Header's stamp, a Clock's clock).
-
-    CDR: 4 bytes of encapsulation (byte 1 says the byte order), then int32 sec, uint32 nanosec.
-    """
-    if len(data) < 12:
-        raise ValueError(f"serialized message of {len(data)} bytes has no time stamp")
-    order = "<" if data[1] & 1 else ">"
-    sec, nanosec = struct.unpack_from(order + "iI", data, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 @dataclass(frozen=True)

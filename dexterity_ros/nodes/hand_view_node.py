@@ -11,7 +11,8 @@ A thin shell over :mod:`dexterity_ros.visualization` and :mod:`dexterity_ros.urd
   ros2_control driver publishes and hand_node checks);
 * ``visualization/markers``: workspace box, hand collision shapes as
   segmentation poses them, the tracked object (perception/object_pose) and the
-  goal (goal/orientation) drawn with the object's model (docs/visualization.md).
+  goal (goal/orientation) drawn with the object's model (docs/visualization.md),
+  built and published only while a viewer subscribes.
 
 Garbage input (unknown joint names, non-finite poses) is reported on
 /diagnostics and skipped.
@@ -193,6 +194,10 @@ class HandViewNode(DexterityNode):
 
     # ------------------------------------------------------------ output
     def publish_markers(self) -> None:
+        if self.marker_pub.get_subscription_count() == 0:
+            # no viewer attached: building ~20 markers in Python ten times a second would only load the
+            # machine the control path runs on; a viewer that subscribes gets them within one period
+            return
         now = self.now_ns()
         tracked = self.tracked
         distance = None

@@ -7,6 +7,7 @@ slower in rclpy).
 """
 from __future__ import annotations
 
+import struct
 import sys
 from dataclasses import dataclass
 from typing import Sequence
@@ -32,6 +33,18 @@ _HOST_BIG_ENDIAN = sys.byteorder == "big"
 # --------------------------------------------------------------------- time
 def stamp_to_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def cdr_stamp_ns(data: bytes) -> int:
+    """The leading builtin_interfaces/Time of a serialized message (a Header's stamp, a Clock's clock).
+
+    CDR: 4 bytes of encapsulation (byte 1 says the byte order), then int32 sec, uint32 nanosec.
+    """
+    if len(data) < 12:
+        raise ValueError(f"serialized message of {len(data)} bytes has no time stamp")
+    order = "<" if data[1] & 1 else ">"
+    sec, nanosec = struct.unpack_from(order + "iI", data, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def ns_to_stamp(ns: int) -> Time:

@@ -143,13 +143,17 @@ class GraphMonitor(BackgroundNode):
         self.command_times: list[int] = []                   # receive ns
         self.diagnostics: dict[str, DiagnosticStatus] = {}
         n = self.node
-        n.create_subscription(Image, topics.DEPTH_IMAGE.name, self._on_frame, qos_profile(topics.DEPTH_IMAGE))
-        n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, self._on_cloud, qos_profile(topics.OBJECT_CLOUD))
+        # the stages are taken serialized (raw): the monitor needs a stamp and a time, and deserializing every
+        # depth frame in Python would load the very machine whose latency it measures, at the frame's instant
+        n.create_subscription(Image, topics.DEPTH_IMAGE.name, self._on_frame, qos_profile(topics.DEPTH_IMAGE),
+                              raw=True)
+        n.create_subscription(PointCloud2, topics.OBJECT_CLOUD.name, self._on_cloud, qos_profile(topics.OBJECT_CLOUD),
+                              raw=True)
         # targets and commands are counted and timed one by one: a deep queue, so a late wake-up drops none
         n.create_subscription(JointState, topics.JOINT_TARGETS.name, self._on_target,
-                              qos_profile(topics.JOINT_TARGETS, ACTION_QUEUE_DEPTH))
+                              qos_profile(topics.JOINT_TARGETS, ACTION_QUEUE_DEPTH), raw=True)
         n.create_subscription(command_type, command_topic, self._on_command,
-                              qos_profile(topics.QosClass.RELIABLE, ACTION_QUEUE_DEPTH))
+                              qos_profile(topics.QosClass.RELIABLE, ACTION_QUEUE_DEPTH), raw=True)
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS.name, self._on_diag, qos_profile(topics.DIAGNOSTICS))
         self.judges: dict[str, JudgeLog] = {}
         if task:
@@ -164,23 +168,27 @@ class GraphMonitor(BackgroundNode):
                 judge.on_status(msg)
         return on_status
 
-    def _on_frame(self, msg) -> None:
+    def _on_frame(self, data: bytes) -> None:
         now = time.time_ns()
+        stamp = conversions.cdr_stamp_ns(data)
         with self._lock:
             self.frames += 1
-            self.frame_received[conversions.stamp_to_ns(msg.header.stamp)] = now
+            self.frame_received[stamp] = now
 
-    def _on_cloud(self, msg) -> None:
+    def _on_cloud(self, data: bytes) -> None:
         now = time.time_ns()
+        stamp = conversions.cdr_stamp_ns(data)
         with self._lock:
             self.clouds += 1
-            self.cloud_received[conversions.stamp_to_ns(msg.header.stamp)] = now
+            self.cloud_received[stamp] = now
 
-    def _on_target(self, msg: JointState) -> None:
+    def _on_target(self, data: bytes) -> None:
+        now = time.time_ns()
+        stamp = conversions.cdr_stamp_ns(data)
         with self._lock:
-            self.target_events.append((time.time_ns(), conversions.stamp_to_ns(msg.header.stamp)))
+            self.target_events.append((now, stamp))
 
-    def _on_command(self, _msg) -> None:
+    def _on_command(self, _data: bytes) -> None:
         with self._lock:
             self.command_times.append(time.time_ns())
 
