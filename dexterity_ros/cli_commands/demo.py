@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         monitor.close()
     lines = [f"== dexterity_ros demo: {title}"]
     lines += ["  " + line for line in report.lines(at_publication=publication_line(stamped))]
+    lines += ["  " + line for line in publication_stage_lines(stamped)]
     tracked = report.judges.get("tracked")
     task = [] if tracked is None else [
         ("the student's task, judged on the tracked pose", "task/metrics", tracked.summary()),
@@ -247,6 +248,18 @@ def publication_line(stamped: dict[str, list[tuple[int, int]]]) -> str:
         return "at publication (depth stamp -> command's DDS source time): no samples"
     return (f"at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
             f"p99 {np.percentile(values, 99):.1f} ms over {len(values)} targets")
+
+
+def publication_stage_lines(stamped: dict[str, list[tuple[int, int]]]) -> list[str]:
+    """Each stage on the publishers' clock (DDS source times matched by header stamp, p50 / p90 / p99): where
+    the end-to-end tail is made, without any observer's wake-up in it."""
+    import numpy as np
+    from ..report import stage_latencies
+    stages = {"depth stamp -> depth published": [(t - s) * 1e-6 for s, t in stamped["frames"]]}
+    stages.update(stage_latencies(stamped["frames"], stamped["clouds"], stamped["targets"],
+                                  [t for _, t in stamped["commands"]]))
+    return [f"  at publication, {name}: p50 {np.percentile(v, 50):.1f} / p90 {np.percentile(v, 90):.1f} / "
+            f"p99 {np.percentile(v, 99):.1f} ms ({len(v)})" for name, v in stages.items() if v]
 
 
 ENABLE_TIMEOUT_S = 60.0        # --live: the first policy target must arrive within this after the graph is up

@@ -239,7 +239,10 @@ class Distiller:
             collect = not data_path.is_file()
             if collect:
                 jobs = self._training_jobs(i, self._first_index(i), drivers)
-                tasks += [(job, model if job.driver == "student" else None) for job in jobs]
+                # with a learner prior (MPC-guided policy search) the learner acts alongside the expert in
+                # every episode, so each label starts from the learner's action
+                guided = c.expert.learner_prior > 0
+                tasks += [(job, model if job.driver == "student" or guided else None) for job in jobs]
             n_collect = len(tasks)
             if i == 0 and not expert_eval_path.is_file():
                 tasks += [(job, None) for job in self._evaluation_jobs("expert")]

@@ -118,6 +118,12 @@ class ExpertConfig:
     model_delay: bool = True           # plan with the episode's action delay
     model_bias: bool = True            # plan with the episode's correlated action bias
     model_push: bool = True            # plan with the object push acting now (decaying)
+    learner_prior: float = 0.0         # > 0: MPC-guided policy search (Zhang, Kahn, Levine, Abbeel, ICRA 2016):
+                                       # while a learner acts alongside, plans start from the learner's action
+                                       # and pay this per rad^2 (summed over the joints) that their first
+                                       # target moves from it, so a label is the learner's own action plus the
+                                       # improvement the planner finds near it (the student's labels stay a
+                                       # function of its inputs); 0: plans ignore the learner
     weights: CostWeights = field(default_factory=CostWeights)
     seed: int = 0
 
@@ -132,6 +138,8 @@ class ExpertConfig:
             raise ValueError(f"expert: hold must be 'applied' or 'commanded', got {self.hold!r}")
         if self.noise_std < 0 or self.temperature <= 0 or self.planner_substeps < 1:
             raise ValueError("expert: need noise_std >= 0, temperature > 0, planner_substeps >= 1")
+        if not self.learner_prior >= 0:
+            raise ValueError(f"expert: learner_prior must be >= 0, got {self.learner_prior}")
 
 
 @dataclass
@@ -240,11 +248,14 @@ class SamplingExpert:
         """The previous plan advanced by one policy step (its last target held)."""
         return self._curve(self._plan, self._anchor, self._knot_times + 1.0)
 
-    def act(self, env: ReorientEnv, noise_rng: np.random.Generator | None = None) -> np.ndarray:
+    def act(self, env: ReorientEnv, noise_rng: np.random.Generator | None = None,
+            learner_action: np.ndarray | None = None) -> np.ndarray:
         """Joint targets (canonical order, rad) for the env's current true state.
 
         ``noise_rng``: draw this plan's sampling noise from it instead of the
         episode's stream (to plan the same state several times: label noise).
+        ``learner_action``: the learner's target for this state; with ``learner_prior`` > 0 the plans
+        start from it and pay for moving away from it (MPC-guided policy search).
         """
         if self._model is None or self._episode_key != (env.seed, env.episode):
             self.reset(env)
@@ -256,9 +267,17 @@ class SamplingExpert:
         wrench = np.asarray(state.env["wrench"], dtype=np.float64) if c.model_push else np.zeros(6)
         goal = np.asarray(state.env["goal"], dtype=np.float64)
 
+        prior = None
+        if c.learner_prior > 0 and learner_action is not None:
+            prior = np.asarray(learner_action, dtype=np.float64)
+            if prior.shape != held.shape or not np.all(np.isfinite(prior)):
+                raise ValueError(f"expert: learner_action must be {held.shape[0]} finite targets, got {prior.shape}")
+            prior = np.clip(prior, self._lower, self._upper)
         # candidates: the (shifted) plan, "hold", and noisy copies of the plan
         if c.warm_start and self._plan is not None:
             start = self._shifted_plan()
+        elif prior is not None:              # the learner's action, held over the horizon
+            start = np.repeat(prior[None], c.num_knots, 0)
         else:
             start = np.repeat(held[None], c.num_knots, 0)
         anchor = held if c.anchored else None
@@ -279,6 +298,8 @@ class SamplingExpert:
                 knots = np.clip(knots, self._lower, self._upper)
                 targets = self._interpolate(knots, anchor)                 # (S, H, J) commands
                 costs = self._rollout_costs(env, targets, queue, wrench, goal, held)
+                if prior is not None:
+                    costs = costs + c.learner_prior * np.sum((targets[:, 0] - prior) ** 2, axis=1)
                 if c.method == "mppi":
                     w = np.exp(-(costs - costs.min()) / c.temperature)
                     nominal = np.clip(np.tensordot(w / w.sum(), knots, axes=1), self._lower, self._upper)

@@ -218,8 +218,10 @@ class GaitExpert:
                              f"{list(env.joint_names)}")
         self._grasp_position = np.asarray(env.config.mount_config().object_position, dtype=np.float64)
 
-    def act(self, env, noise_rng: np.random.Generator | None = None) -> np.ndarray:
-        """Next target from the true pose, the goal and the env's last command (not the applied target)."""
+    def act(self, env, noise_rng: np.random.Generator | None = None,
+            learner_action: np.ndarray | None = None) -> np.ndarray:
+        """Next target from the true pose, the goal and the env's last command (not the applied target);
+        the learner's action plays no part (the gait plans nothing)."""
         state = env.privileged_state()
         distance, turn = signed_turn_about_palm_normal(state.object_quaternion, state.goal_quaternion)
         return self.gait.next_target(env.commanded_targets, distance, turn,

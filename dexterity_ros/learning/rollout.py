@@ -357,7 +357,7 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
                     _check_same_feeds(path.feeds, runtime.last_inputs, job, steps,
                                       state_inputs=[r.name for r in getattr(runtime.contract, "recurrent_inputs", ())])
             label = job.driver == "expert" or (job.label_every > 0 and (usable - 1) % job.label_every == 0)
-            expert_target = expert.act(env) if label else None
+            expert_target = expert.act(env, learner_action=student_target) if label else None
             labelled += int(label)
             if job.record and expert_target is not None:
                 rows_now = path.row()             # before the commit: this step's inputs

@@ -46,3 +46,23 @@ def test_the_live_demo_says_so_when_no_target_ever_comes_to_enable_the_hand_for(
 
     enabled, problem = enable_hand_when_targets_flow(monitor=None, pipeline=NoTargets(), timeout=0.2)
     assert not enabled and problem == "hand not enabled: no policy target within 0.2 s of the graph coming up"
+
+
+def test_stage_lines_time_each_stage_on_the_publishers_clock():
+    """The demo's per-stage lines: (header stamp, DDS source time) of frames, clouds, targets and commands,
+    matched by stamp; a frame with no cloud or target adds only to the stages it reached."""
+    from dexterity_ros.cli_commands.demo import publication_stage_lines
+
+    ms = 1_000_000
+    stamped = {"frames": [(T0, T0 + 1 * ms), (T0 + 100 * ms, T0 + 102 * ms)],
+               "clouds": [(T0, T0 + 5 * ms)],
+               "targets": [(T0, T0 + 7 * ms)],
+               "commands": [(0, T0 + 8 * ms), (0, T0 + 18 * ms)]}
+    lines = publication_stage_lines(stamped)
+    assert len(lines) == 5
+    assert "depth stamp -> depth published: p50 1.5 / p90 1.9 / p99 2.0 ms (2)" in lines[0]
+    assert "segmentation: depth frame -> object cloud: p50 4.0 / p90 4.0 / p99 4.0 ms (1)" in lines[1]
+    assert "student: object cloud -> policy target: p50 2.0" in lines[2]
+    assert "hand: policy target -> first command: p50 1.0" in lines[3]
+    assert "end to end: depth frame -> hand command: p50 7.0" in lines[4]
+    assert publication_stage_lines({k: [] for k in stamped}) == []

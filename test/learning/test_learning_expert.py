@@ -120,6 +120,30 @@ def test_common_noise_makes_the_action_a_function_of_the_state_alone():
     env.close()
 
 
+def test_learner_prior_keeps_the_label_near_the_learners_action():
+    """MPC-guided policy search: with a learner prior the plans start from the learner's action and pay for
+    leaving it, so the label moves toward the learner's action as the prior grows (and equals the plain
+    planner's at 0, whatever the learner did); a learner action of the wrong size is a clear error."""
+    env = ReorientEnv()
+    env.reset(seed=31)
+    learner = np.clip(env.privileged_state().joint_targets + 0.2, env.action_low, env.action_high)
+    settings = dict(num_samples=8, horizon_steps=4, common_noise=True)
+    plain = SamplingExpert(ExpertConfig(**settings)).act(env)
+    np.testing.assert_array_equal(SamplingExpert(ExpertConfig(**settings)).act(env, learner_action=learner), plain)
+    distances = []
+    for prior in (0.5, 5.0, 1e6):
+        label = SamplingExpert(ExpertConfig(learner_prior=prior, **settings)).act(env, learner_action=learner)
+        assert np.all(label >= env.action_low - 1e-9) and np.all(label <= env.action_high + 1e-9)
+        distances.append(float(np.linalg.norm(label - learner)))
+    assert distances[0] > distances[2] and distances[1] >= distances[2]
+    assert distances[2] < 0.05 < float(np.linalg.norm(plain - learner))
+    with pytest.raises(ValueError, match="learner_action must be 16 finite targets"):
+        SamplingExpert(ExpertConfig(learner_prior=1.0, **settings)).act(env, learner_action=learner[:3])
+    with pytest.raises(ValueError, match="learner_prior must be >= 0"):
+        ExpertConfig(learner_prior=-1.0)
+    env.close()
+
+
 def test_hold_repeats_the_applied_or_the_commanded_targets():
     """With no sampling noise every candidate is "hold": the action is exactly what hold repeats.
     'applied' carries the episode's action bias and noise (plans drift with them), 'commanded' does not."""

@@ -285,3 +285,31 @@ def test_object_velocity_terms_are_the_tracked_poses_finite_differences():
     variants = symmetry_variants(contract, obs1[None], load_object_model("cuboid_flat").symmetry)
     assert len(variants) > 1 and np.ptp(variants[:, 0, -6:], axis=0).max() == 0.0
     assert not np.array_equal(variants[1, 0], variants[0, 0])       # the orientation terms did change
+
+
+def test_guided_expert_labels_start_from_the_learners_action(tiny_run):
+    """MPC-guided policy search in the rollout (expert.learner_prior): in an expert-driven episode with the
+    learner alongside, the planner receives the learner's target for each state. With a prior that outweighs
+    everything the label is the learner's own target; without a prior the planner labels with its own."""
+    import dataclasses
+
+    from dexterity_ros.learning.rollout import EpisodeJob, WorkerSetup, _Worker, run_episode
+    from dexterity_ros.perception import load_perception_config
+    from dexterity_ros.sim.randomization import as_randomization_config
+
+    root, out, _ = tiny_run
+    config = load_distill_config(root / "tiny_pose.yaml")
+    blob = (out / "dagger_01" / "student.onnx").read_bytes()
+    episodes = {}
+    for prior in (0.0, 1e6):
+        expert = dataclasses.replace(config.expert, learner_prior=prior)
+        setup = WorkerSetup(config.build_sim_config(), as_randomization_config(config.randomization_value()),
+                            expert, config.student.history_length, load_perception_config(),
+                            student=config.student, tracking=config.tracker_config())
+        worker = _Worker(setup)
+        episodes[prior] = (run_episode(worker, EpisodeJob(0, 5, "expert", 8), blob), worker.env)
+    (guided, env), (plain, _) = episodes[1e6], episodes[0.0]
+    assert len(guided.expert_target) > 0 and np.isfinite(guided.student_target).all()
+    learner = np.clip(guided.student_target, env.action_low, env.action_high)
+    np.testing.assert_allclose(guided.expert_target, learner, atol=1e-5)
+    assert np.abs(plain.expert_target - np.clip(plain.student_target, env.action_low, env.action_high)).max() > 0.01

@@ -117,7 +117,8 @@ def test_runs_made_before_the_option_keep_their_digest():
     assert base.digest() == "18f827dfa82c4629"           # this config's digest before the options existed
     recurrent = dataclasses.replace(base, student=dataclasses.replace(base.student, recurrent_size=8))
     longer = dataclasses.replace(base, train=dataclasses.replace(base.train, bptt_steps=32))
-    assert len({base.digest(), recurrent.digest(), longer.digest()}) == 3
+    guided = dataclasses.replace(base, expert=dataclasses.replace(base.expert, learner_prior=2.0))
+    assert len({base.digest(), recurrent.digest(), longer.digest(), guided.digest()}) == 4
 
 
 # ------------------------------------------------------------------ (b) export, runtime, resets
