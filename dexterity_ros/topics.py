@@ -77,7 +77,8 @@ DEBUG_IMAGE = Topic("perception/debug_image", "sensor_msgs/msg/Image", QosClass.
 ROBOT_DESCRIPTION = Topic("visualization/robot_description", "std_msgs/msg/String", QosClass.LATCHED,
                           "URDF of the hand (canonical joint names), as robot_state_publisher latches it")
 VIS_MARKERS = Topic("visualization/markers", "visualization_msgs/msg/MarkerArray", QosClass.RELIABLE,
-                    "workspace box, hand collision shapes at the measured joints, tracked object, goal")
+                    "workspace box, hand collision shapes at the measured joints, tracked object, goal "
+                    "(built only while a viewer subscribes)")
 TF = Topic("/tf", "tf2_msgs/msg/TFMessage", QosClass.RELIABLE,
            "palm -> hand link transforms from the measured joints (hand_view_node)")
 

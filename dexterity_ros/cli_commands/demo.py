@@ -207,6 +207,11 @@ def run(args: argparse.Namespace) -> int:
         lines.append("  " + enabling)
     if not enabled:
         problems.append(enabling)
+        # what the nodes upstream of the hand said last: why no target came (a tracker that never locked on,
+        # a missing goal, a student refusing its inputs) names itself here
+        for line in upstream_status_lines(report.diagnostics):
+            lines.append("    " + line)
+            problems.append(line)
     crashed = [c.label for c in handle.children if c.crashed]
     if crashed:
         problems.append(f"processes that died: {crashed}")
@@ -248,6 +253,22 @@ def publication_line(stamped: dict[str, list[tuple[int, int]]]) -> str:
         return "at publication (depth stamp -> command's DDS source time): no samples"
     return (f"at publication (depth stamp -> command's DDS source time): p50 {np.percentile(values, 50):.1f} ms, "
             f"p99 {np.percentile(values, 99):.1f} ms over {len(values)} targets")
+
+
+UPSTREAM_NODES = ("sim_bridge", "segmentation", "pose_tracker", "goal", "student")
+
+
+def upstream_status_lines(diagnostics: dict) -> list[str]:
+    """The last /diagnostics message of each node upstream of the hand (name, level, message), in
+    pipeline order: what a run whose targets never came shows about why."""
+    levels = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+    out = []
+    for node in UPSTREAM_NODES:
+        for name, status in sorted(diagnostics.items()):
+            if name.endswith("/" + node):
+                level = status.level if isinstance(status.level, int) else int.from_bytes(status.level, "little")
+                out.append(f"{name}: {levels.get(level, level)}: {status.message}")
+    return out or ["no /diagnostics received from the nodes upstream of the hand"]
 
 
 def publication_stage_lines(stamped: dict[str, list[tuple[int, int]]]) -> list[str]:

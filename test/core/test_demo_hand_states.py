@@ -66,3 +66,19 @@ def test_stage_lines_time_each_stage_on_the_publishers_clock():
     assert "hand: policy target -> first command: p50 1.0" in lines[3]
     assert "end to end: depth frame -> hand command: p50 7.0" in lines[4]
     assert publication_stage_lines({k: [] for k in stamped}) == []
+
+
+def test_a_run_without_targets_shows_what_the_upstream_nodes_said_last():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from dexterity_ros.cli_commands.demo import upstream_status_lines
+
+    statuses = [DiagnosticStatus(name="dexterity_ros: /student", level=DiagnosticStatus.WARN,
+                                 message="waiting for the tracked pose"),
+                DiagnosticStatus(name="dexterity_ros: /hand", message="DISABLED"),
+                DiagnosticStatus(name="dexterity_ros: /pose_tracker", level=DiagnosticStatus.ERROR,
+                                 message="object lost")]
+    diagnostics = {status.name: status for status in statuses}
+    assert upstream_status_lines(diagnostics) == ["dexterity_ros: /pose_tracker: ERROR: object lost",
+                                                  "dexterity_ros: /student: WARN: waiting for the tracked pose"]
+    assert upstream_status_lines({}) == ["no /diagnostics received from the nodes upstream of the hand"]
