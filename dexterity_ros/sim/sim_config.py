@@ -20,6 +20,12 @@ def _positive(where: str, **values: float) -> None:
             raise ConfigError(f"{where}.{name} must be a positive number, got {value!r}")
 
 
+def _config_file(value: str) -> Path:
+    """A file named in a sim config: an absolute path as given, else relative to config/."""
+    path = Path(value)
+    return path if path.is_absolute() else config_path(str(path))
+
+
 @dataclass(frozen=True)
 class PhysicsConfig:
     """MuJoCo options and hand/contact parameters (nominal, before randomization)."""
@@ -136,8 +142,7 @@ class CameraConfig:
             raise ConfigError("camera depth range must satisfy 0 <= min_depth_m < max_depth_m")
 
     def extrinsic_path(self) -> Path:
-        path = Path(self.extrinsic_file)
-        return path if path.is_absolute() else config_path(str(path))
+        return _config_file(self.extrinsic_file)
 
 
 @dataclass(frozen=True)
@@ -158,8 +163,7 @@ class HandCommandConfig:
     hand_config: str = "hand.yaml"         # hand_node's parameter file (config/ or absolute): margins, speed limits
 
     def hand_config_path(self) -> Path:
-        path = Path(self.hand_config)
-        return path if path.is_absolute() else config_path(str(path))
+        return _config_file(self.hand_config)
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,7 @@ class SimConfig:
             raise ConfigError("objects must name at least one object")
 
     def description_path(self) -> Path:
-        path = Path(self.robot_description)
-        return path if path.is_absolute() else config_path(str(path))
+        return _config_file(self.robot_description)
 
     def mount_config(self, mount: str | None = None) -> MountConfig:
         mount = mount or self.mount
