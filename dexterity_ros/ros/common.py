@@ -50,6 +50,7 @@ from .. import diagnostic_keys
 from ..config import ConfigError, from_dict
 from ..diagnostics import Health, Level
 from ..topics import DIAGNOSTICS, QosClass, Topic
+from .native_teardown import destroy_node_without_gil
 
 C = TypeVar("C")
 
@@ -380,7 +381,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     ``TEARDOWN_GRACE_S`` (environment: ``DEXTERITY_TEARDOWN_GRACE_S``): a DDS participant that never finishes closing (Fast DDS can block on a
     shared-memory port left behind by a killed process) must not turn a requested stop into a
     hang the launcher has to SIGKILL. Past the grace the node prints a warning with every
-    thread's stack and leaves with the exit code it had already decided on.
+    thread's stack and leaves with the exit code it had already decided on. The watchdog is a
+    Python thread, so the node's rcl finalization runs with the GIL released
+    (``native_teardown``): rclpy's binding holds it, and a blocked Fast DDS then left only the
+    faulthandler backstop (exit code 1).
     """
     _register_stack_dump()
     node = None
@@ -500,7 +504,7 @@ def _close(node: Node | None, code: int = 0) -> None:
 def _teardown(node: Node | None) -> None:
     if node is not None:
         try:
-            node.destroy_node()
+            destroy_node_without_gil(node)     # a blocking DDS teardown must leave the watchdog free to run
         except (Exception, KeyboardInterrupt):
             pass
     try:

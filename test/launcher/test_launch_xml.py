@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -966,6 +967,97 @@ def test_a_teardown_that_never_finishes_is_cut_short_with_the_stacks(how, code):
         assert "exiting with code 0" in done.stderr
     else:
         assert "Timeout (0:00:02)!" in done.stderr, done.stderr[-2000:]     # grace + the 0.5 s backstop
+
+
+STALL_RMW_DESTROY_NODE_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef int (*destroy_fn)(void *);
+
+/* A Fast DDS teardown that blocks, where CI saw one: inside rcl_node_fini (rmw_destroy_node). */
+int rmw_destroy_node(void * node)
+{
+  void * rmw = dlopen("librmw_implementation.so", RTLD_LAZY | RTLD_NOLOAD);
+  destroy_fn real = (destroy_fn)dlsym(rmw ? rmw : RTLD_NEXT, "rmw_destroy_node");
+  const char * stall = getenv("STALL_RMW_DESTROY_NODE_S");
+  if (stall) {
+    sleep((unsigned)atoi(stall));
+  }
+  return real ? real(node) : 1;
+}
+"""
+
+STALLED_RCL_SCRIPT = """
+import sys
+from rclpy.node import Node
+from dexterity_ros.ros.common import NodeExit, run_node
+
+def make():
+    node = Node("teardown_probe")
+    def leave():
+        raise NodeExit("probe leaving on purpose", 0)
+    node.create_timer(0.2, leave)
+    return node
+
+sys.exit(run_node(make, args=[]))
+"""
+
+
+def test_a_node_whose_rcl_finalization_blocks_in_native_code_still_exits_with_its_code(tmp_path):
+    """CI: the hand node's rcl_node_fini (Fast DDS) blocked for over 4.5 s with rclpy holding the GIL,
+    so the watchdog could not run and faulthandler's backstop exited 1: a crash in the launcher's
+    eyes, after a requested stop. The real rmw_destroy_node is made to block (LD_PRELOAD); run_node
+    finalizes the node with the GIL released, so the watchdog leaves with the decided code 0."""
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler to build the LD_PRELOAD stand-in for a blocking DDS teardown")
+    source, library = tmp_path / "stall.c", tmp_path / "libstall_rmw_destroy_node.so"
+    source.write_text(STALL_RMW_DESTROY_NODE_C)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"], check=True,
+                   capture_output=True, timeout=120)
+    from dexterity_ros.ros.common import TEARDOWN_GRACE_ENV
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", STALLED_RCL_SCRIPT], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, TEARDOWN_GRACE_ENV: "1.5", "LD_PRELOAD": str(library),
+                               "STALL_RMW_DESTROY_NODE_S": "120"})
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 1.5 <= elapsed < 30, elapsed               # the stall really happened, and was cut short
+    assert "teardown_probe: ROS teardown did not finish within 1.5 s" in done.stderr, done.stderr[-3000:]
+    assert "exiting with code 0" in done.stderr and "Timeout (" not in done.stderr
+    assert "in destroy_when_not_in_use" in done.stderr          # the stack names the rcl finalization
+
+
+def test_destroying_a_node_without_the_gil_leaves_nothing_for_rclpy_to_warn_about():
+    """The rcl calls made GIL-free are rclpy's own (rosout publisher, then node), with codes OK; rclpy's
+    deleter afterwards finds nothing left, and the node is gone from the graph."""
+    import warnings
+    import rclpy
+    from dexterity_ros.ros.native_teardown import destroy_node_without_gil
+    from std_msgs.msg import String
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("gil_free_destroy_probe", context=context)
+        node.create_publisher(String, "/gil_free_probe", 10)
+        node.create_subscription(String, "/gil_free_probe", lambda _: None, 10)
+        node.create_timer(1.0, lambda: None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            codes = destroy_node_without_gil(node)
+        assert codes == (0, 0)
+        assert not caught, [str(w.message) for w in caught]
+        assert not list(node.publishers) and not list(node.subscriptions)
+        watcher = rclpy.create_node("gil_free_destroy_watcher", context=context)
+        assert "gil_free_destroy_probe" not in watcher.get_node_names()
+        watcher.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 START_UP_SCRIPT = """
