@@ -99,6 +99,8 @@ class Segmentation:
     BAD_CAMERA_INFO = "bad camera_info"
     BAD_JOINT_STATE = BAD_JOINT_STATE
     DEPTH_FRAMES = "depth frames"                               # rate
+    DEPTH_TRANSPORT = "depth transport"                         # latency: DDS source time -> received here
+    DEPTH_WAKE_UP = "depth wake-up"                             # latency: received here -> callback running
     FRAMES_SKIPPED_RATE = "frames skipped (max cloud rate)"
     WARM_UP = "warm-up"                                         # latency (once per intrinsics)
     WAIT_FOR_INPUTS = "wait for joint state / camera_info"      # latency

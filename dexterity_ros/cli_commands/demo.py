@@ -22,9 +22,9 @@ import datetime
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from ..diagnostic_keys import Hand
+from ..diagnostic_keys import Hand, Segmentation, latency_p50, latency_p99
 from ..paths import config_path, data_directory, launch_path, models_path
 
 if TYPE_CHECKING:
@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [f"== dexterity_ros demo: {title}"]
     lines += ["  " + line for line in report.lines(at_publication=publication_line(stamped))]
     lines += ["  " + line for line in publication_stage_lines(stamped)]
+    lines += ["  " + line for line in segmentation_stage_lines(report.diagnostic_value)]
     tracked = report.judges.get("tracked")
     task = [] if tracked is None else [
         ("the student's task, judged on the tracked pose", "task/metrics", tracked.summary()),
@@ -269,6 +270,25 @@ def upstream_status_lines(diagnostics: dict) -> list[str]:
                 level = status.level if isinstance(status.level, int) else int.from_bytes(status.level, "little")
                 out.append(f"{name}: {levels.get(level, level)}: {status.message}")
     return out or ["no /diagnostics received from the nodes upstream of the hand"]
+
+
+SEGMENTATION_PARTS = (("DDS transport", Segmentation.DEPTH_TRANSPORT), ("wake-up", Segmentation.DEPTH_WAKE_UP),
+                      ("pipeline", Segmentation.SEGMENTATION), ("callback", Segmentation.CALLBACK))
+
+
+def segmentation_stage_lines(diagnostic_value: Callable[[str, str], str | None]) -> list[str]:
+    """The segmentation stage taken apart by segmentation_node itself (its /diagnostics, last 500 frames):
+    the frame's DDS transport, the process waking up to it, then the pipeline inside the whole callback."""
+    parts = []
+    for what, key in SEGMENTATION_PARTS:
+        p50, p99 = diagnostic_value("segmentation", latency_p50(key)), diagnostic_value("segmentation", latency_p99(key))
+        if p50 is None or p99 is None:
+            continue
+        try:
+            parts.append(f"{what} p50 {float(p50):.1f} / p99 {float(p99):.1f} ms")
+        except ValueError:
+            continue
+    return ["  inside segmentation (its /diagnostics): " + ", ".join(parts)] if parts else []
 
 
 def publication_stage_lines(stamped: dict[str, list[tuple[int, int]]]) -> list[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 
 from ..ros import conversions
@@ -168,13 +169,26 @@ class SegmentationNode(DexterityNode):
         return (self.intrinsics is not None and self._info_stamp >= stamp
                 and self.joints.has_at_or_after(stamp))
 
-    def on_depth(self, msg: Image) -> None:
+    def on_depth(self, msg: Image, info: MessageInfo) -> None:
         self.health.tick(K.DEPTH_FRAMES)
+        self.report_delivery(info)
         if self.rate_gate is not None and not self.rate_gate.ready(conversions.stamp_to_ns(msg.header.stamp)):
             self.health.count(K.FRAMES_SKIPPED_RATE)
             return
         for released in self.pairing.offer(msg, conversions.stamp_to_ns(msg.header.stamp)):
             self._release(released)
+
+    def report_delivery(self, info: MessageInfo) -> None:
+        """Where a frame's time went before the callback: DDS transport, then this process waking up (issue 16).
+
+        Both stamps are the system clock of this host (the writer's source time, Fast DDS's reception time);
+        a frame from another host adds the clock offset, so only non-negative spans are kept."""
+        source_ns, received_ns = info.get("source_timestamp", 0), info.get("received_timestamp", 0)
+        now_ns = time.time_ns()
+        if 0 < source_ns <= received_ns:
+            self.health.latency(K.DEPTH_TRANSPORT, (received_ns - source_ns) * 1e-6)
+        if 0 < received_ns <= now_ns:
+            self.health.latency(K.DEPTH_WAKE_UP, (now_ns - received_ns) * 1e-6)
 
     def flush_pending(self) -> None:
         """The waiting frame, once its inputs arrived (called on each) or its wait ran out (10 ms timer)."""

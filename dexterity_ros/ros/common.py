@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import enum
 import faulthandler
+import inspect
 import os
 import signal
 import sys
@@ -312,8 +313,13 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
         return guarded
 
     def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
-        return super().create_subscription(msg_type, topic, self._guarded(callback, f"{topic} callback"),
-                                           qos_profile, **kwargs)
+        guarded = self._guarded(callback, f"{topic} callback")
+        if takes_message_info(callback):
+            # rclpy passes MessageInfo (DDS source / received times) only to a callback of two parameters
+            def guarded_with_info(msg, info):
+                return guarded(msg, info)
+            return super().create_subscription(msg_type, topic, guarded_with_info, qos_profile, **kwargs)
+        return super().create_subscription(msg_type, topic, guarded, qos_profile, **kwargs)
 
     def create_timer(self, timer_period_sec, callback, *args, **kwargs):
         name = getattr(callback, "__name__", "timer")
@@ -360,6 +366,24 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
 
     def extra_diagnostics(self) -> list[DiagnosticStatus]:
         return []
+
+
+def takes_message_info(callback: Callable) -> bool:
+    """A subscription callback of two parameters (message, MessageInfo), as rclpy tells them apart."""
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):
+        return False
+    try:
+        signature.bind(object())
+        return False
+    except TypeError:
+        pass
+    try:
+        signature.bind(object(), object())
+        return True
+    except TypeError:
+        return False
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:

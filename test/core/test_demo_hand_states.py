@@ -82,3 +82,27 @@ def test_a_run_without_targets_shows_what_the_upstream_nodes_said_last():
     assert upstream_status_lines(diagnostics) == ["dexterity_ros: /pose_tracker: ERROR: object lost",
                                                   "dexterity_ros: /student: WARN: waiting for the tracked pose"]
     assert upstream_status_lines({}) == ["no /diagnostics received from the nodes upstream of the hand"]
+
+
+def test_the_segmentation_stage_is_taken_apart_from_the_nodes_own_diagnostics():
+    """transport, wake-up, pipeline and whole callback, read back under the keys segmentation_node's
+    Health publishes (a renamed key would leave the line without that part, which this catches)."""
+    from dexterity_ros.cli_commands.demo import segmentation_stage_lines
+    from dexterity_ros.diagnostic_keys import Segmentation as K
+    from dexterity_ros.diagnostics import Health
+
+    health = Health("segmentation")
+    for ms in (0.5, 0.5, 3.0):
+        health.latency(K.DEPTH_TRANSPORT, ms)
+    health.latency(K.DEPTH_WAKE_UP, 0.4)
+    health.latency(K.SEGMENTATION, 2.5)
+    health.latency(K.CALLBACK, 3.0)
+    published = dict(health.key_values())
+
+    def lookup(node: str, key: str):
+        return published.get(key) if node == "segmentation" else None
+
+    (line,) = segmentation_stage_lines(lookup)
+    assert line.startswith("  inside segmentation (its /diagnostics): DDS transport p50 0.5 / p99 3.0 ms")
+    assert "wake-up p50 0.4 / p99 0.4 ms" in line and "pipeline p50 2.5" in line and "callback p50 3.0" in line
+    assert segmentation_stage_lines(lambda node, key: None) == []

@@ -9,7 +9,7 @@ from tf2_msgs.msg import TFMessage
 
 from dexterity_ros.ros import conversions as conv
 from dexterity_ros import topics
-from dexterity_ros.diagnostic_keys import Segmentation
+from dexterity_ros.diagnostic_keys import Segmentation, latency_p50, latency_p99
 from dexterity_ros.hand_model import default_hand
 from dexterity_ros.ros.common import qos_profile
 from ros_harness import NodeProcess, RosProbe
@@ -72,6 +72,72 @@ def test_good_frame_gives_cloud_and_static_transform(graph):
                 for kv in s.values if kv.key == Segmentation.LAST_FRAME_POINTS]
     assert probe.wait_for(lambda: points_value(), 10), node.output[-2000:]
     assert "object" in points_value()[-1] and "hand removed" in points_value()[-1]
+
+
+def test_each_frames_transport_and_the_nodes_wake_up_are_timed_from_dds_message_info(graph):
+    """segmentation_node takes the depth callback with rclpy's MessageInfo (DDS source and reception times)
+    through the guarded wrapper, and publishes both spans before its pipeline (the demo prints them: where
+    the segmentation stage's time goes, issue 16)."""
+    node, probe, pubs, clouds, diags, tf = graph
+
+    def spans():
+        found = {}
+        for arr in diags:
+            for status in arr.status:
+                if "segmentation" in status.name:
+                    found.update({kv.key: kv.value for kv in status.values})
+        keys = [f(k) for k in (Segmentation.DEPTH_TRANSPORT, Segmentation.DEPTH_WAKE_UP) for f in (latency_p50, latency_p99)]
+        return [found.get(key) for key in keys] if all(key in found for key in keys) else None
+
+    depth = scene()
+    assert probe.wait_for(lambda: (send_frame(probe, pubs, depth), spans() is not None)[1], 15, poll=0.2), \
+        node.output[-2000:]
+    transport_p50, transport_p99, wake_p50, wake_p99 = (float(v) for v in spans())
+    assert 0.0 <= transport_p50 <= transport_p99 < 1000.0
+    assert 0.0 <= wake_p50 <= wake_p99 < 1000.0
+
+
+def test_a_two_parameter_subscription_callback_gets_message_info_and_stays_guarded():
+    """DexterityNode wraps every callback (an exception is reported, never fatal); the wrapper keeps rclpy's
+    two-parameter form, so a callback that asks for MessageInfo gets it."""
+    import rclpy
+    from std_msgs.msg import String
+
+    from dexterity_ros.config import param
+    from dexterity_ros.ros.common import DexterityNode, takes_message_info
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Empty:
+        unused: int = param(0, "nothing")
+
+    assert takes_message_info(lambda msg, info: None) and not takes_message_info(lambda msg: None)
+    assert not takes_message_info(lambda *args: None)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = DexterityNode("info_probe", Empty, context=context)
+        received = []
+
+        def with_info(msg, info):
+            received.append((msg.data, info))
+            raise RuntimeError("garbage")            # reported on /diagnostics, not fatal
+
+        node.create_subscription(String, "/info_probe", with_info, 10)
+        publisher = node.create_publisher(String, "/info_probe", 10)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            publisher.publish(String(data="hello"))
+            executor.spin_once(timeout_sec=0.1)
+        assert received, "no message"
+        data, info = received[0]
+        assert data == "hello" and info["source_timestamp"] > 0 and info["received_timestamp"] >= info["source_timestamp"]
+        assert "unexpected error in /info_probe callback" in node.health.status()[1]
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 @pytest.mark.parametrize("case, expect", [
