@@ -13,7 +13,8 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
-PYTEST_ARGS ?=
+# the slowest tests in every run's output: the suite must stay near 10 minutes on 2 cores
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: venv demo test test-unit bench clean-venv sync-robot
 
