@@ -98,9 +98,10 @@ class StudentNode(DexterityNode):
                 PointCloud2, topics.OBJECT_CLOUD.name, self.on_cloud, qos_profile(topics.OBJECT_CLOUD, depth))
         subscriptions["joint_states"] = self.create_subscription(
             JointState, topics.JOINT_STATES.name, self.on_joints, qos_profile(topics.JOINT_STATES, depth))
+        self.goal_subscription = None
         if plan.needs("goal"):
-            subscriptions["goal"] = self.create_subscription(QuaternionStamped, topics.GOAL.name, self.on_goal,
-                                                             qos_profile(topics.GOAL))
+            subscriptions["goal"] = self.goal_subscription = self.create_subscription(
+                QuaternionStamped, topics.GOAL.name, self.on_goal, qos_profile(topics.GOAL))
         if plan.needs("object_pose"):
             subscriptions["object_pose"] = self.create_subscription(
                 PoseStamped, self.config.object_pose_topic, self.on_pose,
@@ -227,10 +228,32 @@ class StudentNode(DexterityNode):
             return
         self.process(released.item, released.stamp_ns)
 
+    def take_delivered_goals(self) -> None:
+        """Apply every goal already delivered to this process before a step, not only those the executor took.
+
+        A goal published before a frame reaches this process long before the cloud made from that frame, but
+        when the process wakes late both wait together, and rclpy's executor may take the cloud first: the step
+        then acted on the previous goal (a parity failure in CI; docs/policy_contract.md). The executor later
+        finds the goal reader empty and skips it (rclpy handles a take that returns nothing)."""
+        subscription = self.goal_subscription
+        if subscription is None:
+            return
+        while True:
+            try:
+                with subscription.handle:
+                    taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+            except Exception as exc:  # noqa: BLE001 - a goal that cannot be taken waits for the executor
+                self.log_throttled("take goal", Level.WARN, f"could not take a waiting goal: {exc!r}")
+                return
+            if taken is None:
+                return
+            self.on_goal(taken[0])
+
     # -------------------------------------------------------------- work
     def process(self, item, stamp: int) -> None:
         """One step on the trigger ``item`` (cloud points, an ObjectPose, or None for a joint state) at ``stamp``."""
         cfg, trigger = self.config, self.plan.trigger
+        self.take_delivered_goals()
         joints = self.joints.nearest(stamp)
         if joints is None:
             self.bad_input(K.STALE, "no action: no joint state received yet")

@@ -177,3 +177,58 @@ def test_reload_validates_before_swap_and_nan_outputs_are_not_forwarded(graph, t
     assert len(targets) == before
     assert int(last_values(diags).get(count(Student.NAN_OUTPUTS), 0)) > 0
     assert node.alive()
+
+
+def test_a_goal_delivered_before_a_cloud_is_applied_even_if_the_cloud_is_taken_first():
+    """A goal published before a frame reaches the student long before the cloud made from it; but when the
+    process wakes late both wait together, and rclpy's executor may take the cloud first (seen in CI: the
+    parity check's step after a goal change acted on the previous goal, off by up to 0.1 rad, and the error
+    lived on in the policy's history). Here the cloud and its joint state are handed to the node while the
+    new goal sits delivered but untaken in its reader: the step must act on the new goal."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter as RclpyParameter
+
+    from dexterity_ros.nodes.student_node import StudentNode
+    from dexterity_ros.policy.runtime import normalize_goal
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        student = StudentNode(context=context, parameter_overrides=[RclpyParameter("max_input_age", value=30.0)])
+        sender = rclpy.create_node("goal_order_sender", context=context)
+        pubs = {"cloud": sender.create_publisher(PointCloud2, topics.OBJECT_CLOUD.name, qos_profile(topics.OBJECT_CLOUD)),
+                "joints": sender.create_publisher(JointState, topics.JOINT_STATES.name, qos_profile(topics.JOINT_STATES)),
+                "goal": sender.create_publisher(QuaternionStamped, topics.GOAL.name, qos_profile(topics.GOAL))}
+        steps = []
+        step = student.runtime.step
+        student.runtime.step = lambda points, q, goal, stamp: (steps.append((stamp, np.array(goal))),
+                                                               step(points, q, goal, stamp))[1]
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(student)
+        deadline = time.monotonic() + 20
+        while not all(p.get_subscription_count() > 0 for p in pubs.values()) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        rng = np.random.default_rng(1)
+        first, second = [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]
+        now = sender.get_clock().now().nanoseconds
+        pubs["goal"].publish(conv.goal_msg(np.asarray(first, float), now, topics.PALM_FRAME))
+        while student.goal is None and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        pubs["joints"].publish(conv.arrays_to_joint_state(HAND.joint_names, Q, now))
+        pubs["cloud"].publish(conv.points_to_pointcloud2(cloud(rng), now, topics.PALM_FRAME))
+        while len(steps) < 1 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(steps) == 1 and np.allclose(steps[0][1], normalize_goal(np.array(first)))
+
+        later = now + 80_000_000
+        pubs["goal"].publish(conv.goal_msg(np.asarray(second, float), later, topics.PALM_FRAME))
+        time.sleep(0.3)                          # delivered to the student's goal reader, not taken (no spinning)
+        student.on_joints(conv.arrays_to_joint_state(HAND.joint_names, Q, later))
+        student.on_cloud(conv.points_to_pointcloud2(cloud(rng), later, topics.PALM_FRAME))   # taken first
+        assert [s for s, _ in steps] == [now, later], steps
+        assert np.allclose(steps[1][1], normalize_goal(np.array(second))), steps[1][1]
+        sender.destroy_node()
+        student.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
