@@ -167,7 +167,11 @@ def run(args: argparse.Namespace) -> int:
                    f"max_input_age:={args.max_input_age}", f"input_queue_depth:={args.input_queue_depth}",
                    f"use_sim_time:={str(replay_clock).lower()}",
                    # a frame waits for its own joint state however long the CPU keeps segmentation waiting
-                   "joint_state_wait:=1.0"]
+                   "joint_state_wait:=1.0",
+                   # no hand view: it also reads hand/joint_states, and the start waits for 1 + one per student
+                   # readers of them (_graph_requirements); counted in, it let a replay start before the
+                   # reference student had matched, which then missed the first steps (a CI failure)
+                   "visualization:=false"]
     if args.model:
         launch_args.append(f"model:={args.model}")
     if args.reference:

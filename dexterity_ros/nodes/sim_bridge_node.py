@@ -196,8 +196,14 @@ class SimBridgeNode(DexterityNode):
         MATCH_TIMEOUT_S (an incompatible QoS never matches), then replay anyway with a warning.
         """
         deadline = time.monotonic() + MATCH_TIMEOUT_S
+        publishers = [publisher for _, publisher in self.routes.values()]
+        if self.clock_pub is not None:
+            # the replay clock too: a node on use_sim_time that misses the clock published ahead of the first
+            # message reads time 0 at its first input and refuses it as lying in the future (a student then
+            # starts a step late: live parity of two students failed in CI)
+            publishers.append(self.clock_pub)
         while True:
-            unmatched = [publisher.topic_name for _, publisher in self.routes.values()
+            unmatched = [publisher.topic_name for publisher in publishers
                          if publisher.get_subscription_count() < self.count_subscribers(publisher.topic_name)]
             if not unmatched or time.monotonic() >= deadline:
                 break
