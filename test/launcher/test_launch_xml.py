@@ -745,8 +745,11 @@ def test_respawn_and_stop_on_death(tmp_path):
 </launch>""")
     handle = launch(flaky, echo=None)
     try:
+        # Wait on what the test checks, the third attempt's own output: a third *start* alone can be
+        # stopped before its shell has printed (CI: 3 starts, 2 "attempt" lines).
         deadline = time.monotonic() + 10
-        while handle.child("flaky").starts < 3 and time.monotonic() < deadline:
+        while (sum(ln.text == "attempt" for ln in handle.lines("flaky-1")) < 3
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         assert handle.child("flaky").starts >= 3, handle.output
     finally:
