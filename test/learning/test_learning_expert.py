@@ -181,9 +181,10 @@ def run_policy(env: ReorientEnv, policy, seed: int, steps: int) -> tuple[float, 
 
 def test_expert_reduces_rotation_error_more_than_holding_still():
     """Fixed seeds, all randomization on, the expert of config/experiments/distill_small.yaml: its closest approach
-    to the goal beats holding the grasp still, on average and by a clear margin."""
+    to the goal beats holding the grasp still, on average and by a clear margin (0.45 rad over these 30 steps, 2.5 s of
+    an episode; 0.68 rad over 60 steps, which take twice as long)."""
     env = ReorientEnv()
-    seeds, steps = (101, 102, 103), 60
+    seeds, steps = (101, 102, 103), 30
     expert, hold = SamplingExpert(load_distill_config("config/experiments/distill_small.yaml").expert), HoldStillPolicy()
     expert_best, hold_best = [], []
     for seed in seeds:
