@@ -139,21 +139,6 @@ def _launch_files_setting_profile() -> list[str]:
     return found
 
 
-# Slowest participant re-announcement that keeps a late node's discovery under about a second
-MAX_LEASE_ANNOUNCEMENT_S = 1.0
-
-
-def _lease_announcement_s(participant, find_all, text) -> float | None:
-    """The participant's <leaseAnnouncement> period in seconds, None where it is not set (Fast DDS: 3 s)."""
-    found = find_all(participant, "leaseAnnouncement")
-    if not found:
-        return None
-    try:
-        return float(text(found[0], "sec") or 0) + float(text(found[0], "nanosec") or 0) * 1e-9
-    except ValueError:
-        return None
-
-
 def check_profile_file(path: Path, name: str = "shared-memory profile", fix: str = "",
                        source: str | None = None) -> list[Check]:
     """Validate a Fast DDS profile: a default participant with a large enough SHM transport."""
@@ -201,14 +186,6 @@ def check_profile_file(path: Path, name: str = "shared-memory profile", fix: str
                                   f"{MIN_SHM_SEGMENT >> 20} MiB (a few depth frames)",
                       f"set <segment_size> to 33554432 (see {_default_profile()})")]
     checks = [Check(name, OK, f"{path}: SHM transport '{used_shm[0]}' with a {segment >> 20} MiB segment")]
-    announcement = _lease_announcement_s(defaults[0], find_all, text)
-    if announcement is None or announcement > MAX_LEASE_ANNOUNCEMENT_S:
-        said = "Fast DDS's default 3 s" if announcement is None else f"{announcement:g} s"
-        checks.append(Check("discovery", WARN, f"the default participant re-announces itself every {said}: a node "
-                                               f"that misses another's first announcements finds it only then "
-                                               f"(bench/discovery.py)",
-                            f"set <builtin><discovery_config><leaseAnnouncement> to 0.5 s (as {_default_profile()} "
-                            f"does)"))
     if not builtin_on and not any(t in udp for t in used):
         checks.append(Check("network transport", WARN, "the default participant has no UDP transport: nodes on "
                                                        "other hosts cannot be reached",

@@ -130,28 +130,6 @@ def test_doctor_profile_unset_is_a_warning_because_every_launch_file_sets_it(tmp
     assert "no participant profile" in check.detail
 
 
-@pytest.mark.parametrize("announcement,warned", [(None, "Fast DDS's default 3 s"), ("<sec>3</sec>", "every 3 s"),
-                                                   ("<sec>0</sec><nanosec>500000000</nanosec>", None)])
-def test_doctor_warns_when_late_nodes_would_wait_seconds_for_discovery(tmp_path, monkeypatch, announcement, warned):
-    """The packaged profile re-announces every 0.5 s (bench/discovery.py); a profile without it is valid but slow."""
-    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    packaged = (ROOT / "config" / "fastdds_shm.xml").read_text()
-    assert "<nanosec>500000000</nanosec>" in packaged
-    lease = re.compile(r"<leaseAnnouncement>.*?</leaseAnnouncement>", re.S)
-    profile = tmp_path / "profile.xml"
-    profile.write_text(lease.sub("" if announcement is None else f"<leaseAnnouncement>{announcement}</leaseAnnouncement>",
-                                 packaged))
-    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
-    checks = doctor.check_shm_profile()
-    assert checks[0].status == doctor.OK, checks
-    discovery = [c for c in checks if c.name == "discovery"]
-    if warned is None:
-        assert not discovery, discovery
-    else:
-        assert [c.status for c in discovery] == [doctor.WARN] and warned in discovery[0].detail
-        assert "leaseAnnouncement" in discovery[0].fix
-
-
 def test_doctor_checks_the_model_contract_against_the_perception_config(tmp_path, student):
     changed = tmp_path / "perception.yaml"
     original = (ROOT / "config" / "perception.yaml").read_text()
