@@ -124,3 +124,18 @@ def _param_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_param_text(v) if not isinstance(v, str) else f"'{v}'" for v in value) + "]"
     return str(value)
+
+
+def run_telling_where_it_hangs(command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a CLI; past ``timeout`` ask it for its stacks (SIGUSR1) and fail with them (a parity check once hung)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"{' '.join(command[2:4])} did not end within {timeout:g} s; its output and stacks:\n"
+                             f"{out[-3000:]}\n{err[-6000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, out, err)

@@ -18,6 +18,7 @@ import native_policies as N          # noqa: E402
 import upstream_onnx as U            # noqa: E402
 import upstream_rl_games as ur       # noqa: E402
 from dexterity_ros.cli import main   # noqa: E402
+from ros_harness import run_telling_where_it_hangs   # noqa: E402
 
 
 def _isaaclab(tmp: Path):
@@ -66,10 +67,10 @@ def parity(model: Path, reference: Path) -> subprocess.CompletedProcess:
     act on every recorded step (113 of the 117 frames; 120 joint states for HORA) in 7 s less than at 1x."""
     from dexterity_ros.cli_commands.demo import ensure_demo_episode
 
-    return subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "parity", str(ensure_demo_episode()),
-                           "--model", str(model), "--reference", str(reference), "--object-pose-topic",
-                           "sim/object_pose", "--tolerance", "1e-5", "--quiet", "--rate", "2"],
-                          capture_output=True, text=True, timeout=300)
+    return run_telling_where_it_hangs([sys.executable, "-m", "dexterity_ros.cli", "parity", str(ensure_demo_episode()),
+                                       "--model", str(model), "--reference", str(reference), "--object-pose-topic",
+                                       "sim/object_pose", "--tolerance", "1e-5", "--quiet", "--rate", "2"], 300)
+
 
 
 @pytest.mark.parametrize("preset", sorted(CASES))

@@ -1,10 +1,10 @@
 """The built-in demo data carries the actions recorded at generation time; the live graph must
 reproduce them exactly (sim bridge -> segmentation -> student, over real DDS)."""
-import subprocess
 import sys
 
 from dexterity_ros.cli_commands.demo import ensure_demo_episode
 from dexterity_ros.parity import compare_actions
+from ros_harness import run_telling_where_it_hangs
 import numpy as np
 
 
@@ -13,8 +13,8 @@ def test_parity_check_passes_on_the_built_in_demo_data_replayed_at_2x():
     and the student's rate gate skipped 55 of the 113 recorded steps; the episode's steps are irregular,
     control_period_jitter). 1x on the wall clock, as on a robot: test_learning_parity.py."""
     bag = ensure_demo_episode()
-    result = subprocess.run([sys.executable, "-m", "dexterity_ros.cli", "parity", str(bag), "--quiet",
-                             "--rate", "2"], capture_output=True, text=True, timeout=300)
+    result = run_telling_where_it_hangs([sys.executable, "-m", "dexterity_ros.cli", "parity", str(bag), "--quiet",
+                                         "--rate", "2"], 300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "verdict: PASS" in result.stdout
     assert "missing live: 0, extra live: 0" in result.stdout and "recorded actions              113" in result.stdout
