@@ -144,6 +144,15 @@ def test_record_closes_cleanly_on_sigint_and_sigterm(tmp_path, storage, compress
         assert [m.position[0] for m in replayed] == [float(k) for k in range(100)]
 
 
+def _messages_on_disk(bag_dir) -> int:
+    """Messages a reader finds now in a bag another process is still writing (0 before its first chunk)."""
+    try:
+        with BagReader(bag_dir) as bag:
+            return sum(1 for _ in bag.messages())
+    except Exception:  # noqa: BLE001 - nothing readable yet (no file, no chunk): none on disk
+        return 0
+
+
 def test_sigkill_leaves_a_bag_readable_up_to_the_last_chunk(tmp_path):
     out = tmp_path / "killed"
     with RosProbe("kill_probe") as probe:
@@ -158,6 +167,12 @@ def test_sigkill_leaves_a_bag_readable_up_to_the_last_chunk(tmp_path):
                 joints.publish(JointState(name=["a"], position=[float(sent)]))
                 sent += 1
                 time.sleep(0.005)
+            # Kill once at least half is in closed chunks on disk, whenever a loaded machine lets the recorder get
+            # there (CI: killed right after the last publish, only 113 of 282 had been written)
+            deadline = time.monotonic() + 10
+            while (on_disk := _messages_on_disk(out)) < sent // 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert on_disk >= sent // 2, f"the recorder wrote {on_disk} of {sent} messages in 10 s"
             recorder.proc.send_signal(signal.SIGKILL)
             recorder.finish()
         finally:
@@ -167,9 +182,9 @@ def test_sigkill_leaves_a_bag_readable_up_to_the_last_chunk(tmp_path):
     with BagReader(out) as bag:
         got = [position(m.data) for m in bag.messages()]
         assert any("incomplete MCAP" in n for n in bag.notes)
-    # everything up to the last chunk (~0.2 s of messages plus what was queued or in flight) survived, in order
+    # everything up to the last chunk survived, in order: all that was on disk before the kill, at least
     assert got == [float(k) for k in range(len(got))]
-    assert len(got) >= sent // 2, (len(got), sent)
+    assert len(got) >= on_disk >= sent // 2, (len(got), on_disk, sent)
     code, text = run_cli("info", out)
     assert code == 0 and "metadata.yaml is missing" in text
     code, text = run_cli("reindex", out)
