@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     who.add_argument("--learnability", action="store_true",
                      help="record --episodes (default 16) expert-driven training episodes of a pose-student run "
                           "and cross-validate, by episode, how much of the expert's labels the student's inputs "
-                          "predict (R^2 of the mean, ridge, a small MLP; dexterity_ros/learning/learnability.py)")
+                          "predict (R^2 of the mean, ridge, a small MLP; dexterity_ros/learning/learnability.py); "
+                          "for an expert with fixed candidates also how well they pick among its candidates")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one option of the experiment file for this measurement (repeatable), "
                              "e.g. --set expert.temperature=2")

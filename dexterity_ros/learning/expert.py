@@ -141,6 +141,13 @@ class ExpertConfig:
         if not self.learner_prior >= 0:
             raise ValueError(f"expert: learner_prior must be >= 0, got {self.learner_prior}")
 
+    @property
+    def fixed_candidates(self) -> bool:
+        """Every control step scores the same candidate moves from "hold" and picks among them: one sampling
+        round of one plan, from hold, with the common noise table (candidate 0 and 1 are hold itself)."""
+        return (self.method != "gait" and self.iterations == 1 and self.plans_per_action == 1 and self.common_noise
+                and not self.warm_start and self.learner_prior == 0)
+
 
 @dataclass
 class ExpertStats:

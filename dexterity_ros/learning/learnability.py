@@ -18,6 +18,11 @@ the expert's moves are coherent in time (a gait) or step-to-step noise, and the 
 the *average* move over the next k steps (``horizon_r2``) whether at least the expert's drift
 over a fraction of a second is predictable when single steps are not.
 
+An expert that picks among fixed candidate moves (``ExpertConfig.fixed_candidates``) is also
+measured as a choice (:class:`CandidateChoice`): a student may fail to regress the expert's action
+because the average of its picks is "hold", yet still pick well if it scores the candidates and
+takes the best-scored one; the expert's recorded rollout costs say what each pick is worth.
+
 Scikit-learn would do the fitting, but it is not a dependency of the package; ridge
 is a 5-line closed form in numpy and the MLP uses torch, which the students need anyway.
 """
@@ -46,19 +51,22 @@ class Learnability:
     r2: dict[str, float] = field(default_factory=dict)      # model name -> cross-validated R^2
     lag1_autocorrelation: float = float("nan")
     horizon_r2: dict[int, float] = field(default_factory=dict)   # k -> ridge R^2 of the mean move over k steps
+    choice: "CandidateChoice | None" = None   # an expert with fixed candidates: how well the inputs pick among them
 
     def line(self) -> str:
         models = ", ".join(f"{name} {value:+.2f}" for name, value in self.r2.items())
         return (f"expert label learnability: {self.samples} labels from {self.episodes} episodes, "
                 f"{self.folds}-fold by episode: R^2 {models}; label variance {self.label_variance:.4f} rad^2; "
                 f"lag-1 autocorrelation {self.lag1_autocorrelation:+.2f}"
-                + "".join(f"; mean move over {k} steps: ridge R^2 {v:+.2f}" for k, v in self.horizon_r2.items()))
+                + "".join(f"; mean move over {k} steps: ridge R^2 {v:+.2f}" for k, v in self.horizon_r2.items())
+                + (f"\n{self.choice.line()}" if self.choice is not None else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"samples": self.samples, "episodes": self.episodes, "folds": self.folds,
                 "label_variance": self.label_variance, "r2": dict(self.r2),
                 "lag1_autocorrelation": self.lag1_autocorrelation,
-                "horizon_r2": {str(k): v for k, v in self.horizon_r2.items()}}
+                "horizon_r2": {str(k): v for k, v in self.horizon_r2.items()},
+                **({"choice": self.choice.to_dict()} if self.choice is not None else {})}
 
 
 def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -162,6 +170,95 @@ def cross_validated_learnability(inputs: np.ndarray, labels: np.ndarray, episode
                         lag1_autocorrelation=lag1_autocorrelation(labels, episode), horizon_r2=horizon_r2)
 
 
+@dataclass
+class CandidateChoice:
+    """How well the student's inputs pick among the expert's fixed candidate moves, on held-out episodes.
+
+    Regressing the expert's action averages its choices into "hold" wherever the student cannot tell which
+    candidate wins (section 11). A student that instead scores the candidates and takes the best-scored
+    one avoids that average: this measures whether such a choice is informed. Costs are the expert's own
+    rollout costs of each candidate from the true state (lower is better); gains are the mean cost of
+    "hold" (candidate 0) minus the chosen candidate's, so the expert's own choice gains ``oracle_gain``
+    and a chooser that gains <= 0 does no better than holding still.
+    """
+
+    samples: int
+    episodes: int
+    folds: int
+    candidates: int
+    oracle_gain: float
+    gain: dict[str, float] = field(default_factory=dict)             # chooser -> mean gain over hold
+    better_than_hold: dict[str, float] = field(default_factory=dict)  # chooser -> share of states it beats hold
+    worse_than_hold: dict[str, float] = field(default_factory=dict)
+    top1: dict[str, float] = field(default_factory=dict)              # chooser -> share picking the expert's choice
+
+    def line(self) -> str:
+        choosers = "; ".join(f"{name}: gain {self.gain[name]:+.2f}, beats hold {self.better_than_hold[name]:.2f}, "
+                             f"loses to it {self.worse_than_hold[name]:.2f}, the expert's pick {self.top1[name]:.3f}"
+                             for name in self.gain)
+        return (f"candidate choice: {self.samples} states from {self.episodes} episodes, {self.folds}-fold by "
+                f"episode, {self.candidates} candidates (chance {1 / self.candidates:.3f}); cost of hold minus "
+                f"the chosen candidate's, the expert's own choice: {self.oracle_gain:+.2f}; {choosers}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "episodes": self.episodes, "folds": self.folds,
+                "candidates": self.candidates, "oracle_gain": self.oracle_gain, "gain": dict(self.gain),
+                "better_than_hold": dict(self.better_than_hold), "worse_than_hold": dict(self.worse_than_hold),
+                "top1": dict(self.top1)}
+
+
+def cross_validated_choice(inputs: np.ndarray, costs: np.ndarray, episode: np.ndarray, *, folds: int = 4,
+                           seed: int = 0, mlp: bool = True) -> CandidateChoice:
+    """Choose a candidate per held-out state from the inputs alone and score it with the expert's costs.
+
+    Choosers: ``random`` (the mean over candidates: what a blind pick gains on average), ``best fixed``
+    (the candidate of lowest mean rank on the training folds, whatever the state), and ``ridge`` / ``mlp``,
+    which regress every candidate's rank within its state (0 best, 1 worst: ranks, not costs, because a
+    drop's cost dwarfs every other difference and would decide a squared-error fit) and take the lowest.
+    Candidate 0 is "hold".
+    """
+    inputs = np.asarray(inputs, np.float64)
+    costs = np.asarray(costs, np.float64)
+    if inputs.ndim != 2 or costs.ndim != 2 or len(inputs) != len(costs) or len(costs) != len(episode):
+        raise ValueError("candidate choice: inputs (S, D), costs (S, K) and episode (S,) must agree in S")
+    if costs.shape[1] < 2:
+        raise ValueError("candidate choice: need at least 2 candidates")
+    if not (np.isfinite(inputs).all() and np.isfinite(costs).all()):
+        raise ValueError("candidate choice: inputs and costs must be finite")
+    ids = np.unique(episode)
+    if len(ids) < folds or folds < 2:
+        raise ValueError(f"candidate choice: {len(ids)} episodes cannot make {folds} folds")
+    count = costs.shape[1]
+    gain = costs[:, :1] - costs                                         # > 0: the candidate beats hold
+    ranks = costs.argsort(1, kind="stable").argsort(1, kind="stable") / (count - 1)
+    rng = np.random.default_rng(seed)
+    groups = np.array_split(rng.permutation(ids), folds)
+    names = ["random", "best fixed", "ridge"] + (["mlp"] if mlp else [])
+    chosen = {name: np.zeros(len(costs), np.int64) for name in names if name != "random"}
+    for group in groups:
+        test = np.isin(episode, group)
+        train = ~test
+        chosen["best fixed"][test] = int(ranks[train].mean(0).argmin())
+        chosen["ridge"][test] = ridge_predict(inputs[train], ranks[train], inputs[test]).argmin(1)
+        if mlp:
+            chosen["mlp"][test] = mlp_predict(inputs[train], ranks[train], inputs[test], seed).argmin(1)
+    rows = np.arange(len(costs))
+    best = costs.argmin(1)
+    result = CandidateChoice(samples=len(costs), episodes=len(ids), folds=folds, candidates=count,
+                             oracle_gain=float(gain[rows, best].mean()))
+    result.gain["random"] = float(gain.mean())
+    result.better_than_hold["random"] = float((gain > 0).mean())
+    result.worse_than_hold["random"] = float((gain < 0).mean())
+    result.top1["random"] = 1.0 / count
+    for name, pick in chosen.items():
+        picked = gain[rows, pick]
+        result.gain[name] = float(picked.mean())
+        result.better_than_hold[name] = float((picked > 0).mean())
+        result.worse_than_hold[name] = float((picked < 0).mean())
+        result.top1[name] = float((pick == best).mean())
+    return result
+
+
 def expert_learnability(config, *, episodes: int = 16, workers: int = 0, progress: bool = True,
                         folds: int = 4, perception=None) -> tuple[Learnability, dict[str, float]]:
     """Record ``episodes`` expert-driven training episodes of a pose-student run and cross-validate.
@@ -180,5 +277,10 @@ def expert_learnability(config, *, episodes: int = 16, workers: int = 0, progres
     inputs = np.concatenate([e.obs for e in out])
     labels = np.concatenate([e.expert_target - e.base for e in out])
     episode = np.repeat([e.job.index for e in out], [len(e.obs) for e in out])
-    return (cross_validated_learnability(inputs, labels, episode, folds=folds, horizons=HORIZONS),
-            summarize(out))
+    result = cross_validated_learnability(inputs, labels, episode, folds=folds, horizons=HORIZONS)
+    if config.expert.fixed_candidates:
+        if any(e.expert_costs is None for e in out):
+            raise RuntimeError("learnability: the expert has fixed candidates but an episode recorded no costs")
+        result.choice = cross_validated_choice(inputs, np.concatenate([e.expert_costs for e in out]), episode,
+                                               folds=folds)
+    return result, summarize(out)

@@ -75,6 +75,8 @@ class EpisodeData:
     joint_history: np.ndarray | None = None   # (T, H, J) float32: the measured-pose window (None: not recorded)
     obs: np.ndarray | None = None             # (T, D) float32: a pose student's term vector (None: point cloud)
     base: np.ndarray | None = None            # (T, J) float32: the target its delta action adds to
+    expert_costs: np.ndarray | None = None    # (T, S) float32: the rollout cost of each candidate of the expert's
+                                              # last sampling round, per label (None: an expert without candidates)
 
     @property
     def labels(self) -> int:
@@ -335,7 +337,7 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
     target = state.joint_targets.copy()                    # hold the settled grasp until someone acts
     start_distance = float(state.rotation_distance)
     rows: dict[str, list[np.ndarray]] = {k: [] for k in path_type.shapes(worker)}
-    rows.update(expert=[], student=[])
+    rows.update(expert=[], student=[], costs=[])
     errors: list[float] = []
     steps = usable = labelled = 0
     total_reward = 0.0
@@ -378,6 +380,8 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
                 for key, value in rows_now.items():
                     rows[key].append(value)
                 rows["expert"].append(expert_target.astype(np.float32))
+                costs = getattr(expert, "last_costs", None)
+                rows["costs"].append(None if costs is None else np.asarray(costs, np.float32))
                 rows["student"].append(np.full(env.num_joints, np.nan, np.float32) if student_target is None
                                        else student_target.astype(np.float32))
             if expert_target is not None and student_target is not None:
@@ -410,9 +414,13 @@ def run_episode(worker: _Worker, job: EpisodeJob, model_bytes: bytes | None = No
         "expert_plans": expert.stats.plans - plans0, "expert_plan_seconds": expert.stats.plan_seconds - plan_seconds0,
         **(path.summary() if path is not None else {}),
     }
+    costs = rows["costs"]
+    expert_costs = (np.stack(costs) if costs and all(c is not None and c.shape == costs[0].shape for c in costs)
+                    else None)
     return EpisodeData(job, empty("points"), stack("joints"), empty("history"), stack("goal"), stack("expert"),
                        stack("student"), summary, joint_history=empty("joint_history"),
-                       obs=stack("obs") if "obs" in rows else None, base=stack("base") if "base" in rows else None)
+                       obs=stack("obs") if "obs" in rows else None, base=stack("base") if "base" in rows else None,
+                       expert_costs=expert_costs)
 
 
 _EMPTY = {"points": lambda shapes: shapes.get("points", (0, 3)),

@@ -6,6 +6,8 @@ docs/results.md section 11 rests on.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,65 @@ def test_a_drift_hidden_under_step_noise_is_found_by_the_horizon_measure():
     assert result.r2["ridge"] < 0.1
     assert result.horizon_r2[16] > max(0.15, result.r2["ridge"] + 0.1)
     assert "mean move over 16 steps" in result.line()
+
+
+def _choice_episodes(count: int = 8, steps: int = 60, dim: int = 6, candidates: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=(count * steps, dim))
+    episode = np.repeat(np.arange(count), steps)
+    costs = rng.normal(size=(len(inputs), candidates))
+    costs[:, 0] = 0.0                                        # candidate 0 is "hold"
+    return rng, inputs, episode, costs
+
+
+def test_a_choice_the_inputs_decide_is_picked_on_held_out_episodes():
+    """The best candidate follows from the inputs: a chooser that ranks candidates from them gains most of
+    what the expert's own choice gains, and far more than a blind pick."""
+    from dexterity_ros.learning.learnability import cross_validated_choice
+
+    rng, inputs, episode, costs = _choice_episodes()
+    best = 1 + (inputs[:, 0] > 0) + 2 * (inputs[:, 1] > 0)   # candidates 1-4, decided by two inputs' signs
+    costs[np.arange(len(costs)), best] = -3.0
+    result = cross_validated_choice(inputs, costs, episode, folds=4)
+    assert result.top1["mlp"] > 0.8 and result.top1["ridge"] > 0.4
+    assert result.gain["mlp"] > 0.8 * result.oracle_gain
+    assert result.gain["random"] < 0.3 * result.oracle_gain
+    assert result.better_than_hold["mlp"] > 0.9
+    assert "candidate choice" in result.line() and result.to_dict()["candidates"] == 8
+
+
+def test_costs_unrelated_to_the_inputs_give_no_informed_choice():
+    from dexterity_ros.learning.learnability import cross_validated_choice
+
+    rng, inputs, episode, costs = _choice_episodes()
+    result = cross_validated_choice(inputs, costs, episode, folds=4, mlp=False)
+    assert result.top1["ridge"] < 0.25                      # chance 1/8; the expert's pick is noise here
+    assert result.gain["ridge"] < 0.25 * result.oracle_gain
+    assert abs(result.gain["random"] - float((costs[:, :1] - costs).mean())) < 1e-12
+
+
+@pytest.mark.parametrize("case", ["one candidate", "mismatched lengths", "not finite", "too few episodes"])
+def test_a_bad_choice_input_is_refused_with_the_reason(case):
+    from dexterity_ros.learning.learnability import cross_validated_choice
+
+    rng, inputs, episode, costs = _choice_episodes(count=5)
+    if case == "one candidate":
+        costs, match = costs[:, :1], "at least 2 candidates"
+    elif case == "mismatched lengths":
+        costs, match = costs[:-1], "must agree"
+    elif case == "not finite":
+        costs[2, 3], match = np.inf, "finite"
+    else:
+        episode, match = episode % 3, "cannot make 4 folds"
+    with pytest.raises(ValueError, match=match):
+        cross_validated_choice(inputs, costs, episode, folds=4)
+
+
+def test_fixed_candidates_names_the_experts_that_pick_among_the_same_moves_every_step():
+    from dexterity_ros.learning.expert import ExpertConfig
+
+    fixed = ExpertConfig(iterations=1, plans_per_action=1, common_noise=True, method="predictive_sampling")
+    assert fixed.fixed_candidates
+    for change in ({"iterations": 2}, {"plans_per_action": 2}, {"common_noise": False}, {"warm_start": True},
+                   {"learner_prior": 1.0}):
+        assert not dataclasses.replace(fixed, **change).fixed_candidates, change

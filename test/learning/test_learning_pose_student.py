@@ -313,3 +313,30 @@ def test_guided_expert_labels_start_from_the_learners_action(tiny_run):
     learner = np.clip(guided.student_target, env.action_low, env.action_high)
     np.testing.assert_allclose(guided.expert_target, learner, atol=1e-5)
     assert np.abs(plain.expert_target - np.clip(plain.student_target, env.action_low, env.action_high)).max() > 0.01
+
+
+def test_an_expert_with_fixed_candidates_records_each_candidates_cost_with_its_label():
+    """The costs `evaluate --learnability` scores a student's choice with (docs/results.md section 15): one
+    per candidate and label, the two "hold" candidates alike, and where "hold" was cheapest the label is hold."""
+    import dataclasses
+
+    from dexterity_ros.learning.rollout import EpisodeJob, WorkerSetup, _Worker, run_episode
+    from dexterity_ros.perception import load_perception_config
+    from dexterity_ros.sim.randomization import as_randomization_config
+
+    config = load_distill_config("config/experiments/pose_rotate_one_candidates.yaml")
+    assert config.expert.fixed_candidates and config.expert.num_samples == 32
+    expert = dataclasses.replace(config.expert, num_samples=8, horizon_steps=4, num_knots=2)
+    setup = WorkerSetup(config.build_sim_config(), as_randomization_config(config.randomization_value()),
+                        expert, config.student.history_length, load_perception_config(), student=config.student,
+                        tracking=config.tracker_config())
+    worker = _Worker(setup)
+    episode = run_episode(worker, EpisodeJob(0, 7, "expert", 12), None)
+    costs = episode.expert_costs
+    assert costs is not None and costs.shape == (len(episode.expert_target), 8) and len(costs) > 0
+    assert np.isfinite(costs).all()
+    np.testing.assert_array_equal(costs[:, 0], costs[:, 1])          # both are "hold"
+    held = costs.argmin(1) == 0
+    moved = np.abs(episode.expert_target - episode.base).max(1)
+    assert np.all(moved[held] < 1e-5)                                # hold was cheapest: the label is hold
+    assert np.all(moved[~held] > 1e-5)                               # else the label is a move
