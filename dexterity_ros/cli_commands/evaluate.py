@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             from ..learning.learnability import expert_learnability
             result, metrics = expert_learnability(config, episodes=args.episodes or 16, workers=args.workers,
                                                   progress=not args.no_progress)
-            print(metrics_line("expert (privileged), training seeds", metrics))
+            print(metrics_line(f"expert ({config.expert.knowledge}), training seeds", metrics))
             print(result.line())
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             metrics, episodes = evaluate_expert(config, episodes=args.episodes, seed=args.seed,
                                                 max_steps=args.max_steps, workers=args.workers,
                                                 progress=not args.no_progress, driver=driver)
-            name = "expert (privileged)" if args.expert else "hold still"
+            name = f"expert ({config.expert.knowledge})" if args.expert else "hold still"
         else:
             model = args.model or models_path("student.onnx")
             metrics, episodes = evaluate_student(model, config, episodes=args.episodes, seed=args.seed,

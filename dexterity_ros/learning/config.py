@@ -58,7 +58,8 @@ LATER_OPTIONS = {("task", None): to_dict(TaskOverrides()), ("expert", "plans_per
                  ("student", "joint_position_history"): False, ("student", "kind"): "point_cloud",
                  ("student", "symmetry_augmentation"): False, ("tracking", None): "",
                  ("student", "recurrent_size"): 0, ("train", "bptt_steps"): 16, ("student", "pose_source"): "tracker",
-                 ("student", "object_velocity"): False, ("expert", "gait"): "", ("expert", "learner_prior"): 0.0}
+                 ("student", "object_velocity"): False, ("expert", "gait"): "", ("expert", "learner_prior"): 0.0,
+                 ("expert", "knowledge"): "privileged"}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,11 @@ episode's ``MjModel`` (friction, mass, scale, damping, gains, joint limits,
 gravity as sampled), coarsened for speed (fewer, longer physics steps, fewer
 solver iterations), plus the episode's action delay, action bias and the
 object push currently acting (decaying as the env decays it). It does not
-know future random pushes, per-step action noise or backlash.
+know future random pushes, per-step action noise or backlash. With
+``knowledge: kinematic`` it knows less, about what a student could estimate:
+the true joint positions and object pose with everything at rest, the
+scene's model without the episode's randomized parameters copied in, and
+no delay, bias or push.
 
 Cost per rollout (summed over the policy steps of the horizon):
 ``rotation * distance + position * |offset|^2 + drop * [offset > drop_margin]
@@ -124,6 +128,11 @@ class ExpertConfig:
                                        # target moves from it, so a label is the learner's own action plus the
                                        # improvement the planner finds near it (the student's labels stay a
                                        # function of its inputs); 0: plans ignore the learner
+    knowledge: Literal["privileged", "kinematic"] = "privileged"   # kinematic: the planner starts from the true
+                                       # joint positions and object pose but knows neither velocities (hand and
+                                       # object at rest) nor the episode's randomized physics (the sim's nominal
+                                       # model), nor its delay, bias or push: about what a student can estimate
+                                       # (docs/results.md section 15)
     weights: CostWeights = field(default_factory=CostWeights)
     seed: int = 0
 
@@ -140,6 +149,11 @@ class ExpertConfig:
             raise ValueError("expert: need noise_std >= 0, temperature > 0, planner_substeps >= 1")
         if not self.learner_prior >= 0:
             raise ValueError(f"expert: learner_prior must be >= 0, got {self.learner_prior}")
+        if self.knowledge not in ("privileged", "kinematic"):
+            raise ValueError(f"expert: knowledge must be 'privileged' or 'kinematic', got {self.knowledge!r}")
+        if self.knowledge == "kinematic" and (self.model_delay or self.model_bias or self.model_push):
+            raise ValueError("expert: knowledge kinematic plans without the episode's action delay, action bias and "
+                             "object push: set model_delay, model_bias and model_push to false")
 
     @property
     def fixed_candidates(self) -> bool:
@@ -226,7 +240,8 @@ class SamplingExpert:
             self._compiled[name] = spec.compile()
         model = copy.copy(self._compiled[name])
         source = env.model
-        for field_name in RANDOMIZED_MODEL_FIELDS:         # "opt.gravity": an option
+        copied = RANDOMIZED_MODEL_FIELDS if self.config.knowledge == "privileged" else ()   # kinematic: nominal
+        for field_name in copied:                          # "opt.gravity": an option
             _model_field(model, field_name)[:] = _model_field(source, field_name)
         mujoco.mj_setConst(model, mujoco.MjData(model))
         return model
@@ -351,9 +366,14 @@ class SamplingExpert:
             control[:, :, start:start + 6] = np.repeat(push, sub, axis=0)[None]
         initial = np.empty(self._nstate)
         mujoco.mj_getState(env.model, env.data, initial, STATE_SPEC)
+        warmstart = env.data.qacc_warmstart[None].copy()
+        if self.config.knowledge == "kinematic":          # the configuration only: everything at rest
+            nq, nv = self._model.nq, self._model.nv
+            initial[1 + nq:1 + nq + nv] = 0.0              # FULLPHYSICS layout: time, qpos, qvel, ...
+            warmstart[:] = 0.0
         states, sensors = self._pool.rollout(self._model, self._datas, initial[None], control,
                                              control_spec=CONTROL_SPEC, skip_checks=False,
-                                             initial_warmstart=env.data.qacc_warmstart[None].copy())
+                                             initial_warmstart=warmstart)
         ends = states[:, sub - 1::sub]
         tips = sensors[:, sub - 1::sub].reshape(samples, horizon, len(FINGERTIP_BODIES), 3)
         return ends, tips

@@ -45,6 +45,46 @@ def test_planner_reproduces_the_randomized_episode_exactly():
     assert checked_delay == {0, 1}          # both delay cases were exercised
 
 
+def test_a_kinematic_planner_knows_the_configuration_but_not_velocities_or_the_episodes_physics():
+    """knowledge: kinematic (docs/results.md section 15): the rollout starts from the env's joint positions and
+    object pose with every velocity zero, on the scene's nominal model; a privileged planner starts from the
+    env's full state on the episode's randomized model. Combined with a model of delay, bias or push it is
+    refused."""
+    env = ReorientEnv()
+    env.reset(seed=21)
+    for _ in range(3):                                   # something moves: velocities are not zero
+        env.step(np.clip(env.privileged_state().joint_targets + 0.2, env.action_low, env.action_high))
+    assert np.abs(env.data.qvel).max() > 1e-3
+    starts = {}
+    models = {}
+    for knowledge in ("privileged", "kinematic"):
+        model_flags = {} if knowledge == "privileged" else dict(model_delay=False, model_bias=False,
+                                                                model_push=False)
+        expert = SamplingExpert(ExpertConfig(knowledge=knowledge, **model_flags))
+        expert.reset(env)
+        rollout = expert._pool.rollout
+
+        def capture(model, datas, initial, control, **kwargs):
+            starts[knowledge] = initial[0].copy()
+            return rollout(model, datas, initial, control, **kwargs)
+        expert._pool.rollout = capture
+        expert.predict_object_qpos(env, np.repeat(env.privileged_state().joint_targets[None, None], 2, axis=1))
+        models[knowledge] = expert._model
+        expert.close()
+    nq, nv = env.model.nq, env.model.nv
+    privileged, kinematic = starts["privileged"], starts["kinematic"]
+    np.testing.assert_array_equal(kinematic[1:1 + nq], privileged[1:1 + nq])          # the same configuration
+    np.testing.assert_array_equal(kinematic[1 + nq:1 + nq + nv], 0.0)                 # at rest
+    assert np.abs(privileged[1 + nq:1 + nq + nv]).max() > 1e-3
+    np.testing.assert_array_equal(models["privileged"].geom_friction, env.model.geom_friction)
+    assert not np.array_equal(models["kinematic"].geom_friction, env.model.geom_friction)   # nominal, not drawn
+    env.close()
+    with pytest.raises(ValueError, match="model_delay, model_bias and model_push"):
+        ExpertConfig(knowledge="kinematic")
+    with pytest.raises(ValueError, match="knowledge must be"):
+        ExpertConfig(knowledge="oracle")
+
+
 def test_expert_is_seeded_and_within_limits():
     env = ReorientEnv()
     runs = []
