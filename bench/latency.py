@@ -12,7 +12,8 @@ for ``--seconds`` so each setting yields hundreds of targets (a p99 over the
 * baseline (before issue 16): the command waits for the next 100 Hz tick and
   every frame is segmented.
 
-Prints p50/p99 of each, the p99 ratio baseline / ours, and the machine's
+Prints every run's p99 with the CPU time the hypervisor stole from this VM
+during it, then p50/p99 of each setting, the p99 ratio baseline / ours, and the machine's
 load average, on two clocks: at publication (the depth header stamp to the
 DDS source time of the command hand_node sent: the graph's own latency) and
 as received by the demo's monitor (which adds that observer process's own
@@ -47,8 +48,22 @@ SETTINGS = {
 Figures = tuple[float, float, int]          # p50 ms, p99 ms, targets
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs since boot (/proc/stat; (0, 0) where there is none)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def run_demo(rate: float, launch_args: list[str], seconds: float) -> dict[str, Figures]:
-    """One demo run: its latency as the monitor received the commands and at their publication."""
+    """One demo run: its latency as the monitor received the commands and at their publication.
+
+    Also prints the run's own figures with the share of CPU time the hypervisor gave to other guests
+    (steal): on a shared VM that, more than the load average, is what moves a p99 from run to run."""
+    steal0, total0 = cpu_times()
+    load0 = os.getloadavg()[0]
     cmd = [sys.executable, "-m", "dexterity_ros.cli", "demo", "--quiet", "--rate", f"{rate:g}",
            "--duration", f"{seconds:g}", "--arg", "loop:=true"]
     for arg in launch_args:
@@ -57,7 +72,13 @@ def run_demo(rate: float, launch_args: list[str], seconds: float) -> dict[str, F
     matches = {"received": RECEIVED.search(out.stdout), "published": PUBLISHED.search(out.stdout)}
     if out.returncode != 0 or None in matches.values():
         raise SystemExit(f"demo failed (rate {rate}, {launch_args}):\n{out.stdout[-6000:]}\n{out.stderr[-6000:]}")
-    return {k: (float(m.group(1)), float(m.group(2)), int(m.group(3))) for k, m in matches.items()}
+    figures = {k: (float(m.group(1)), float(m.group(2)), int(m.group(3))) for k, m in matches.items()}
+    steal1, total1 = cpu_times()
+    steal = 100.0 * (steal1 - steal0) / max(total1 - total0, 1)
+    print(f"  run: rate {rate:g}x, {' '.join(launch_args)}: at publication p50 {figures['published'][0]:.1f} / "
+          f"p99 {figures['published'][1]:.1f} ms ({figures['published'][2]} targets); load average "
+          f"{load0:.2f} -> {os.getloadavg()[0]:.2f}, CPU steal {steal:.1f} %", flush=True)
+    return figures
 
 
 def episode_depth_hz() -> float:
