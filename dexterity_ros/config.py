@@ -112,7 +112,10 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     except (ValueError, TypeError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"{where}: {exc}") from exc
+        text, section = str(exc), where.rsplit(".", 1)[-1]
+        if text.startswith(section + ":"):       # the class named its own section already: say it once
+            text = text[len(section) + 1:].lstrip()
+        raise ConfigError(f"{where}: {text}") from exc
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:

@@ -46,6 +46,33 @@ def test_wrong_types_are_named(data, message):
         from_dict(Outer, data)
 
 
+@dataclass(frozen=True)
+class Checked:
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.low >= self.high:
+            raise ValueError("checked: need low < high")
+
+
+@dataclass(frozen=True)
+class Holder:
+    checked: Checked = field(default_factory=Checked)
+    other: Checked = field(default_factory=Checked)
+
+
+def test_a_check_that_names_its_own_section_is_reported_with_the_path_once():
+    """`expert: need ...` raised by ExpertConfig read as `expert: need ...`, not `expert: expert: need ...`;
+    a section whose check names another word keeps both."""
+    with pytest.raises(ConfigError) as caught:
+        from_dict(Holder, {"checked": {"low": 2.0}})
+    assert str(caught.value) == "checked: need low < high"
+    with pytest.raises(ConfigError) as caught:
+        from_dict(Holder, {"other": {"low": 2.0}})
+    assert str(caught.value) == "other: checked: need low < high"
+
+
 def test_load_config_names_the_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("count: 4\nbogus: 1\n")
