@@ -56,20 +56,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _register_stack_dump() -> None:
-    """SIGUSR1 prints every thread's stack, as the nodes do (run_node): a tool that hangs can say where."""
-    import faulthandler
-    import signal
-
-    try:
-        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
-    except (AttributeError, ValueError, RuntimeError, OSError):   # no SIGUSR1 (Windows) or no usable stderr
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None:            # run as the program (not called by a test or another tool in its process)
-        _register_stack_dump()
+        from .stack_dump import register_stack_dump   # SIGUSR1: every thread's stack, as the nodes do
+        register_stack_dump()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
     args = parser.parse_args(argv)

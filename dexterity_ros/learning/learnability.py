@@ -130,22 +130,28 @@ def mean_future_move(labels: np.ndarray, episode: np.ndarray, steps: int) -> np.
     return out
 
 
+def _episode_folds(inputs: np.ndarray, targets: np.ndarray, episode: np.ndarray, folds: int, seed: int,
+                   what: str, targets_name: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Checked float64 ``inputs`` and ``targets`` and the episode ids of each of ``folds`` seeded folds."""
+    inputs = np.asarray(inputs, np.float64)
+    targets = np.asarray(targets, np.float64)
+    if inputs.ndim != 2 or targets.ndim != 2 or len(inputs) != len(targets) or len(targets) != len(episode):
+        raise ValueError(f"{what}: inputs (S, D), {targets_name} and episode (S,) must agree in S")
+    if not (np.isfinite(inputs).all() and np.isfinite(targets).all()):
+        raise ValueError(f"{what}: inputs and {targets_name.split()[0]} must be finite")
+    ids = np.unique(episode)
+    if len(ids) < folds or folds < 2:
+        raise ValueError(f"{what}: {len(ids)} episodes cannot make {folds} folds (need >= 2 folds, "
+                         "one episode per fold at least)")
+    return inputs, targets, np.array_split(np.random.default_rng(seed).permutation(ids), folds)
+
+
 def cross_validated_learnability(inputs: np.ndarray, labels: np.ndarray, episode: np.ndarray, *,
                                  folds: int = 4, seed: int = 0, mlp: bool = True,
                                  horizons: tuple[int, ...] = ()) -> Learnability:
     """R^2 of each model on whole held-out episodes (``episode``: one id per sample)."""
-    inputs = np.asarray(inputs, np.float64)
-    labels = np.asarray(labels, np.float64)
-    if inputs.ndim != 2 or labels.ndim != 2 or len(inputs) != len(labels) or len(labels) != len(episode):
-        raise ValueError("learnability: inputs (S, D), labels (S, J) and episode (S,) must agree in S")
-    if not (np.isfinite(inputs).all() and np.isfinite(labels).all()):
-        raise ValueError("learnability: inputs and labels must be finite")
+    inputs, labels, groups = _episode_folds(inputs, labels, episode, folds, seed, "learnability", "labels (S, J)")
     ids = np.unique(episode)
-    if len(ids) < folds or folds < 2:
-        raise ValueError(f"learnability: {len(ids)} episodes cannot make {folds} folds (need >= 2 folds, "
-                         "one episode per fold at least)")
-    rng = np.random.default_rng(seed)
-    groups = np.array_split(rng.permutation(ids), folds)
     models = {"mean": lambda a, b, c: np.repeat(b.mean(0, keepdims=True), len(c), 0), "ridge": ridge_predict}
     if mlp:
         models["mlp"] = lambda a, b, c: mlp_predict(a, b, c, seed)
@@ -217,22 +223,13 @@ def cross_validated_choice(inputs: np.ndarray, costs: np.ndarray, episode: np.nd
     drop's cost dwarfs every other difference and would decide a squared-error fit) and take the lowest.
     Candidate 0 is "hold".
     """
-    inputs = np.asarray(inputs, np.float64)
-    costs = np.asarray(costs, np.float64)
-    if inputs.ndim != 2 or costs.ndim != 2 or len(inputs) != len(costs) or len(costs) != len(episode):
-        raise ValueError("candidate choice: inputs (S, D), costs (S, K) and episode (S,) must agree in S")
+    inputs, costs, groups = _episode_folds(inputs, costs, episode, folds, seed, "candidate choice", "costs (S, K)")
     if costs.shape[1] < 2:
         raise ValueError("candidate choice: need at least 2 candidates")
-    if not (np.isfinite(inputs).all() and np.isfinite(costs).all()):
-        raise ValueError("candidate choice: inputs and costs must be finite")
     ids = np.unique(episode)
-    if len(ids) < folds or folds < 2:
-        raise ValueError(f"candidate choice: {len(ids)} episodes cannot make {folds} folds")
     count = costs.shape[1]
     gain = costs[:, :1] - costs                                         # > 0: the candidate beats hold
     ranks = costs.argsort(1, kind="stable").argsort(1, kind="stable") / (count - 1)
-    rng = np.random.default_rng(seed)
-    groups = np.array_split(rng.permutation(ids), folds)
     names = ["random", "best fixed", "ridge"] + (["mlp"] if mlp else [])
     chosen = {name: np.zeros(len(costs), np.int64) for name in names if name != "random"}
     for group in groups:

@@ -30,7 +30,6 @@ import enum
 import faulthandler
 import inspect
 import os
-import signal
 import sys
 import threading
 import time
@@ -50,6 +49,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from .. import diagnostic_keys
 from ..config import ConfigError, from_dict
 from ..diagnostics import Health, Level
+from ..stack_dump import register_stack_dump
 from ..topics import DIAGNOSTICS, QosClass, Topic
 from .native_teardown import destroy_node_without_gil
 
@@ -410,7 +410,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     (``native_teardown``): rclpy's binding holds it, and a blocked Fast DDS then left only the
     faulthandler backstop (exit code 1).
     """
-    _register_stack_dump()
+    register_stack_dump()
     node = None
     code = 0
     initialised = False
@@ -444,16 +444,6 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         # SIGINT pending from the shutdown above, raised while it was being handled: the same shutdown
         _close(node, code)
     return code
-
-
-TRACEBACK_SIGNAL = signal.SIGUSR1
-
-
-def _register_stack_dump() -> None:
-    try:
-        faulthandler.register(TRACEBACK_SIGNAL, all_threads=True, chain=False)
-    except (AttributeError, ValueError, RuntimeError, OSError):   # no SIGUSR1 (Windows) or no usable stderr
-        pass
 
 
 def _say(text: str) -> None:

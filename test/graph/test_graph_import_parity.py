@@ -72,7 +72,6 @@ def parity(model: Path, reference: Path) -> subprocess.CompletedProcess:
                                        "sim/object_pose", "--tolerance", "1e-5", "--quiet", "--rate", "2"], 300)
 
 
-
 @pytest.mark.parametrize("preset", sorted(CASES))
 def test_imported_policy_acts_like_its_native_original_through_the_live_graph(preset, tmp_path):
     imported, native = imported_and_native(preset, tmp_path)
