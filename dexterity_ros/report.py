@@ -89,6 +89,25 @@ class ReportFiles:
 # ------------------------------------------------------------------ data
 
 
+def _by_stamp(samples: Iterable[Stamped]) -> dict[int, list[int]]:
+    """Header stamp -> the sorted times of every message with it (a looping replay repeats stamps)."""
+    out: dict[int, list[int]] = {}
+    for stamp, t in samples:
+        out.setdefault(stamp, []).append(t)
+    for times in out.values():
+        times.sort()
+    return out
+
+
+def _latest_before(index: dict[int, list[int]], stamp: int, t: int) -> int | None:
+    """The latest time of a message with ``stamp`` sent at or before ``t`` (None: none)."""
+    times = index.get(stamp)
+    if not times:
+        return None
+    i = bisect.bisect_right(times, t) - 1
+    return times[i] if i >= 0 else None
+
+
 def stage_latencies(frames: Iterable[Stamped], clouds: Iterable[Stamped], targets: Iterable[Stamped],
                     command_times_ns: Iterable[int]) -> dict[str, list[float]]:
     """Per-stage latencies (ms), each message matched to its source by header stamp.
@@ -99,40 +118,55 @@ def stage_latencies(frames: Iterable[Stamped], clouds: Iterable[Stamped], target
     at or after it. All times are one wall clock (DDS source timestamps on one
     machine), so the figures hold with simulated or replayed stamps too.
     """
-    def by_stamp(samples: Iterable[Stamped]) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
-        for stamp, t in samples:
-            out.setdefault(stamp, []).append(t)
-        for times in out.values():
-            times.sort()
-        return out
-
-    def latest_before(index: dict[int, list[int]], stamp: int, t: int) -> int | None:
-        times = index.get(stamp)
-        if not times:
-            return None
-        i = bisect.bisect_right(times, t) - 1
-        return times[i] if i >= 0 else None
-
-    frame_index, cloud_index = by_stamp(frames), by_stamp(clouds)
+    frame_index, cloud_index = _by_stamp(frames), _by_stamp(clouds)
     commands = sorted(command_times_ns)
     stages: dict[str, list[float]] = {SEGMENTATION: [], STUDENT: [], HAND: [], END_TO_END: []}
     for stamp, times in cloud_index.items():
         for t in times:
-            frame = latest_before(frame_index, stamp, t)
+            frame = _latest_before(frame_index, stamp, t)
             if frame is not None:
                 stages[SEGMENTATION].append((t - frame) * 1e-6)
     for stamp, t in sorted(targets, key=lambda s: s[1]):
-        cloud = latest_before(cloud_index, stamp, t)
+        cloud = _latest_before(cloud_index, stamp, t)
         if cloud is not None:
             stages[STUDENT].append((t - cloud) * 1e-6)
         command = _first_at_or_after(commands, t)
         if command is not None:
             stages[HAND].append((command - t) * 1e-6)
-            frame = latest_before(frame_index, stamp, t)
+            frame = _latest_before(frame_index, stamp, t)
             if frame is not None:
                 stages[END_TO_END].append((command - frame) * 1e-6)
     return stages
+
+
+@dataclass(frozen=True)
+class TargetPath:
+    """One policy target's way from its depth stamp to the hand command, split by stage (ms)."""
+
+    sent_ns: int                 # when the target was published
+    total_ms: float              # depth stamp -> command
+    publish_ms: float            # depth stamp -> depth frame published
+    segmentation_ms: float       # frame published -> cloud published
+    student_ms: float            # cloud -> target
+    hand_ms: float               # target -> first command
+
+
+def slowest_targets(frames: Iterable[Stamped], clouds: Iterable[Stamped], targets: Iterable[Stamped],
+                    command_times_ns: Iterable[int], count: int = 3) -> list[TargetPath]:
+    """The ``count`` targets with the longest depth stamp -> command time, each split into its stages (matched
+    as in :func:`stage_latencies`; a target whose frame, cloud or command is missing is left out)."""
+    frame_index, cloud_index = _by_stamp(frames), _by_stamp(clouds)
+    commands = sorted(command_times_ns)
+    paths = []
+    for stamp, t in targets:
+        cloud = _latest_before(cloud_index, stamp, t)
+        frame = None if cloud is None else _latest_before(frame_index, stamp, cloud)
+        command = _first_at_or_after(commands, t)
+        if frame is None or command is None:
+            continue
+        paths.append(TargetPath(t, (command - stamp) * 1e-6, (frame - stamp) * 1e-6, (cloud - frame) * 1e-6,
+                                (t - cloud) * 1e-6, (command - t) * 1e-6))
+    return sorted(paths, key=lambda p: -p.total_ms)[:count]
 
 
 def publication_latencies(targets: Iterable[Stamped], command_times_ns: Iterable[int]) -> list[float]:

@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [f"== dexterity_ros demo: {title}"]
     lines += ["  " + line for line in report.lines(at_publication=publication_line(stamped))]
     lines += ["  " + line for line in publication_stage_lines(stamped)]
+    lines += slowest_target_lines(stamped)
     lines += ["  " + line for line in segmentation_stage_lines(report.diagnostic_value)]
     tracked = report.judges.get("tracked")
     task = [] if tracked is None else [
@@ -301,6 +302,21 @@ def publication_stage_lines(stamped: dict[str, list[tuple[int, int]]]) -> list[s
                                   [t for _, t in stamped["commands"]]))
     return [f"  at publication, {name}: p50 {np.percentile(v, 50):.1f} / p90 {np.percentile(v, 90):.1f} / "
             f"p99 {np.percentile(v, 99):.1f} ms ({len(v)})" for name, v in stages.items() if v]
+
+
+def slowest_target_lines(stamped: dict[str, list[tuple[int, int]]], count: int = 3) -> list[str]:
+    """The slowest targets on the publishers' clock, each split by stage and placed in the run: whether the
+    tail is one stage or all of them, and whether it is the start (the first frame) or spread over the run."""
+    from ..report import slowest_targets
+    paths = slowest_targets(stamped["frames"], stamped["clouds"], stamped["targets"],
+                            [t for _, t in stamped["commands"]], count)
+    if not paths:
+        return []
+    first = min(t for _, t in stamped["targets"])
+    return ["  slowest targets at publication (depth stamp -> command = depth published + segmentation + student "
+            "+ hand, ms):"] + [
+        f"    {p.total_ms:.1f} = {p.publish_ms:.1f} + {p.segmentation_ms:.1f} + {p.student_ms:.1f} + {p.hand_ms:.1f}"
+        f", {(p.sent_ns - first) * 1e-9:.1f} s after the first target" for p in paths]
 
 
 ENABLE_TIMEOUT_S = 60.0        # --live: the first policy target must arrive within this after the graph is up

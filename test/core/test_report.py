@@ -46,6 +46,24 @@ def test_stage_latencies_match_each_message_to_its_source_by_stamp():
     assert stages[rp.END_TO_END] == pytest.approx([12, 10])
 
 
+def test_slowest_targets_are_split_into_their_stages_and_ordered_slowest_first():
+    """Depth stamps on the wall clock: stamp 100 ms, published 1 ms later, and so on. A repeated stamp (a
+    looping replay) matches its own later frame and cloud; a target without a command is left out."""
+    frames = [(100 * MS, 101 * MS), (200 * MS, 204 * MS), (100 * MS, 301 * MS)]
+    clouds = [(100 * MS, 105 * MS), (200 * MS, 215 * MS), (100 * MS, 303 * MS)]
+    targets = [(100 * MS, 107 * MS), (200 * MS, 217 * MS), (100 * MS, 304 * MS), (300 * MS, 400 * MS)]
+    commands = [108 * MS, 218 * MS, 305 * MS]
+    slowest = rp.slowest_targets(frames, clouds, targets, commands, count=2)
+    assert [p.sent_ns for p in slowest] == [304 * MS, 217 * MS]           # 205 ms (stamp 100 again), then 18 ms
+    replayed, first = slowest
+    assert (first.total_ms, first.publish_ms, first.segmentation_ms, first.student_ms, first.hand_ms) == \
+        pytest.approx((18, 4, 11, 2, 1))
+    # stamp 100 again: matched to its own later frame and cloud, not the first ones
+    assert (replayed.publish_ms, replayed.segmentation_ms, replayed.student_ms, replayed.hand_ms) == \
+        pytest.approx((201, 2, 1, 1))
+    assert len(rp.slowest_targets(frames, clouds, targets, commands, count=10)) == 3   # no command: left out
+
+
 def test_pipeline_counts_say_where_messages_stopped():
     frames = [(1, 0), (2, 0), (3, 0), (4, 0)]
     clouds = [(1, 0), (2, 0), (3, 0)]
