@@ -80,12 +80,19 @@ class Cli:
             time.sleep(0.05)
         return False
 
+    def _dump_stacks_and_kill(self) -> None:
+        """A command that hangs prints every thread's stack on SIGUSR1 (dexterity_ros.stack_dump) before it is
+        killed, so the failure says where it hung (CI: `hand home` under ESTOP once never returned, no output)."""
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        self.proc.kill()
+
     def result(self, timeout: float = 90.0) -> Result:
         if self._reader is not None:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._dump_stacks_and_kill()
             self._reader.join(10)
             out, err = "".join(self._lines), self.proc.stderr.read()
             if self.proc.returncode is None or self.proc.returncode == -9:
@@ -94,7 +101,7 @@ class Cli:
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._dump_stacks_and_kill()
             out, err = self.proc.communicate()
             pytest.fail(f"dexterity-ros {' '.join(self.args)} did not finish in {timeout} s:\n{out}\n{err}")
         return Result(self.proc.returncode, out, err, time.monotonic() - self.t0)
