@@ -259,8 +259,11 @@ def graph(tmp_path_factory):
     no_graph = {label: Cli(*args, "--timeout", "1", domain=empty) for label, args in NO_GRAPH_COMMANDS.items()}
     early: dict[str, Cli] = {}
     probe = Probe()
+    # feedback_timeout 2 s: five CLIs start beside the graph here, and on a loaded 2-core machine the emulated
+    # driver's feedback once paused 0.5 s, so the hand (rightly) went to FAULT before the test could look at HOLD
     handle = launch(launch_path("replay.launch.xml"),
-                    [f"bag:={episode}", "start_paused:=true", "loop:=true", f"config_dir:={config}"], echo=False)
+                    [f"bag:={episode}", "start_paused:=true", "loop:=true", f"config_dir:={config}",
+                     "feedback_timeout:=2.0"], echo=False)
     try:
         missing = wait_for_graph(probe.node, {topics.GOAL.name: (1, 2), topics.JOINT_TARGETS.name: (2, 1),
                                               "/allegroHand_0/joint_states": (1, 1)}, 60)
