@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # module name in dexterity_ros.cli_commands, in help order
@@ -57,16 +58,37 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:            # run as the program (not called by a test or another tool in its process)
+    as_program = argv is None   # run as the program (not called by a test or another tool in its process)
+    if as_program:
         from .stack_dump import register_stack_dump   # SIGUSR1: every thread's stack, as the nodes do
         register_stack_dump()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    if as_program:
+        exit_past_a_stuck_teardown(code)
+    return code
+
+
+def exit_past_a_stuck_teardown(code: int) -> None:
+    """Leave at once, with ``code``, when a side node's ROS teardown is still blocked (see ros.background).
+
+    The command's answer is printed already; the interpreter's finalizers would touch the same stuck
+    DDS entities and could hang the exit the bounded teardown has just avoided.
+    """
+    background = sys.modules.get("dexterity_ros.ros.background")    # never imported: no ROS node was made
+    if background is None or not background.teardown_left_behind():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

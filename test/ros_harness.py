@@ -7,6 +7,7 @@ messages; ``NodeProcess`` starts a node executable as its own process with
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,3 +140,40 @@ def run_telling_where_it_hangs(command: list[str], timeout: float) -> subprocess
         raise AssertionError(f"{' '.join(command[2:4])} did not end within {timeout:g} s; its output and stacks:\n"
                              f"{out[-3000:]}\n{err[-6000:]}")
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+STALL_RMW_DESTROY_NODE_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef int (*destroy_fn)(void *);
+
+/* A Fast DDS teardown that blocks, where CI saw one: inside rcl_node_fini (rmw_destroy_node). */
+int rmw_destroy_node(void * node)
+{
+  void * rmw = dlopen("librmw_implementation.so", RTLD_LAZY | RTLD_NOLOAD);
+  destroy_fn real = (destroy_fn)dlsym(rmw ? rmw : RTLD_NEXT, "rmw_destroy_node");
+  const char * stall = getenv("STALL_RMW_DESTROY_NODE_S");
+  if (stall) {
+    sleep((unsigned)atoi(stall));
+  }
+  return real ? real(node) : 1;
+}
+"""
+STALL_ENV = "STALL_RMW_DESTROY_NODE_S"     # seconds every rmw_destroy_node blocks in a process with the library
+
+
+def build_rmw_destroy_node_stall(folder: Path) -> Path:
+    """An LD_PRELOAD library whose rmw_destroy_node blocks for $STALL_RMW_DESTROY_NODE_S s (skips without a C compiler)."""
+    import pytest
+
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler to build the LD_PRELOAD stand-in for a blocking DDS teardown")
+    source, library = folder / "stall.c", folder / "libstall_rmw_destroy_node.so"
+    source.write_text(STALL_RMW_DESTROY_NODE_C)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"], check=True,
+                   capture_output=True, timeout=120)
+    return library

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import yaml
 from dexterity_ros import paths
 from dexterity_ros.launcher import (LaunchError, launch, list_arguments, load_launch_plan, parse_launch_arguments,
                                     parse_template, Substitution)
+from ros_harness import STALL_ENV, build_rmw_destroy_node_stall
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "test" / "launch_fixtures"
@@ -972,27 +972,6 @@ def test_a_teardown_that_never_finishes_is_cut_short_with_the_stacks(how, code):
         assert "Timeout (0:00:02)!" in done.stderr, done.stderr[-2000:]     # grace + the 0.5 s backstop
 
 
-STALL_RMW_DESTROY_NODE_C = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-typedef int (*destroy_fn)(void *);
-
-/* A Fast DDS teardown that blocks, where CI saw one: inside rcl_node_fini (rmw_destroy_node). */
-int rmw_destroy_node(void * node)
-{
-  void * rmw = dlopen("librmw_implementation.so", RTLD_LAZY | RTLD_NOLOAD);
-  destroy_fn real = (destroy_fn)dlsym(rmw ? rmw : RTLD_NEXT, "rmw_destroy_node");
-  const char * stall = getenv("STALL_RMW_DESTROY_NODE_S");
-  if (stall) {
-    sleep((unsigned)atoi(stall));
-  }
-  return real ? real(node) : 1;
-}
-"""
-
 STALLED_RCL_SCRIPT = """
 import sys
 from rclpy.node import Node
@@ -1014,19 +993,13 @@ def test_a_node_whose_rcl_finalization_blocks_in_native_code_still_exits_with_it
     so the watchdog could not run and faulthandler's backstop exited 1: a crash in the launcher's
     eyes, after a requested stop. The real rmw_destroy_node is made to block (LD_PRELOAD); run_node
     finalizes the node with the GIL released, so the watchdog leaves with the decided code 0."""
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    if compiler is None:
-        pytest.skip("no C compiler to build the LD_PRELOAD stand-in for a blocking DDS teardown")
-    source, library = tmp_path / "stall.c", tmp_path / "libstall_rmw_destroy_node.so"
-    source.write_text(STALL_RMW_DESTROY_NODE_C)
-    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"], check=True,
-                   capture_output=True, timeout=120)
+    library = build_rmw_destroy_node_stall(tmp_path)
     from dexterity_ros.ros.common import TEARDOWN_GRACE_ENV
 
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", STALLED_RCL_SCRIPT], capture_output=True, text=True, timeout=60,
                           env={**os.environ, TEARDOWN_GRACE_ENV: "1.5", "LD_PRELOAD": str(library),
-                               "STALL_RMW_DESTROY_NODE_S": "120"})
+                               STALL_ENV: "120"})
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert 1.5 <= elapsed < 30, elapsed               # the stall really happened, and was cut short
