@@ -8,9 +8,16 @@ for ``--seconds`` so each setting yields hundreds of targets (a p99 over the
 * ours: hand_node's prompt command (a fresh target's first command is sent
   when the target arrives) and segmentation at the student's control rate
   (``cloud_rate:=12``: only the frames the policy acts on are segmented);
-* prompt only: the prompt command, every frame segmented;
+* real-time: the prompt command, every frame segmented, and the nodes from the
+  camera (here the replaying sim bridge) to the hand at SCHED_FIFO 20
+  (``realtime_priority:=20``; the emulated driver and the observer are not);
+* prompt only: the prompt command, every frame segmented (the launch files' defaults);
 * baseline (before issue 16): the command waits for the next 100 Hz tick and
   every frame is segmented.
+
+``--background-load N`` runs N busy processes (one core's worth of other work
+each, normal priority) beside every run: the setting a shared or busy machine
+gives, where the real-time column is meant to hold.
 
 Prints every run's p99 with the CPU time the hypervisor stole from this VM
 during it, then p50/p99 of each setting, the p99 ratio baseline / ours, and the machine's
@@ -20,16 +27,19 @@ as received by the demo's monitor (which adds that observer process's own
 wake-up, behind the 640x480 frames it also deserializes). The depth rate printed is the episode's (frames / duration,
 about 10 Hz) times the replay rate.
 
-    .venv/bin/python bench/latency.py [--rates 1 3] [--seconds 20] [--repeats 1]
+    .venv/bin/python bench/latency.py [--rates 1 3] [--seconds 20] [--repeats 1] [--background-load 0]
+                                      [--settings ours real-time prompt-only baseline]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 RECEIVED = re.compile(r"end-to-end latency \(depth stamp -> hand command received here\): "
@@ -40,9 +50,11 @@ PUBLISHED = re.compile(r"at publication \(depth stamp -> command's DDS source ti
 
 SETTINGS = {
     "ours": ["prompt_command:=true", "cloud_rate:=12"],
+    "real-time": ["prompt_command:=true", "cloud_rate:=0", "realtime_priority:=20"],
     "prompt only": ["prompt_command:=true", "cloud_rate:=0"],
     "baseline": ["prompt_command:=false", "cloud_rate:=0"],
 }
+BUSY_LOOP = "while True: pass"
 
 
 Figures = tuple[float, float, int]          # p50 ms, p99 ms, targets
@@ -81,6 +93,26 @@ def run_demo(rate: float, launch_args: list[str], seconds: float) -> dict[str, F
     return figures
 
 
+@contextlib.contextmanager
+def background_load(processes: int) -> Iterator[None]:
+    """``processes`` busy loops at normal priority for the duration (other work on the machine)."""
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def realtime_permitted() -> str:
+    """Whether this machine lets a process use SCHED_FIFO (the real-time setting's nodes fall back when not)."""
+    probe = ("from dexterity_ros.realtime import apply_realtime_priority as a; o = a(1); "
+             "print('yes' if o.refused is None else 'NO: ' + o.refused)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() or done.stderr.strip()[-300:]
+
+
 def episode_depth_hz() -> float:
     from dexterity_ros import topics
     from dexterity_ros.bags.io import BagReader
@@ -97,19 +129,29 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--seconds", type=float, default=20.0, help="replay time per run (the episode loops)")
     parser.add_argument("--repeats", type=int, default=1, help="demo runs per setting (latencies pooled by median)")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="N busy processes beside every run (a loaded machine)")
+    parser.add_argument("--settings", nargs="+", default=[name.replace(" ", "-") for name in SETTINGS],
+                        choices=[name.replace(" ", "-") for name in SETTINGS], help="which settings to run")
     args = parser.parse_args()
+    chosen = {name: SETTINGS[name] for name in SETTINGS if name.replace(" ", "-") in args.settings}
     hz = episode_depth_hz()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+    if "real-time" in chosen:
+        print(f"SCHED_FIFO permitted here: {realtime_permitted()}")
+    print(f"background load: {args.background_load} busy process(es)")
     results: dict[float, dict[str, list[dict[str, Figures]]]] = {}
-    for rate in args.rates:
-        results[rate] = {name: [run_demo(rate, launch_args, args.seconds) for _ in range(args.repeats)]
-                         for name, launch_args in SETTINGS.items()}
+    with background_load(args.background_load):
+        for rate in args.rates:
+            results[rate] = {name: [run_demo(rate, launch_args, args.seconds) for _ in range(args.repeats)]
+                             for name, launch_args in chosen.items()}
     for clock, title in (("published", "at publication (depth stamp -> the command's DDS source time)"),
                          ("received", "as received by the demo's monitor (its own wake-up included)")):
         print(f"\nend-to-end latency {title}")
-        print("| depth rate | " + " | ".join(f"{name} p50 / p99 ms" for name in SETTINGS)
-              + " | p99 ratio baseline / ours |")
-        print("|---|" + "---|" * len(SETTINGS) + "---|")
+        ratio = "baseline" in chosen and "ours" in chosen
+        print("| depth rate | " + " | ".join(f"{name} p50 / p99 ms" for name in chosen)
+              + (" | p99 ratio baseline / ours |" if ratio else " |"))
+        print("|---|" + "---|" * len(chosen) + ("---|" if ratio else ""))
         for rate, by_setting in results.items():
             cells, p99 = [], {}
             for name, runs in by_setting.items():
@@ -118,7 +160,7 @@ def main() -> int:
                 p99[name] = sorted(f[1] for f in figures)[len(figures) // 2]
                 cells.append(f"{p50:.1f} / {p99[name]:.1f} ({sum(f[2] for f in figures)} targets)")
             print(f"| {hz * rate:.0f} Hz ({rate:g}x) | " + " | ".join(cells)
-                  + f" | {p99['baseline'] / p99['ours']:.2f}x |", flush=True)
+                  + (f" | {p99['baseline'] / p99['ours']:.2f}x |" if ratio else " |"), flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

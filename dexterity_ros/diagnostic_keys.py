@@ -53,6 +53,7 @@ def exception_in(what: str) -> str:
 # ------------------------------------------------------------------ shared by several nodes
 BAD_JOINT_STATE = "bad joint_state"     # a joint state rejected (segmentation_node, student_node)
 PROTOCOL_ERROR = "protocol error"       # a driver command a stand-in driver refused (emulator, sim_bridge live)
+SCHEDULING = "scheduling"               # value: the node's scheduler (realtime_priority), or why SCHED_FIFO was refused
 
 
 class Hand:

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from .diagnostic_keys import Hand as K
-from .diagnostic_keys import TaskMetrics, count, rate
+from .diagnostic_keys import SCHEDULING, TaskMetrics, count, rate
 
 QUATERNION_TOLERANCE = 1e-3        # |norm - 1| allowed for a typed goal (it is then normalised)
 DEFAULT_TIMEOUT_S = 3.0
@@ -537,6 +537,8 @@ def format_hand_status(node: str, level: int, message: str, values: Mapping[str,
                  f"{get(K.WATCHDOG_TRIPS)}, estops {get(K.ESTOPS)}, late ticks {get(K.LATE_TICKS)}")
     lines.append(f"  timer      {get(K.COMMAND_TIMER_RATE)} Hz, jitter p50/p99/max {get(K.COMMAND_JITTER_P50)} / "
                  f"{get(K.COMMAND_JITTER_P99)} / {get(K.COMMAND_JITTER_MAX)} ms")
+    if SCHEDULING in v:
+        lines.append(f"  scheduler  {v[SCHEDULING]}")
     return lines
 
 

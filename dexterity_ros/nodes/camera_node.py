@@ -44,6 +44,7 @@ from ..camera import (CameraError, CameraNotFoundError, DepthReading, Exponentia
                       FrameStamper, FrameTimeoutError, PlaybackFinishedError, RealSenseCamera,
                       RealSenseCameraConfig)
 from ..config import ConfigError, param
+from ..realtime import RealtimeConfig
 from ..diagnostic_keys import Camera as K
 from ..ros.conversions import depth_to_image, intrinsics_to_camera_info
 from ..diagnostics import Level
@@ -71,7 +72,7 @@ QosName = Literal["SYSTEM_DEFAULT", "DEFAULT", "PARAMETER_EVENTS", "SERVICES_DEF
 
 
 @dataclass(frozen=True)
-class CameraNodeConfig(RealSenseCameraConfig):
+class CameraNodeConfig(RealSenseCameraConfig, RealtimeConfig):
     """The device parameters (realsense-ros names) plus how the node copes with losing the device."""
 
     wait_for_device: bool = param(False, "with no device at start, wait and retry with back-off instead of "

@@ -26,6 +26,7 @@ from std_srvs.srv import SetBool, Trigger
 from ..ros import conversions
 from .. import topics
 from ..config import ConfigError, param
+from ..realtime import RealtimeConfig
 from ..diagnostic_keys import Hand as K
 from ..diagnostics import Level
 from ..hand import (COMMANDING, STATE_LEVEL, DriverProfileConfig, FeedbackDecoder, FeedbackMismatch, HandController,
@@ -38,7 +39,7 @@ from ..ros.common import DexterityNode, qos_profile, run_node
 
 
 @dataclass(frozen=True)
-class HandNodeConfig(DriverProfileConfig):
+class HandNodeConfig(DriverProfileConfig, RealtimeConfig):
     """hand_node parameters, all read-only: a safety node changes behaviour only on restart.
 
     The driver-profile parameters (driver_profile, ros2_control_*, leap_feedback_topic) come from

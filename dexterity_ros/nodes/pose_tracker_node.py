@@ -21,6 +21,7 @@ from sensor_msgs.msg import PointCloud2
 
 from .. import topics
 from ..config import ConfigError, param
+from ..realtime import RealtimeConfig
 from ..diagnostic_keys import Tracker as K
 from ..diagnostics import Level
 from ..extrinsics import load_extrinsic
@@ -33,7 +34,7 @@ from ..tracking.tracker import PoseTracker, TrackStatus, load_tracker_config
 
 
 @dataclass(frozen=True)
-class PoseTrackerNodeConfig:
+class PoseTrackerNodeConfig(RealtimeConfig):
     object: str = param("cube", "object to track: a simulator object or one added with `dexterity-ros object add`")
     object_dir: str = param("", "extra directory searched first for <object>.npz models (empty: the user "
                                 "directory, then the simulator objects)")

@@ -26,6 +26,7 @@ from ..ros import conversions
 from .. import topics
 from ..camera_model import Intrinsics, IntrinsicsError
 from ..config import ConfigError, param
+from ..realtime import RealtimeConfig
 from ..diagnostic_keys import Segmentation as K
 from ..diagnostics import Level
 from ..extrinsics import load_extrinsic
@@ -41,7 +42,7 @@ from ..visualization import debug_image, debug_period_ns, labelled_window
 
 
 @dataclass(frozen=True)
-class SegmentationNodeConfig:
+class SegmentationNodeConfig(RealtimeConfig):
     perception_config: str = param("", "perception YAML shared with the simulator (empty: config/perception.yaml)")
     extrinsic_file: str = param("", "camera->palm extrinsic YAML (empty: config/extrinsics.yaml)")
     joint_state_wait: float = param(0.05, "s a depth frame waits for its camera_info and a joint state at its stamp "

@@ -28,6 +28,7 @@ from ..bags.io import BagError, BagReader
 from ..ros.messages import deserialize, message_class
 from ..bags.replay import ReplayOptions, ReplaySchedule
 from ..config import ConfigError, param
+from ..realtime import RealtimeConfig
 from ..diagnostic_keys import SimBridge as K
 from ..diagnostics import Level
 from ..hand.profiles import DriverProfileConfig
@@ -38,7 +39,7 @@ CLOCK_LEAD_S = 0.2       # replay clock: published this long before the first me
 
 
 @dataclass(frozen=True)
-class SimBridgeConfig(DriverProfileConfig):
+class SimBridgeConfig(DriverProfileConfig, RealtimeConfig):
     """Replay and live-mode parameters; live mode's hand speaks the driver profile (DriverProfileConfig)."""
 
     mode: Literal["replay", "live"] = param("replay", "replay: publish an episode bag; live: run the randomized "

@@ -13,6 +13,7 @@ from typing import Union
 
 from .. import topics
 from ..config import param
+from ..realtime import RealtimeConfig
 from ..hand_model import default_hand
 from ..paths import models_path
 from ..perception import load_perception_config
@@ -26,7 +27,7 @@ DEFAULT_MODEL = "student.onnx"
 
 
 @dataclass(frozen=True)
-class StudentNodeConfig:
+class StudentNodeConfig(RealtimeConfig):
     model_path: str = param("", "ONNX student carrying a policy contract (empty: the packaged models/student.onnx); "
                                 "a change is validated before the model is swapped")
     intra_op_threads: int = param(1, "onnxruntime intra-op threads (use the simulator's value for bit-identical "

@@ -49,6 +49,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from .. import diagnostic_keys
 from ..config import ConfigError, from_dict
 from ..diagnostics import Health, Level
+from ..realtime import apply_realtime_priority
 from ..stack_dump import register_stack_dump
 from ..topics import DIAGNOSTICS, QosClass, Topic
 from .native_teardown import destroy_node_without_gil
@@ -163,6 +164,7 @@ class _RejectUnknownParametersAfterInit(type(Node)):
         try:
             node.__init__(*args, **kwargs)
             node.reject_unknown_parameters()
+            node.apply_scheduling()          # last: every thread the node's construction started is covered
         except BaseException:
             try:
                 node.destroy_node()
@@ -280,6 +282,23 @@ class DexterityNode(Node, metaclass=_RejectUnknownParametersAfterInit):
                           + (f"; did you mean {', '.join(hints)}?" if hints else "")
                           + " (the node's parameters are listed in README.md, Parameters; "
                             "`ros2 param list` shows them on a running node)")
+
+    def apply_scheduling(self) -> None:
+        """SCHED_FIFO for this process's threads when the config asks (``realtime_priority``, RealtimeConfig).
+
+        Refused by the kernel (no CAP_SYS_NICE, no rtprio limit): a warning, a /diagnostics problem
+        and the reason under the ``scheduling`` value; the node runs on the normal scheduler.
+        """
+        priority = getattr(self.config, "realtime_priority", None)
+        if priority is None:
+            return
+        outcome = apply_realtime_priority(int(priority))
+        self.health.set_value(diagnostic_keys.SCHEDULING, outcome.describe())
+        if outcome.refused is not None:
+            self.health.problem(diagnostic_keys.SCHEDULING, Level.WARN, outcome.describe())
+            self.get_logger().warning(outcome.describe())
+        elif outcome.realtime:
+            self.get_logger().info(f"scheduling: {outcome.describe()}")
 
     def config_from_values(self, config_cls: type[C], values: dict[str, Any]) -> C:
         try:

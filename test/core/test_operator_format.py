@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dexterity_ros.diagnostic_keys import Hand as K
-from dexterity_ros.diagnostic_keys import TaskMetrics, count, rate
+from dexterity_ros.diagnostic_keys import SCHEDULING, TaskMetrics, count, rate
 from dexterity_ros.operator_format import (GoalSequence, OperatorInputError, TextOptions, choose_qos,
                                            coerce_to_declared, extract_field, format_hand_status, format_message,
                                            format_value, no_graph_message, parse_parameter_value, parse_quaternion,
@@ -232,6 +232,15 @@ def test_hand_status_screen():
     assert "limit violations 0 (must stay 0), clamped targets 2, rate limits hit 7" in text
     assert "allegro_v4: commands on allegroHand_0/joint_cmd" in text and "99.50 Hz" in text
     assert "settings   velocity_scale 0.5" in text
+    assert "scheduler" not in text                     # a hand_node from before realtime_priority
+
+
+def test_hand_status_says_how_the_hand_is_scheduled():
+    refused = "normal (SCHED_OTHER): realtime_priority 20 refused: Operation not permitted; run with CAP_SYS_NICE"
+    for value in ("SCHED_FIFO 20 (17 threads)", refused):
+        text = "\n".join(format_hand_status("/hand", 0, "ACTIVE", hand_values("ACTIVE", "policy", **{SCHEDULING: value}),
+                                            0.2))
+        assert f"  scheduler  {value}" in text
 
 
 def test_hand_status_names_faults_and_what_to_do():
