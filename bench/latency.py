@@ -131,10 +131,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1, help="demo runs per setting (latencies pooled by median)")
     parser.add_argument("--background-load", type=int, default=0, metavar="N",
                         help="N busy processes beside every run (a loaded machine)")
-    parser.add_argument("--settings", nargs="+", default=[name.replace(" ", "-") for name in SETTINGS],
-                        choices=[name.replace(" ", "-") for name in SETTINGS], help="which settings to run")
+    flags = {name.replace(" ", "-"): name for name in SETTINGS}        # "prompt only" -> --settings prompt-only
+    parser.add_argument("--settings", nargs="+", default=list(flags), choices=list(flags),
+                        help="which settings to run")
     args = parser.parse_args()
-    chosen = {name: SETTINGS[name] for name in SETTINGS if name.replace(" ", "-") in args.settings}
+    chosen = {flags[flag]: SETTINGS[flags[flag]] for flag in flags if flag in args.settings}
     hz = episode_depth_hz()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
     if "real-time" in chosen:

@@ -13,8 +13,6 @@ interpreter's finalizers touching the stuck entities.
 """
 from __future__ import annotations
 
-import faulthandler
-import sys
 import threading
 import time
 
@@ -22,7 +20,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from .common import teardown_grace_s
+from .common import report_stuck_teardown, teardown_grace_s
 from .native_teardown import destroy_node_without_gil
 
 SPIN_JOIN_S = 2.0            # the spin thread wakes every 0.05 s; more than that is a callback that hangs
@@ -47,8 +45,7 @@ class BackgroundNode:
         self.lock = threading.Lock()          # guards what callbacks collect
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._stopping = False
-        self._closed = False
+        self._stopping = False           # set once, by close()
         self._thread = threading.Thread(target=self._spin, name=f"{name}-spin", daemon=True)
         self._thread.start()
 
@@ -83,9 +80,8 @@ class BackgroundNode:
         Returns False when the teardown overran: it is then left on a daemon thread, and
         stderr says so with every thread's stack. Closing twice does nothing the second time.
         """
-        if self._closed:
+        if self._stopping:
             return True
-        self._closed = True
         self._stopping = True
         grace = teardown_grace_s() if grace_s is None else grace_s
         failure: list[BaseException] = []
@@ -104,12 +100,7 @@ class BackgroundNode:
                 raise failure[0]
             return True
         _left_behind.append(self.name)
-        try:
-            print(f"[WARN] {self.name}: ROS teardown did not finish within {grace:g} s (a DDS entity that does not "
-                  "close); going on without it; the stacks follow", file=sys.stderr, flush=True)
-            faulthandler.dump_traceback(all_threads=True)
-        except (OSError, ValueError, RuntimeError):      # no usable stderr: the count still says it
-            pass
+        report_stuck_teardown(self.name, grace, "going on without it")
         return False
 
     def _teardown(self) -> None:

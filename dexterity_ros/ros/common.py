@@ -497,18 +497,26 @@ class _TeardownWatchdog:
             pass
 
     def _expire(self) -> None:
-        _say(f"[WARN] {self.who}: ROS teardown did not finish within {self.grace_s:g} s (a DDS entity that does "
-             f"not close); exiting with code {self.code} without waiting for it; the stacks follow")
+        report_stuck_teardown(self.who, self.grace_s, f"exiting with code {self.code} without waiting for it")
         try:
-            faulthandler.dump_traceback(all_threads=True)
             sys.stdout.flush()
-        except (OSError, ValueError, RuntimeError):
+        except (OSError, ValueError):
             pass
         os._exit(self.code)
 
     def cancel(self) -> None:
         self._timer.cancel()
         faulthandler.cancel_dump_traceback_later()
+
+
+def report_stuck_teardown(who: str, grace_s: float, consequence: str) -> None:
+    """The one wording of a ROS teardown past its grace (a node's or a side node's), then every thread's stack."""
+    _say(f"[WARN] {who}: ROS teardown did not finish within {grace_s:g} s (a DDS entity that does not close); "
+         f"{consequence}; the stacks follow")
+    try:
+        faulthandler.dump_traceback(all_threads=True)
+    except (OSError, ValueError, RuntimeError):      # no usable stderr
+        pass
 
 
 def teardown_grace_s() -> float:

@@ -3,12 +3,16 @@
 A parity check once never returned in CI and, run with --quiet, left nothing to read; the tests that run
 such commands now ask for the stacks before they kill them (ros_harness.run_telling_where_it_hangs).
 """
+import os
+import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
-from ros_harness import run_telling_where_it_hangs
+from dexterity_ros.ros.common import TEARDOWN_GRACE_ENV
+from ros_harness import STALL_ENV, build_rmw_destroy_node_stall, run_telling_where_it_hangs
 
 
 def test_a_command_that_does_not_end_is_failed_with_its_stacks(tmp_path):
@@ -31,18 +35,11 @@ def test_an_operator_command_answers_even_when_its_dds_teardown_blocks(tmp_path)
     after its side node's teardown, which had no bound: a Fast DDS teardown that blocks hung the command.
     The real rmw_destroy_node is made to block for 120 s (LD_PRELOAD); the command must still print its
     answer and leave with its exit code within the teardown grace, saying why it did not wait."""
-    import os
-
-    from dexterity_ros.ros.common import TEARDOWN_GRACE_ENV
-    from ros_harness import STALL_ENV, build_rmw_destroy_node_stall
-
     library = build_rmw_destroy_node_stall(tmp_path)
     command = [sys.executable, "-m", "dexterity_ros.cli", "hand", "home", "--node", "/nobody_here/hand",
                "--timeout", "1"]
     env = {**os.environ, TEARDOWN_GRACE_ENV: "1.5", "LD_PRELOAD": str(library), STALL_ENV: "120",
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "OFF"}          # nothing to find: the command fails after its 1 s wait
-    import subprocess
-    import time
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
     elapsed = time.monotonic() - started
